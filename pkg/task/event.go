@@ -1,0 +1,75 @@
+package task
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Phase is what an event reports about one attempt of a task.
+type Phase string
+
+// The phases of an attempt. PhaseSubmitted is the dispatcher's record of a
+// new task; started, retrying, succeeded and failed come from runners;
+// PhaseCancelled comes from a cancel request.
+const (
+	PhaseSubmitted Phase = "submitted"
+	PhaseStarted   Phase = "started"
+	PhaseRetrying  Phase = "retrying"
+	PhaseSucceeded Phase = "succeeded"
+	PhaseFailed    Phase = "failed"
+	PhaseCancelled Phase = "cancelled"
+)
+
+// State returns the task state an event of phase p puts a task in.
+func (p Phase) State() State {
+	switch p {
+	case PhaseStarted:
+		return Running
+	case PhaseRetrying:
+		return Retrying
+	case PhaseSucceeded:
+		return Succeeded
+	case PhaseFailed:
+		return Failed
+	case PhaseCancelled:
+		return Cancelled
+	}
+	return Queued
+}
+
+// Event is what a runner publishes about an attempt, for the collector to
+// apply to the status store. Every event carries the whole story of its
+// attempt (start time, runner, outcome), so the final document depends only
+// on which event ranks highest, never on the order events arrive in.
+type Event struct {
+	TaskID      string          `json:"task_id"`
+	Function    string          `json:"function"`
+	Queue       string          `json:"queue"`
+	MaxAttempts int             `json:"max_attempts"`
+	CreatedAt   time.Time       `json:"created_at"`
+	Attempt     int             `json:"attempt"`
+	Phase       Phase           `json:"phase"`
+	Runner      string          `json:"runner,omitempty"`
+	At          time.Time       `json:"at"`
+	StartedAt   *time.Time      `json:"started_at,omitempty"`
+	Error       string          `json:"error,omitempty"`
+	Result      json.RawMessage `json:"result,omitempty"`
+	ResultRef   string          `json:"result_ref,omitempty"`
+	// NextAttemptAt is set on Retrying events.
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+}
+
+// RunnerInfo is a runner's heartbeat: who it is and what it is doing. The
+// collector keeps the latest one per runner.
+type RunnerInfo struct {
+	ID          string    `json:"id" docstore:"id"`
+	Name        string    `json:"name" docstore:"name"`
+	Host        string    `json:"host,omitempty" docstore:"host"`
+	Functions   []string  `json:"functions" docstore:"functions"`
+	Concurrency int       `json:"concurrency" docstore:"concurrency"`
+	Active      int       `json:"active" docstore:"active"`
+	StartedAt   time.Time `json:"started_at" docstore:"started_at"`
+	SeenAt      time.Time `json:"seen_at" docstore:"seen_at"`
+	Kind        string    `json:"-" docstore:"kind"`
+	ExpiresAt   int64     `json:"-" docstore:"expires_at"`
+}

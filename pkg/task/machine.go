@@ -1,0 +1,154 @@
+package task
+
+import (
+	"strings"
+	"time"
+)
+
+// The state machine. Queues deliver events at least once and in any order,
+// so the collector never asks "what happened last?" but "which event ranks
+// highest?". A status document reflects the highest-ranked event applied to
+// it, and every event carries all a document needs from its attempt, so any
+// order and any number of duplicates of the same events give the same
+// document. The ranking, highest first:
+//
+//  1. A terminal event beats any non-terminal one: terminal never regresses.
+//  2. Among terminal events a cancellation wins; otherwise the earliest
+//     attempt's outcome stands (the first outcome is the one clients may
+//     already have read), succeeded beating failed within one attempt.
+//  3. Among non-terminal events a later attempt beats an earlier one, and
+//     within one attempt a later phase beats an earlier one
+//     (submitted < started < retrying).
+//  4. Remaining ties (two runners holding the same delivery) are broken by
+//     time, then by runner name, so that the rule is a total order.
+
+// phaseOrder orders the phases of one attempt.
+func phaseOrder(p Phase) int {
+	switch p {
+	case PhaseSubmitted:
+		return 0
+	case PhaseStarted:
+		return 1
+	case PhaseRetrying:
+		return 2
+	case PhaseFailed:
+		return 3
+	case PhaseSucceeded:
+		return 4
+	case PhaseCancelled:
+		return 5
+	}
+	return -1
+}
+
+// mark is what the ranking looks at: an event, or the event a document
+// reflects.
+type mark struct {
+	phase   Phase
+	attempt int
+	at      time.Time
+	runner  string
+}
+
+func (e *Event) mark() mark {
+	return mark{phase: e.Phase, attempt: e.Attempt, at: e.At, runner: e.Runner}
+}
+
+func (s *Status) mark() mark {
+	return mark{phase: s.Phase, attempt: s.Attempt, at: s.EventAt, runner: s.Runner}
+}
+
+// compareMarks returns +1 if a outranks b, -1 if b outranks a, 0 if they are
+// the same event.
+func compareMarks(a, b mark) int {
+	at, bt := a.phase.State().Terminal(), b.phase.State().Terminal()
+	switch {
+	case at && !bt:
+		return 1
+	case bt && !at:
+		return -1
+	case at && bt:
+		ac, bc := a.phase == PhaseCancelled, b.phase == PhaseCancelled
+		if ac != bc {
+			return boolSign(ac)
+		}
+		if a.attempt != b.attempt {
+			return boolSign(a.attempt < b.attempt)
+		}
+		if a.phase != b.phase {
+			return boolSign(phaseOrder(a.phase) > phaseOrder(b.phase))
+		}
+		if !a.at.Equal(b.at) {
+			return boolSign(a.at.Before(b.at))
+		}
+		return -strings.Compare(a.runner, b.runner)
+	default:
+		if a.attempt != b.attempt {
+			return boolSign(a.attempt > b.attempt)
+		}
+		if a.phase != b.phase {
+			return boolSign(phaseOrder(a.phase) > phaseOrder(b.phase))
+		}
+		if !a.at.Equal(b.at) {
+			return boolSign(a.at.After(b.at))
+		}
+		return strings.Compare(a.runner, b.runner)
+	}
+}
+
+func boolSign(b bool) int {
+	if b {
+		return 1
+	}
+	return -1
+}
+
+// Outranks reports whether applying e to s would change it.
+func (s *Status) Outranks(e *Event) bool {
+	return compareMarks(s.mark(), e.mark()) > 0
+}
+
+// Apply applies e to s by the ranking above and reports whether s changed.
+// A zero Status (a document the store does not have yet) takes its task
+// fields from the event. Everything else in s comes from e alone: an event
+// that interrupts an attempt (a cancellation) carries that attempt's number,
+// runner and start time.
+func (s *Status) Apply(e *Event) bool {
+	if s.ID == "" {
+		s.ID = e.TaskID
+		s.Function = e.Function
+		s.Queue = e.Queue
+		s.MaxAttempts = e.MaxAttempts
+		s.CreatedAt = e.CreatedAt
+		s.Kind = KindTask
+		s.Phase = PhaseSubmitted
+		s.State = Queued
+		s.EventAt = e.CreatedAt
+	}
+	if s.Phase != "" && compareMarks(e.mark(), s.mark()) <= 0 {
+		return false
+	}
+	s.Phase = e.Phase
+	s.State = e.Phase.State()
+	s.EventAt = e.At
+	s.Runner = e.Runner
+	s.Error = e.Error
+	s.Result = e.Result
+	s.ResultJSON = string(e.Result)
+	s.ResultRef = e.ResultRef
+	s.NextAttemptAt = e.NextAttemptAt
+	s.Attempt = e.Attempt
+	switch {
+	case e.StartedAt != nil:
+		s.StartedAt = e.StartedAt
+	case e.Phase == PhaseStarted:
+		at := e.At
+		s.StartedAt = &at
+	}
+	s.FinishedAt = nil
+	if s.State.Terminal() {
+		at := e.At
+		s.FinishedAt = &at
+	}
+	return true
+}

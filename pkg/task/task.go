@@ -1,0 +1,126 @@
+package task
+
+import (
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Defaults applied to a Spec's zero values.
+const (
+	DefaultQueue       = "default"
+	DefaultTimeout     = 5 * time.Minute
+	DefaultMaxAttempts = 3
+
+	// MaxAttemptsLimit bounds Spec.MaxAttempts. The SQS redrive policy of
+	// the tasks queue must allow at least this many receives.
+	MaxAttemptsLimit = 100
+	// MaxTimeout bounds Spec.Timeout: SQS cannot hold a message invisible
+	// for longer than 12 hours.
+	MaxTimeout = 12 * time.Hour
+	// MaxDelay bounds Spec.Delay.
+	MaxDelay = 12 * time.Hour
+)
+
+// ErrPermanent marks a function failure that is not worth retrying: the task
+// fails at once, whatever attempts are left. Wrap it:
+//
+//	return nil, fmt.Errorf("parse %q: %w", name, task.ErrPermanent)
+var ErrPermanent = errors.New("permanent failure")
+
+// Task is one unit of work as a runner sees it: the submitted spec plus the
+// delivery's attempt number. Args holds the JSON arguments, already fetched
+// from the archive when they travelled as a claim check.
+type Task struct {
+	ID          string
+	Function    string
+	Queue       string
+	Args        json.RawMessage
+	Timeout     time.Duration
+	MaxAttempts int
+	CreatedAt   time.Time
+	// Attempt counts deliveries of this task, starting at 1.
+	Attempt int
+}
+
+// Result is a function's output, a JSON document.
+type Result json.RawMessage
+
+// JSONResult marshals v into a Result.
+func JSONResult(v any) (Result, error) {
+	b, err := json.Marshal(v)
+	return Result(b), err
+}
+
+// State is where a task is in its life.
+type State string
+
+// The states of DESIGN.md. Succeeded, Failed and Cancelled are terminal.
+const (
+	Queued    State = "queued"
+	Running   State = "running"
+	Retrying  State = "retrying"
+	Succeeded State = "succeeded"
+	Failed    State = "failed"
+	Cancelled State = "cancelled"
+)
+
+// Terminal reports whether no event can move a task out of s.
+func (s State) Terminal() bool {
+	return s == Succeeded || s == Failed || s == Cancelled
+}
+
+// Valid reports whether s is one of the defined states.
+func (s State) Valid() bool {
+	switch s {
+	case Queued, Running, Retrying, Succeeded, Failed, Cancelled:
+		return true
+	}
+	return false
+}
+
+// Status is the status document clients read, and the record the status
+// store keeps for each task. Its JSON form is the API's.
+type Status struct {
+	ID          string          `json:"id" docstore:"id"`
+	Function    string          `json:"function" docstore:"function"`
+	Queue       string          `json:"queue" docstore:"queue"`
+	State       State           `json:"state" docstore:"state"`
+	Attempt     int             `json:"attempt" docstore:"attempt"`
+	MaxAttempts int             `json:"max_attempts" docstore:"max_attempts"`
+	CreatedAt   time.Time       `json:"created_at" docstore:"created_at"`
+	StartedAt   *time.Time      `json:"started_at,omitempty" docstore:"started_at"`
+	FinishedAt  *time.Time      `json:"finished_at,omitempty" docstore:"finished_at"`
+	Runner      string          `json:"runner,omitempty" docstore:"runner"`
+	Error       string          `json:"error,omitempty" docstore:"error"`
+	Result      json.RawMessage `json:"result,omitempty" docstore:"-"`
+	ResultRef   string          `json:"result_ref,omitempty" docstore:"result_ref"`
+	// NextAttemptAt is when a retrying task is due again.
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty" docstore:"next_attempt_at"`
+	// IdempotencyKey is the key the task was submitted with, if any.
+	IdempotencyKey string `json:"idempotency_key,omitempty" docstore:"idempotency_key"`
+
+	// Fields below are bookkeeping of the store, not part of the API.
+
+	// Kind tells task documents from the other records in the collection.
+	Kind string `json:"-" docstore:"kind"`
+	// ResultJSON holds Result in the store: docstore drivers do not all
+	// round-trip raw JSON bytes as such.
+	ResultJSON string `json:"-" docstore:"result"`
+	// Phase, EventAt and EventRunner identify the event the document
+	// reflects, so that the collector can rank a newcomer against it.
+	Phase   Phase     `json:"-" docstore:"phase"`
+	EventAt time.Time `json:"-" docstore:"event_at"`
+	// ExpiresAt is when the store may delete the document (DynamoDB TTL,
+	// as epoch seconds).
+	ExpiresAt int64 `json:"-" docstore:"expires_at"`
+	// DocstoreRevision is the store's optimistic-concurrency token.
+	DocstoreRevision any `json:"-" docstore:"DocstoreRevision"`
+}
+
+// Kinds of records in the status collection.
+const (
+	KindTask   = "task"
+	KindRunner = "runner"
+	KindKey    = "idempotency"
+)
