@@ -51,12 +51,12 @@ type Event struct {
 	Phase       Phase           `json:"phase"`
 	Runner      string          `json:"runner,omitempty"`
 	At          time.Time       `json:"at"`
-	StartedAt   *time.Time      `json:"started_at,omitempty"`
+	StartedAt   time.Time       `json:"started_at,omitzero"`
 	Error       string          `json:"error,omitempty"`
 	Result      json.RawMessage `json:"result,omitempty"`
 	ResultRef   string          `json:"result_ref,omitempty"`
 	// NextAttemptAt is set on Retrying events.
-	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+	NextAttemptAt time.Time `json:"next_attempt_at,omitzero"`
 }
 
 // RunnerInfo is a runner's heartbeat: who it is and what it is doing. The

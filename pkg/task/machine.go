@@ -138,17 +138,13 @@ func (s *Status) Apply(e *Event) bool {
 	s.ResultRef = e.ResultRef
 	s.NextAttemptAt = e.NextAttemptAt
 	s.Attempt = e.Attempt
-	switch {
-	case e.StartedAt != nil:
-		s.StartedAt = e.StartedAt
-	case e.Phase == PhaseStarted:
-		at := e.At
-		s.StartedAt = &at
+	s.StartedAt = e.StartedAt
+	if s.StartedAt.IsZero() && e.Phase == PhaseStarted {
+		s.StartedAt = e.At
 	}
-	s.FinishedAt = nil
+	s.FinishedAt = time.Time{}
 	if s.State.Terminal() {
-		at := e.At
-		s.FinishedAt = &at
+		s.FinishedAt = e.At
 	}
 	return true
 }

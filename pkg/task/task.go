@@ -89,14 +89,14 @@ type Status struct {
 	Attempt     int             `json:"attempt" docstore:"attempt"`
 	MaxAttempts int             `json:"max_attempts" docstore:"max_attempts"`
 	CreatedAt   time.Time       `json:"created_at" docstore:"created_at"`
-	StartedAt   *time.Time      `json:"started_at,omitempty" docstore:"started_at"`
-	FinishedAt  *time.Time      `json:"finished_at,omitempty" docstore:"finished_at"`
+	StartedAt   time.Time       `json:"started_at,omitzero" docstore:"started_at"`
+	FinishedAt  time.Time       `json:"finished_at,omitzero" docstore:"finished_at"`
 	Runner      string          `json:"runner,omitempty" docstore:"runner"`
 	Error       string          `json:"error,omitempty" docstore:"error"`
 	Result      json.RawMessage `json:"result,omitempty" docstore:"-"`
 	ResultRef   string          `json:"result_ref,omitempty" docstore:"result_ref"`
 	// NextAttemptAt is when a retrying task is due again.
-	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty" docstore:"next_attempt_at"`
+	NextAttemptAt time.Time `json:"next_attempt_at,omitzero" docstore:"next_attempt_at"`
 	// IdempotencyKey is the key the task was submitted with, if any.
 	IdempotencyKey string `json:"idempotency_key,omitempty" docstore:"idempotency_key"`
 

@@ -1,0 +1,600 @@
+// Package api is the dispatch HTTP API of DESIGN.md as an http.Handler:
+// submit (single and batch), read with long-poll, list, cancel, results,
+// runners, and health. It validates before it touches anything: a rejected
+// request enqueues and archives nothing.
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/droverhq/drover/pkg/task"
+)
+
+// Config tunes the API. Zero values take the defaults in parentheses.
+type Config struct {
+	// APIKeys are the accepted bearer tokens; empty disables auth.
+	APIKeys []string
+	// MaxBody caps a request body (16 MiB).
+	MaxBody int64
+	// PayloadLimit is the largest args kept inline in the task message;
+	// larger args are archived (task.DefaultPayloadLimit).
+	PayloadLimit int
+	// IdempotencyWindow is how long an idempotency key maps to its first
+	// task (24h).
+	IdempotencyWindow time.Duration
+	// SendTimeout bounds enqueueing one request's tasks (10s); past it the
+	// request fails with 503.
+	SendTimeout time.Duration
+	// MaxWait caps ?wait= long-polls (60s).
+	MaxWait time.Duration
+	// RunnerWindow is how recently a runner must have been seen to be
+	// listed (1m).
+	RunnerWindow time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.MaxBody <= 0 {
+		c.MaxBody = 16 << 20
+	}
+	if c.PayloadLimit <= 0 {
+		c.PayloadLimit = task.DefaultPayloadLimit
+	}
+	if c.IdempotencyWindow <= 0 {
+		c.IdempotencyWindow = 24 * time.Hour
+	}
+	if c.SendTimeout <= 0 {
+		c.SendTimeout = 10 * time.Second
+	}
+	if c.MaxWait <= 0 {
+		c.MaxWait = 60 * time.Second
+	}
+	if c.RunnerWindow <= 0 {
+		c.RunnerWindow = time.Minute
+	}
+}
+
+// Server serves the API.
+type Server struct {
+	tasks   *task.Topic
+	archive *task.Archive
+	store   *task.Store
+	log     *slog.Logger
+	cfg     Config
+	mux     *http.ServeMux
+}
+
+// New returns a Server that enqueues on tasks, archives large payloads in
+// archive and reads statuses from store.
+func New(tasks *task.Topic, archive *task.Archive, store *task.Store, log *slog.Logger, cfg Config) *Server {
+	cfg.defaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{tasks: tasks, archive: archive, store: store, log: log, cfg: cfg, mux: http.NewServeMux()}
+	s.mux.HandleFunc("POST /v1/tasks", s.authed(s.submitOne))
+	s.mux.HandleFunc("POST /v1/tasks/batch", s.authed(s.submitBatch))
+	s.mux.HandleFunc("GET /v1/tasks", s.authed(s.list))
+	s.mux.HandleFunc("GET /v1/tasks/{id}", s.authed(s.get))
+	s.mux.HandleFunc("DELETE /v1/tasks/{id}", s.authed(s.cancel))
+	s.mux.HandleFunc("GET /v1/tasks/{id}/result", s.authed(s.result))
+	s.mux.HandleFunc("GET /v1/runners", s.authed(s.runners))
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.mux.HandleFunc("GET /readyz", s.ready)
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		// The mux answers 404, or 405 with Allow: as a problem document.
+		s.mux.ServeHTTP(&statusSniffer{ResponseWriter: w}, r)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// statusSniffer turns the mux's plain-text 404 and 405 into problems.
+type statusSniffer struct {
+	http.ResponseWriter
+	done bool
+}
+
+func (s *statusSniffer) WriteHeader(code int) {
+	s.done = true
+	switch code {
+	case http.StatusNotFound:
+		writeProblem(s.ResponseWriter, code, probNotFound, "no such endpoint")
+	case http.StatusMethodNotAllowed:
+		writeProblem(s.ResponseWriter, code, probMethod, "method not allowed here; allowed: %s", s.Header().Get("Allow"))
+	default:
+		s.ResponseWriter.WriteHeader(code)
+	}
+}
+
+func (s *statusSniffer) Write(b []byte) (int, error) {
+	if s.done {
+		return len(b), nil
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
+	if len(s.cfg.APIKeys) == 0 {
+		return h
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if ok {
+			for _, k := range s.cfg.APIKeys {
+				if subtle.ConstantTimeCompare([]byte(token), []byte(k)) == 1 {
+					h(w, r)
+					return
+				}
+			}
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="drover"`)
+		writeProblem(w, http.StatusUnauthorized, probAuth, "a valid API key is required: Authorization: Bearer <key>")
+	}
+}
+
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var (
+		re *requestError
+		fe *task.FieldError
+		pe *problemError
+	)
+	switch {
+	case errors.As(err, &pe):
+		writeProblemDoc(w, pe.p)
+	case errors.As(err, &re):
+		writeProblem(w, re.status, re.kind, "%s", re.detail)
+	case errors.As(err, &fe):
+		writeProblem(w, http.StatusUnprocessableEntity, probValidation, "%s", fe.Error())
+	case errors.Is(err, task.ErrNotFound):
+		writeProblem(w, http.StatusNotFound, probNotFound, "%v", err)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		writeProblem(w, http.StatusServiceUnavailable, probUnavailable, "timed out: %v", err)
+	default:
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeProblem(w, http.StatusServiceUnavailable, probUnavailable, "%v", err)
+	}
+}
+
+func (s *Server) submitOne(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(w, r, s.cfg.MaxBody)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var in submitSpec
+	if err := decodeStrict(body, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	spec, err := in.spec("")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	sts, err := s.Submit(r.Context(), []task.Spec{spec})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/v1/tasks/"+sts[0].ID)
+	writeJSON(w, http.StatusAccepted, sts[0])
+}
+
+func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(w, r, s.cfg.MaxBody)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var in struct {
+		Tasks []submitSpec `json:"tasks"`
+	}
+	if err := decodeStrict(body, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	switch n := len(in.Tasks); {
+	case n == 0:
+		s.fail(w, r, &task.FieldError{Field: "tasks", Reason: "is empty; a batch needs at least one task"})
+		return
+	case n > MaxBatch:
+		s.fail(w, r, &task.FieldError{Field: "tasks", Reason: fmt.Sprintf("holds %d tasks, more than the %d a batch may hold", n, MaxBatch)})
+		return
+	}
+	specs := make([]task.Spec, len(in.Tasks))
+	for i := range in.Tasks {
+		if specs[i], err = in.Tasks[i].spec(fmt.Sprintf("tasks[%d].", i)); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	sts, err := s.Submit(r.Context(), specs)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"tasks": sts})
+}
+
+// Submit enqueues validated, normalized specs and returns their statuses
+// in order. A spec whose idempotency key is already held returns the
+// first task's status and enqueues nothing. If some tasks cannot be
+// enqueued, Submit rolls back what it did for them and returns an error;
+// tasks already enqueued stay enqueued and are named in the error.
+func (s *Server) Submit(ctx context.Context, specs []task.Spec) ([]*task.Status, error) {
+	now := time.Now().UTC()
+	for i, sp := range specs {
+		if d := time.Duration(sp.Delay); d > s.tasks.MaxDelay() {
+			field := "delay"
+			if len(specs) > 1 {
+				field = fmt.Sprintf("tasks[%d].delay", i)
+			}
+			if s.tasks.MaxDelay() == 0 {
+				return nil, &task.FieldError{Field: field, Reason: "the tasks topic (DROVER_TASKS_TOPIC) cannot delay messages"}
+			}
+			return nil, &task.FieldError{Field: field, Reason: fmt.Sprintf("%s is longer than the %s the tasks topic can delay", d, s.tasks.MaxDelay())}
+		}
+	}
+
+	sts := make([]*task.Status, len(specs))
+	fresh := make([]bool, len(specs))
+	replayOf := make([]int, len(specs)) // within-batch duplicate keys
+	firstWithKey := map[string]int{}
+	for i, sp := range specs {
+		replayOf[i] = -1
+		id := task.NewID(now)
+		if sp.IdempotencyKey != "" {
+			if j, dup := firstWithKey[sp.IdempotencyKey]; dup {
+				replayOf[i] = j
+				continue
+			}
+			firstWithKey[sp.IdempotencyKey] = i
+			held, err := s.store.ClaimKey(ctx, sp.IdempotencyKey, id, now, s.cfg.IdempotencyWindow, time.Minute)
+			if err != nil {
+				s.rollback(ctx, specs, sts, fresh)
+				return nil, fmt.Errorf("submit: %w", err)
+			}
+			if held != id {
+				st, err := s.awaitStatus(ctx, held)
+				if err != nil {
+					s.rollback(ctx, specs, sts, fresh)
+					return nil, fmt.Errorf("idempotency key %q: %w", clip(sp.IdempotencyKey), err)
+				}
+				sts[i] = st
+				continue
+			}
+		}
+		fresh[i] = true
+		sts[i] = &task.Status{
+			ID: id, Function: sp.Function, Queue: sp.Queue, State: task.Queued,
+			MaxAttempts: sp.MaxAttempts, CreatedAt: now, IdempotencyKey: sp.IdempotencyKey,
+		}
+	}
+
+	sctx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
+	defer cancel()
+	var (
+		idx    []int
+		bodies [][]byte
+		delays []time.Duration
+		g      errgroup.Group
+	)
+	g.SetLimit(16)
+	for i, sp := range specs {
+		if !fresh[i] {
+			continue
+		}
+		m := &task.Message{
+			ID: sts[i].ID, Function: sp.Function, Queue: sp.Queue, Args: sp.Args,
+			TimeoutMS: time.Duration(sp.Timeout).Milliseconds(), MaxAttempts: sp.MaxAttempts, CreatedAt: now,
+		}
+		if len(sp.Args) > s.cfg.PayloadLimit {
+			m.Args, m.ArgsRef = nil, task.PayloadKey(m.ID)
+			args := sp.Args
+			g.Go(func() error { return s.archive.Put(sctx, m.ArgsRef, "application/json", args) })
+		}
+		b, err := task.EncodeMessage(m)
+		if err != nil {
+			s.rollback(ctx, specs, sts, fresh)
+			return nil, fmt.Errorf("encode task %s: %w", m.ID, err)
+		}
+		idx, bodies, delays = append(idx, i), append(bodies, b), append(delays, time.Duration(sp.Delay))
+	}
+	if err := g.Wait(); err != nil {
+		s.rollback(ctx, specs, sts, fresh)
+		return nil, fmt.Errorf("archive payload: %w", err)
+	}
+	failed := s.tasks.SendAll(sctx, bodies, delays)
+	var created []*task.Status
+	for k, i := range idx {
+		if _, bad := failed[k]; !bad {
+			created = append(created, sts[i])
+			fresh[i] = false // enqueued: not to be rolled back
+		}
+	}
+	if err := s.store.CreateMany(context.WithoutCancel(ctx), created); err != nil {
+		// The tasks are enqueued; the collector creates their documents
+		// from their events.
+		s.log.Warn("could not write queued statuses", "tasks", len(created), "err", err)
+	}
+	for i, j := range replayOf {
+		if j >= 0 {
+			sts[i] = sts[j]
+		}
+	}
+	if len(failed) > 0 {
+		s.rollback(context.WithoutCancel(ctx), specs, sts, fresh)
+		var first error
+		for _, err := range failed {
+			first = err
+			break
+		}
+		p := &Problem{
+			Type: "urn:drover:problem:" + probUnavailable, Title: http.StatusText(http.StatusServiceUnavailable),
+			Status: http.StatusServiceUnavailable,
+			Detail: fmt.Sprintf("%d of %d tasks could not be enqueued (%v); nothing was kept for them", len(failed), len(idx), first),
+		}
+		for _, st := range created {
+			p.Enqueued = append(p.Enqueued, st)
+		}
+		return nil, &problemError{p}
+	}
+	return sts, nil
+}
+
+// problemError carries a complete problem document.
+type problemError struct{ p *Problem }
+
+func (e *problemError) Error() string { return e.p.Detail }
+
+// rollback undoes the side effects of tasks marked fresh (not enqueued):
+// archived payloads and idempotency claims.
+func (s *Server) rollback(ctx context.Context, specs []task.Spec, sts []*task.Status, fresh []bool) {
+	for i, f := range fresh {
+		if !f || sts[i] == nil {
+			continue
+		}
+		if len(specs[i].Args) > s.cfg.PayloadLimit {
+			if err := s.archive.Delete(ctx, task.PayloadKey(sts[i].ID)); err != nil {
+				s.log.Warn("rollback: could not delete payload", "task_id", sts[i].ID, "err", err)
+			}
+		}
+		if specs[i].IdempotencyKey != "" {
+			if err := s.store.ReleaseKey(ctx, specs[i].IdempotencyKey, sts[i].ID); err != nil {
+				s.log.Warn("rollback: could not release idempotency key", "task_id", sts[i].ID, "err", err)
+			}
+		}
+	}
+}
+
+// awaitStatus reads the status of a task another request is submitting,
+// waiting briefly for its document to appear.
+func (s *Server) awaitStatus(ctx context.Context, id string) (*task.Status, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for wait := 5 * time.Millisecond; ; wait = min(wait*2, 200*time.Millisecond) {
+		st, err := s.store.Get(ctx, id)
+		if err == nil || !errors.Is(err, task.ErrNotFound) || time.Now().After(deadline) {
+			return st, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (s *Server) taskID(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id := r.PathValue("id")
+	if !task.ValidID(id) {
+		writeProblem(w, http.StatusNotFound, probNotFound, "%q is not a task ID", clip(id))
+		return "", false
+	}
+	return id, true
+}
+
+func (s *Server) get(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.taskID(w, r)
+	if !ok {
+		return
+	}
+	var wait time.Duration
+	if v := r.URL.Query().Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			writeProblem(w, http.StatusBadRequest, probMalformed, "wait: %q is not a duration such as \"30s\"", clip(v))
+			return
+		}
+		wait = min(d, s.cfg.MaxWait)
+	}
+	st, err := s.store.Get(r.Context(), id)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if wait > 0 && !st.State.Terminal() {
+		st, err = s.poll(r.Context(), id, st, wait)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// poll re-reads a status until it is terminal or wait has passed.
+func (s *Server) poll(ctx context.Context, id string, st *task.Status, wait time.Duration) (*task.Status, error) {
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for step := 5 * time.Millisecond; !st.State.Terminal(); step = min(step*2, 250*time.Millisecond) {
+		select {
+		case <-ctx.Done():
+			return st, nil
+		case <-deadline.C:
+			return st, nil
+		case <-time.After(step):
+		}
+		next, err := s.store.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		st = next
+	}
+	return st, nil
+}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	for k := range q {
+		switch k {
+		case "state", "function", "limit", "cursor":
+		default:
+			writeProblem(w, http.StatusBadRequest, probMalformed, "unknown query parameter %q (allowed: state, function, limit, cursor)", clip(k))
+			return
+		}
+	}
+	lq := task.ListQuery{State: task.State(q.Get("state")), Function: q.Get("function"), Cursor: q.Get("cursor"), Limit: 50}
+	if lq.State != "" && !lq.State.Valid() {
+		writeProblem(w, http.StatusBadRequest, probMalformed, "state: %q is not one of queued, running, retrying, succeeded, failed, cancelled", clip(string(lq.State)))
+		return
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			writeProblem(w, http.StatusBadRequest, probMalformed, "limit: %q is not a number from 1 to 1000", clip(v))
+			return
+		}
+		lq.Limit = n
+	}
+	if lq.Cursor != "" && !task.ValidID(lq.Cursor) {
+		writeProblem(w, http.StatusBadRequest, probMalformed, "cursor: %q is not a cursor this API returned", clip(lq.Cursor))
+		return
+	}
+	sts, next, err := s.store.List(r.Context(), lq)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if sts == nil {
+		sts = []*task.Status{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tasks": sts, "next_cursor": next})
+}
+
+func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.taskID(w, r)
+	if !ok {
+		return
+	}
+	st, err := s.store.Cancel(r.Context(), id, "cancelled by request")
+	switch {
+	case errors.Is(err, task.ErrTerminal):
+		writeProblem(w, http.StatusConflict, probConflict, "task %s already ended %s", id, st.State)
+	case err != nil:
+		s.fail(w, r, err)
+	default:
+		s.log.Info("task cancelled", "task_id", id, "attempt", st.Attempt)
+		writeJSON(w, http.StatusOK, st)
+	}
+}
+
+func (s *Server) result(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.taskID(w, r)
+	if !ok {
+		return
+	}
+	st, err := s.store.Get(r.Context(), id)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if st.State != task.Succeeded {
+		writeProblem(w, http.StatusConflict, probConflict, "task %s is %s; only a succeeded task has a result", id, st.State)
+		return
+	}
+	if st.ResultRef == "" {
+		body := []byte(st.Result)
+		if len(body) == 0 {
+			body = []byte("null")
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+		return
+	}
+	rd, err := s.archive.Open(r.Context(), st.ResultRef)
+	if err != nil {
+		if errors.Is(err, task.ErrNoBlob) {
+			writeProblem(w, http.StatusNotFound, probNotFound, "result of task %s (%s) is no longer in the archive", id, st.ResultRef)
+			return
+		}
+		s.fail(w, r, err)
+		return
+	}
+	defer rd.Close()
+	ct := rd.ContentType()
+	if ct == "" {
+		ct = "application/json"
+	}
+	w.Header().Set("Content-Type", ct)
+	w.Header().Set("Content-Length", strconv.FormatInt(rd.Size(), 10))
+	if _, err := io.Copy(w, rd); err != nil {
+		s.log.Warn("result stream interrupted", "task_id", id, "err", err)
+	}
+}
+
+func (s *Server) runners(w http.ResponseWriter, r *http.Request) {
+	rs, err := s.store.Runners(r.Context(), time.Now().Add(-s.cfg.RunnerWindow))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if rs == nil {
+		rs = []*task.RunnerInfo{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"runners": rs})
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	checks := map[string]string{}
+	okAll := true
+	for name, ping := range map[string]func(context.Context) error{
+		"store": s.store.Ping, "bucket": s.archive.Ping, "queue": s.tasks.Ping,
+	} {
+		if err := ping(ctx); err != nil {
+			checks[name], okAll = err.Error(), false
+		} else {
+			checks[name] = "ok"
+		}
+	}
+	if !okAll {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"type": "urn:drover:problem:" + probUnavailable, "title": "Service Unavailable",
+			"status": http.StatusServiceUnavailable, "detail": "a dependency is unreachable", "checks": checks,
+		})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": checks})
+}

@@ -1,0 +1,137 @@
+// Package awstest starts a local AWS emulator (moto_server) for tests: one
+// process per test binary, on a free loopback port, stopped by the same
+// code that started it.
+package awstest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Moto is a running moto_server.
+type Moto struct {
+	// Endpoint is the emulator's base URL, for AWS_ENDPOINT_URL.
+	Endpoint string
+	cmd      *exec.Cmd
+	done     chan struct{}
+}
+
+// Region and credentials the emulator is used with.
+const (
+	Region    = "us-east-1"
+	AccountID = "123456789012"
+)
+
+// ErrNoEmulator is returned by Start when moto_server is not installed.
+var ErrNoEmulator = errors.New("moto_server not found on PATH (install moto[server] 5.x)")
+
+// Start launches moto_server on a free loopback port and waits until it
+// answers. Stop must be called to end it.
+func Start() (*Moto, error) {
+	bin, err := exec.LookPath("moto_server")
+	if err != nil {
+		return nil, ErrNoEmulator
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if os.Getenv("DROVER_MOTO_LOG") == "" {
+		cmd.Stdout, cmd.Stderr = nil, nil
+	} else {
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start moto_server: %w", err)
+	}
+	m := &Moto{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(m.done) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(m.Endpoint + "/moto-api/")
+		if err == nil {
+			resp.Body.Close()
+			return m, nil
+		}
+		select {
+		case <-m.done:
+			return nil, fmt.Errorf("moto_server on port %d exited at start", port)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			m.Stop()
+			return nil, fmt.Errorf("moto_server on port %d did not answer within 30s", port)
+		}
+	}
+}
+
+// Env returns the environment variables that point the AWS SDK at the
+// emulator, as KEY=VALUE pairs.
+func (m *Moto) Env() []string {
+	return []string{
+		"AWS_ENDPOINT_URL=" + m.Endpoint,
+		"AWS_REGION=" + Region,
+		"AWS_DEFAULT_REGION=" + Region,
+		"AWS_ACCESS_KEY_ID=test",
+		"AWS_SECRET_ACCESS_KEY=test",
+		"AWS_EC2_METADATA_DISABLED=true",
+	}
+}
+
+// Setenv sets Env in this process, for SDK clients built in the test.
+func (m *Moto) Setenv() {
+	for _, kv := range m.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		os.Setenv(k, v)
+	}
+}
+
+// Reset wipes all emulated resources.
+func (m *Moto) Reset(ctx context.Context) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, m.Endpoint+"/moto-api/reset", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("reset moto: %w", err)
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// Pause stops the emulator process (SIGSTOP) so that it stops answering,
+// as an unreachable endpoint would; Resume continues it.
+func (m *Moto) Pause() error  { return syscall.Kill(-m.cmd.Process.Pid, syscall.SIGSTOP) }
+func (m *Moto) Resume() error { return syscall.Kill(-m.cmd.Process.Pid, syscall.SIGCONT) }
+
+// Stop ends the emulator this Moto started, and only it.
+func (m *Moto) Stop() {
+	if m == nil || m.cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGCONT)
+	_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-m.done:
+	case <-time.After(5 * time.Second):
+		_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGKILL)
+		<-m.done
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

@@ -1,0 +1,191 @@
+// Package collector applies runner events to the status store. It batches:
+// one read and one revision-checked write per task per batch, however many
+// events the batch holds for it.
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/droverhq/drover/pkg/task"
+)
+
+// Collector writes statuses from events.
+type Collector struct {
+	store   *task.Store
+	archive *task.Archive
+	log     *slog.Logger
+	// MaxBatch bounds how many deliveries are applied together (500).
+	MaxBatch int
+}
+
+// New returns a Collector.
+func New(store *task.Store, archive *task.Archive, log *slog.Logger) *Collector {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Collector{store: store, archive: archive, log: log, MaxBatch: 500}
+}
+
+// Process applies a batch of deliveries from the events queue and settles
+// each: acked once its event is in the store, nacked if the store write
+// failed (it comes back), acked and archived if it is not an event.
+func (c *Collector) Process(ctx context.Context, ds []*task.Delivery) {
+	var (
+		events  []*task.Event
+		holders []*task.Delivery
+		runners = map[string]*task.RunnerInfo{}
+		rHold   []*task.Delivery
+	)
+	for _, d := range ds {
+		e, ri, err := task.DecodeEvent(d.Body)
+		switch {
+		case err != nil:
+			c.poison(ctx, d, err)
+		case e != nil:
+			events = append(events, e)
+			holders = append(holders, d)
+		default:
+			if old, ok := runners[ri.ID]; !ok || old.SeenAt.Before(ri.SeenAt) {
+				runners[ri.ID] = ri
+			}
+			rHold = append(rHold, d)
+		}
+	}
+	if err := c.store.Apply(ctx, events); err != nil {
+		c.log.Error("could not apply events; they will come back", "events", len(events), "err", err)
+		for _, d := range holders {
+			d.Nack()
+		}
+	} else {
+		for _, d := range holders {
+			d.Ack()
+		}
+	}
+	var failed error
+	for _, ri := range runners {
+		if err := c.store.PutRunner(ctx, ri); err != nil {
+			failed = err
+		}
+	}
+	for _, d := range rHold {
+		if failed != nil {
+			d.Nack()
+		} else {
+			d.Ack()
+		}
+	}
+	if failed != nil {
+		c.log.Warn("could not record runner heartbeats", "err", failed)
+	}
+}
+
+func (c *Collector) poison(ctx context.Context, d *task.Delivery, cause error) {
+	key := task.PoisonKey(d.ID)
+	if err := c.archive.Put(ctx, key, "application/octet-stream", d.Body); err != nil {
+		c.log.Error("could not archive undecodable event; it will come back", "message_id", d.ID, "err", err)
+		d.Nack()
+		return
+	}
+	c.log.Warn("undecodable event archived", "message_id", d.ID, "key", key, "err", cause)
+	d.Ack()
+}
+
+// Opener opens a subscription; Run reopens it after failures.
+type Opener func(ctx context.Context) (*task.Subscription, error)
+
+// Run receives events until ctx is done, applying them in batches: the
+// first delivery starts a batch, which then takes whatever else is
+// already waiting, up to MaxBatch.
+func (c *Collector) Run(ctx context.Context, open Opener) error {
+	return receiveBatches(ctx, c.log, "events", open, c.MaxBatch, func(ds []*task.Delivery) {
+		c.Process(context.WithoutCancel(ctx), ds)
+	})
+}
+
+// receiveBatches runs receivers that feed a channel and one consumer that
+// hands batches of what is waiting to process.
+func receiveBatches(ctx context.Context, log *slog.Logger, what string, open Opener, maxBatch int, process func([]*task.Delivery)) error {
+	ch := make(chan *task.Delivery, maxBatch)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(ch)
+		for wait := 100 * time.Millisecond; ctx.Err() == nil; wait = min(wait*2, 10*time.Second) {
+			sub, err := open(ctx)
+			if err != nil {
+				log.Error("could not open subscription", "subscription", what, "err", err, "retry_in", wait)
+				sleep(ctx, wait)
+				continue
+			}
+			err = receiveInto(ctx, sub, ch, 4)
+			shut, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			_ = sub.Shutdown(shut)
+			cancel()
+			if ctx.Err() != nil {
+				return
+			}
+			log.Warn("subscription failed; reopening", "subscription", what, "err", err, "retry_in", wait)
+			sleep(ctx, wait)
+		}
+	})
+	batch := make([]*task.Delivery, 0, maxBatch)
+	for d := range ch {
+		batch = append(batch[:0], d)
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case d, ok := <-ch:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, d)
+			default:
+				break fill
+			}
+		}
+		process(batch)
+	}
+	wg.Wait()
+	return nil
+}
+
+// receiveInto receives with n goroutines until ctx is done or receiving
+// fails, returning the failure.
+func receiveInto(ctx context.Context, sub *task.Subscription, ch chan<- *task.Delivery, n int) error {
+	rctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for {
+				d, err := sub.Receive(rctx)
+				if err != nil {
+					cancel(err)
+					return
+				}
+				select {
+				case ch <- d:
+				case <-rctx.Done():
+					d.Nack()
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := context.Cause(rctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fmt.Errorf("receive: %w", context.Cause(rctx))
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}

@@ -1,0 +1,52 @@
+package collector
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/droverhq/drover/pkg/task"
+)
+
+// Sweep turns task messages that landed in the dead-letter queue (the
+// queue's redrive policy gave up on them) into failed statuses, and acks
+// them. A task that already ended keeps its outcome: a failed event never
+// outranks an earlier terminal one.
+func (c *Collector) Sweep(ctx context.Context, ds []*task.Delivery) {
+	var (
+		events  []*task.Event
+		holders []*task.Delivery
+	)
+	for _, d := range ds {
+		m, err := task.DecodeMessage(d.Body)
+		if err != nil {
+			c.poison(ctx, d, err)
+			continue
+		}
+		events = append(events, &task.Event{
+			TaskID: m.ID, Function: m.Function, Queue: m.Queue, MaxAttempts: m.MaxAttempts,
+			CreatedAt: m.CreatedAt, Attempt: d.Attempt(), Phase: task.PhaseFailed,
+			Runner: "dead-letter-sweeper", At: time.Now().UTC(),
+			Error: fmt.Sprintf("dead-lettered after %d deliveries without an outcome", d.Attempt()),
+		})
+		holders = append(holders, d)
+	}
+	if err := c.store.Apply(ctx, events); err != nil {
+		c.log.Error("could not record dead-lettered tasks; they will come back", "tasks", len(events), "err", err)
+		for _, d := range holders {
+			d.Nack()
+		}
+		return
+	}
+	for i, d := range holders {
+		c.log.Warn("dead-lettered task marked failed", "task_id", events[i].TaskID, "attempt", events[i].Attempt)
+		d.Ack()
+	}
+}
+
+// RunSweeper sweeps the dead-letter queue until ctx is done.
+func (c *Collector) RunSweeper(ctx context.Context, open Opener) error {
+	return receiveBatches(ctx, c.log, "dead letters", open, 100, func(ds []*task.Delivery) {
+		c.Sweep(context.WithoutCancel(ctx), ds)
+	})
+}

@@ -1,0 +1,19 @@
+// Package drivers links the gocloud drivers Drover's programs support;
+// the mains import it for its side effects. Users who build their own
+// runner binary import it too, or pick drivers one by one.
+package drivers
+
+import (
+	// Queues: Drover's in-process queue, and SQS (topics may also be SNS).
+	_ "github.com/droverhq/drover/pkg/memq"
+	_ "gocloud.dev/pubsub/awssnssqs"
+
+	// Buckets: local files, memory, S3.
+	_ "gocloud.dev/blob/fileblob"
+	_ "gocloud.dev/blob/memblob"
+	_ "gocloud.dev/blob/s3blob"
+
+	// Status stores: memory (persisted to a file), DynamoDB.
+	_ "gocloud.dev/docstore/awsdynamodb/v2"
+	_ "gocloud.dev/docstore/memdocstore"
+)

@@ -1,0 +1,420 @@
+package memq
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net/url"
+	"path"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"gocloud.dev/gcerrors"
+	"gocloud.dev/pubsub"
+	"gocloud.dev/pubsub/batcher"
+	"gocloud.dev/pubsub/driver"
+
+	"github.com/droverhq/drover/pkg/task"
+)
+
+// Scheme is the URL scheme memq registers its URLOpener under on
+// pubsub.DefaultURLMux, for topics and subscriptions.
+const Scheme = "memq"
+
+// Defaults for SubscriptionOptions.
+const (
+	DefaultVisibility = 30 * time.Second
+	DefaultWait       = time.Second
+)
+
+func init() {
+	o := new(URLOpener)
+	pubsub.DefaultURLMux().RegisterTopic(Scheme, o)
+	pubsub.DefaultURLMux().RegisterSubscription(Scheme, o)
+}
+
+// TopicOptions configures a topic.
+type TopicOptions struct {
+	// BatcherOptions adds constraints to the portable type's send batching.
+	BatcherOptions batcher.Options
+}
+
+// SubscriptionOptions configures a subscription.
+type SubscriptionOptions struct {
+	// Visibility is how long a received message stays hidden from every
+	// receiver before it is delivered again unless acked. Zero means
+	// DefaultVisibility.
+	Visibility time.Duration
+	// Wait is the longest a ReceiveBatch call blocks when no message is
+	// ready before it returns an empty batch. Zero means DefaultWait.
+	Wait time.Duration
+	// ReceiveBatcherOptions adds constraints to the portable type's
+	// receive batching.
+	ReceiveBatcherOptions batcher.Options
+	// AckBatcherOptions adds constraints to the portable type's ack
+	// batching.
+	AckBatcherOptions batcher.Options
+}
+
+// URLOpener opens memq URLs like "memq://tasks?visibility=5m&wait=1s".
+//
+// The URL's host and path name the queue. Query parameters:
+//   - visibility: the subscription's visibility timeout, a Go duration
+//     (default 30s, at most 12h).
+//   - wait: the longest an empty receive blocks, a Go duration
+//     (default 1s).
+//
+// Topics accept (and ignore) the same parameters, so one URL can serve
+// both ends; any other parameter is an error.
+type URLOpener struct {
+	// TopicOptions are the defaults for topics.
+	TopicOptions TopicOptions
+	// SubscriptionOptions are the defaults for subscriptions; the URL's
+	// parameters override Visibility and Wait.
+	SubscriptionOptions SubscriptionOptions
+}
+
+// parseURL returns the queue name in u and applies its parameters to opts.
+func parseURL(u *url.URL, opts *SubscriptionOptions) (string, error) {
+	for param, vals := range u.Query() {
+		var dst *time.Duration
+		switch param {
+		case "visibility":
+			dst = &opts.Visibility
+		case "wait":
+			dst = &opts.Wait
+		default:
+			return "", fmt.Errorf("memq: %v: unknown query parameter %q", u, param)
+		}
+		d, err := time.ParseDuration(vals[len(vals)-1])
+		if err != nil {
+			return "", fmt.Errorf("memq: %v: invalid %s: %w", u, param, err)
+		}
+		*dst = d
+	}
+	name := path.Join(u.Host, u.Path)
+	if name == "" || name == "." || name == "/" {
+		return "", fmt.Errorf("memq: %v: missing queue name", u)
+	}
+	return name, checkOptions(opts)
+}
+
+func checkOptions(opts *SubscriptionOptions) error {
+	if v := opts.Visibility; v < 0 || v > MaxVisibility {
+		return fmt.Errorf("memq: visibility %v out of range (0, %v]", v, MaxVisibility)
+	}
+	if opts.Wait < 0 {
+		return fmt.Errorf("memq: negative wait %v", opts.Wait)
+	}
+	return nil
+}
+
+// OpenTopicURL implements pubsub.TopicURLOpener.
+func (o *URLOpener) OpenTopicURL(_ context.Context, u *url.URL) (*pubsub.Topic, error) {
+	var ignored SubscriptionOptions
+	name, err := parseURL(u, &ignored)
+	if err != nil {
+		return nil, err
+	}
+	return OpenTopic(name, &o.TopicOptions), nil
+}
+
+// OpenSubscriptionURL implements pubsub.SubscriptionURLOpener.
+func (o *URLOpener) OpenSubscriptionURL(_ context.Context, u *url.URL) (*pubsub.Subscription, error) {
+	opts := o.SubscriptionOptions
+	name, err := parseURL(u, &opts)
+	if err != nil {
+		return nil, err
+	}
+	return OpenSubscription(name, &opts)
+}
+
+// OpenTopic returns a topic that sends to the queue called name, creating
+// the queue if needed. opts may be nil.
+func OpenTopic(name string, opts *TopicOptions) *pubsub.Topic {
+	if opts == nil {
+		opts = &TopicOptions{}
+	}
+	return pubsub.NewTopic(&topic{q: getQueue(name)}, &opts.BatcherOptions)
+}
+
+// OpenSubscription returns a subscription that receives from the queue
+// called name, creating the queue if needed. opts may be nil. It fails only
+// if the options are out of range.
+func OpenSubscription(name string, opts *SubscriptionOptions) (*pubsub.Subscription, error) {
+	if opts == nil {
+		opts = &SubscriptionOptions{}
+	}
+	ds, err := newSubscription(getQueue(name), opts)
+	if err != nil {
+		return nil, err
+	}
+	return pubsub.NewSubscription(ds, &opts.ReceiveBatcherOptions, &opts.AckBatcherOptions), nil
+}
+
+// topic is the driver.Topic. A nil q is a topic that does not exist.
+type topic struct {
+	q      *queue
+	closed atomic.Bool
+}
+
+// features implements task.TopicFeatures.
+type features struct{}
+
+func (features) MaxDelay() time.Duration { return MaxDelay }
+
+func noAs(any) bool { return false }
+
+// SendBatch implements driver.Topic. Either every message is queued or none.
+func (t *topic) SendBatch(ctx context.Context, ms []*driver.Message) error {
+	if t.q == nil {
+		return errNotFound
+	}
+	if t.closed.Load() {
+		return errClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	batch := make([]*message, len(ms))
+	delays := make([]time.Duration, len(ms))
+	for i, dm := range ms {
+		if dm.BeforeSend != nil {
+			if err := dm.BeforeSend(noAs); err != nil {
+				return err
+			}
+		}
+		m := &message{}
+		if len(dm.Body) > 0 {
+			m.body = append([]byte(nil), dm.Body...) // the sender may reuse it
+		}
+		if s, ok := dm.Metadata[task.MetadataDelay]; ok {
+			d, err := parseDelay(s)
+			if err != nil {
+				return err
+			}
+			delays[i] = d
+			m.md = maps.Clone(dm.Metadata)
+			delete(m.md, task.MetadataDelay)
+		} else if len(dm.Metadata) > 0 {
+			m.md = maps.Clone(dm.Metadata)
+		}
+		if len(m.md) == 0 {
+			m.md = nil
+		}
+		batch[i] = m
+	}
+
+	q := t.q
+	now := time.Now()
+	q.mu.Lock()
+	for i, m := range batch {
+		q.nextID++
+		m.id = q.nextID
+		if delays[i] > 0 {
+			q.toWaiting(m, now.Add(delays[i]))
+		} else {
+			q.toReady(m)
+		}
+	}
+	q.sent += uint64(len(batch))
+	q.mu.Unlock()
+
+	for _, dm := range ms {
+		if dm.AfterSend != nil {
+			if err := dm.AfterSend(noAs); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// parseDelay parses a task.MetadataDelay value.
+func parseDelay(s string) (time.Duration, error) {
+	ms, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || ms < 0 || ms > MaxDelay.Milliseconds() {
+		return 0, errorf(codeInvalid, "memq: metadata %s=%q: want milliseconds in [0, %d]", task.MetadataDelay, s, MaxDelay.Milliseconds())
+	}
+	return time.Duration(ms) * time.Millisecond, nil
+}
+
+// IsRetryable implements driver.Topic.
+func (*topic) IsRetryable(error) bool { return false }
+
+// As implements driver.Topic. It supports *task.TopicFeatures.
+func (*topic) As(i any) bool {
+	p, ok := i.(*task.TopicFeatures)
+	if !ok {
+		return false
+	}
+	*p = features{}
+	return true
+}
+
+// ErrorAs implements driver.Topic.
+func (*topic) ErrorAs(error, any) bool { return false }
+
+// ErrorCode implements driver.Topic.
+func (*topic) ErrorCode(err error) gcerrors.ErrorCode { return errorCode(err) }
+
+// Close implements driver.Topic. The queue lives on.
+func (t *topic) Close() error {
+	t.closed.Store(true)
+	return nil
+}
+
+// subscription is the driver.Subscription. A nil q is a subscription that
+// does not exist.
+type subscription struct {
+	q          *queue
+	visibility time.Duration
+	wait       time.Duration
+	closed     atomic.Bool
+}
+
+func newSubscription(q *queue, opts *SubscriptionOptions) (*subscription, error) {
+	if err := checkOptions(opts); err != nil {
+		return nil, err
+	}
+	s := &subscription{q: q, visibility: opts.Visibility, wait: opts.Wait}
+	if s.visibility == 0 {
+		s.visibility = DefaultVisibility
+	}
+	if s.wait == 0 {
+		s.wait = DefaultWait
+	}
+	return s, nil
+}
+
+// ReceiveBatch implements driver.Subscription. It returns as soon as at
+// least one message is ready, blocking until then (woken by a send, a nack
+// or the next visibility/delay deadline, never by polling) for at most the
+// subscription's wait, after which it returns an empty batch.
+func (s *subscription) ReceiveBatch(ctx context.Context, maxMessages int) ([]*driver.Message, error) {
+	if s.q == nil {
+		return nil, errNotFound
+	}
+	if s.closed.Load() {
+		return nil, errClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	q := s.q
+	var (
+		deadline time.Time
+		timer    *time.Timer
+	)
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		now := time.Now()
+		if deadline.IsZero() {
+			deadline = now.Add(s.wait)
+		}
+		q.mu.Lock()
+		q.advance(now)
+		if q.nReady > 0 {
+			ms := q.take(now, maxMessages, s.visibility)
+			q.mu.Unlock()
+			return ms, nil
+		}
+		if !now.Before(deadline) {
+			q.mu.Unlock()
+			return nil, nil
+		}
+		until := deadline
+		if len(q.waiting) > 0 && q.waiting[0].at.Before(until) {
+			until = q.waiting[0].at
+		}
+		wake := q.waitChan(until)
+		q.mu.Unlock()
+
+		if timer == nil {
+			timer = time.NewTimer(until.Sub(now))
+		} else {
+			timer.Reset(until.Sub(now))
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// deliveries converts ack IDs to deliveries, ignoring foreign ones.
+func deliveries(ids []driver.AckID) []*delivery {
+	ds := make([]*delivery, 0, len(ids))
+	for _, id := range ids {
+		if d, ok := id.(*delivery); ok {
+			ds = append(ds, d)
+		}
+	}
+	return ds
+}
+
+// SendAcks implements driver.Subscription: acked messages are deleted.
+// Acks of stale deliveries are ignored.
+func (s *subscription) SendAcks(ctx context.Context, ids []driver.AckID) error {
+	return s.settle(ctx, ids, (*queue).ack)
+}
+
+// CanNack implements driver.Subscription.
+func (*subscription) CanNack() bool { return true }
+
+// SendNacks implements driver.Subscription: a nacked message is visible
+// again at once, unless SetVisibility was called on that delivery, whose
+// deadline then stands. Nacks of stale deliveries are ignored.
+func (s *subscription) SendNacks(ctx context.Context, ids []driver.AckID) error {
+	return s.settle(ctx, ids, (*queue).nack)
+}
+
+func (s *subscription) settle(ctx context.Context, ids []driver.AckID, op func(*queue, *delivery)) error {
+	if s.q == nil {
+		return errNotFound
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ds := deliveries(ids)
+	// All deliveries normally share one queue; lock once per run of them.
+	for len(ds) > 0 {
+		q := ds[0].q
+		q.mu.Lock()
+		i := 0
+		for ; i < len(ds) && ds[i].q == q; i++ {
+			op(q, ds[i])
+		}
+		q.waiting.shrink()
+		q.mu.Unlock()
+		ds = ds[i:]
+	}
+	return nil
+}
+
+// IsRetryable implements driver.Subscription.
+func (*subscription) IsRetryable(error) bool { return false }
+
+// As implements driver.Subscription. It supports no types.
+func (*subscription) As(any) bool { return false }
+
+// ErrorAs implements driver.Subscription.
+func (*subscription) ErrorAs(error, any) bool { return false }
+
+// ErrorCode implements driver.Subscription.
+func (*subscription) ErrorCode(err error) gcerrors.ErrorCode { return errorCode(err) }
+
+// Close implements driver.Subscription. The queue lives on; messages this
+// subscription received and did not ack come back when their visibility
+// expires.
+func (s *subscription) Close() error {
+	s.closed.Store(true)
+	return nil
+}

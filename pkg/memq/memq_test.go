@@ -1,0 +1,501 @@
+package memq
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"gocloud.dev/gcerrors"
+	"gocloud.dev/pubsub"
+	"gocloud.dev/pubsub/driver"
+
+	"github.com/droverhq/drover/pkg/task"
+)
+
+var nameSeq atomic.Int64
+
+// uniqueName returns a queue name no other test uses.
+func uniqueName(prefix string) string {
+	return fmt.Sprintf("%s-%d", strings.ReplaceAll(prefix, "/", "_"), nameSeq.Add(1))
+}
+
+// newPair returns a driver topic and subscription on a fresh queue.
+func newPair(t *testing.T, opts SubscriptionOptions) (*topic, *subscription) {
+	t.Helper()
+	name := uniqueName(t.Name())
+	t.Cleanup(func() { Delete(name) })
+	s, err := newSubscription(getQueue(name), &opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &topic{q: getQueue(name)}, s
+}
+
+func send(t *testing.T, tp *topic, bodies ...string) {
+	t.Helper()
+	ms := make([]*driver.Message, len(bodies))
+	for i, b := range bodies {
+		ms[i] = &driver.Message{Body: []byte(b)}
+	}
+	if err := tp.SendBatch(context.Background(), ms); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// receive calls ReceiveBatch until it returns a message or timeout passes.
+func receive(t *testing.T, s *subscription, timeout time.Duration) []*driver.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for ctx.Err() == nil {
+		ms, err := s.ReceiveBatch(ctx, 10)
+		if len(ms) > 0 {
+			return ms
+		}
+		if err != nil && ctx.Err() == nil {
+			t.Fatal(err)
+		}
+	}
+	return nil
+}
+
+func lease(t *testing.T, m *driver.Message) task.LeaseControl {
+	t.Helper()
+	var lc task.LeaseControl
+	if !m.AsFunc(&lc) {
+		t.Fatal("As(*task.LeaseControl) = false")
+	}
+	return lc
+}
+
+func ack(t *testing.T, s *subscription, ms ...*driver.Message) {
+	t.Helper()
+	ids := make([]driver.AckID, len(ms))
+	for i, m := range ms {
+		ids[i] = m.AckID
+	}
+	if err := s.SendAcks(context.Background(), ids); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func nack(t *testing.T, s *subscription, m *driver.Message) {
+	t.Helper()
+	if err := s.SendNacks(context.Background(), []driver.AckID{m.AckID}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSendBeforeSubscribe(t *testing.T) {
+	ctx := context.Background()
+	name := uniqueName(t.Name())
+	top, err := pubsub.OpenTopic(ctx, "memq://"+name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := top.Send(ctx, &pubsub.Message{Body: []byte(strconv.Itoa(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := top.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := Stats(name); got.Ready != 3 {
+		t.Fatalf("Stats before subscribe = %+v, want 3 ready", got)
+	}
+	sub, err := pubsub.OpenSubscription(ctx, "memq://"+name+"?visibility=1m&wait=100ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		m, err := sub.Receive(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(m.Body) != strconv.Itoa(i) {
+			t.Errorf("message %d: body %q, want FIFO order", i, m.Body)
+		}
+		m.Ack()
+	}
+	if err := sub.Shutdown(ctx); err != nil { // flushes acks
+		t.Fatal(err)
+	}
+	if got := Stats(name); got.Len() != 0 || got.Sent != 3 || got.Acked != 3 {
+		t.Fatalf("Stats after acks = %+v", got)
+	}
+}
+
+func TestSemantics(t *testing.T) {
+	const vis = 60 * time.Millisecond
+	tests := []struct {
+		name string
+		run  func(t *testing.T, tp *topic, s *subscription)
+	}{
+		{"VisibilityExpiryRedelivers", func(t *testing.T, tp *topic, s *subscription) {
+			send(t, tp, "a")
+			start := time.Now()
+			m1 := receive(t, s, time.Second)[0]
+			if n := lease(t, m1).ReceiveCount(); n != 1 {
+				t.Fatalf("first ReceiveCount = %d", n)
+			}
+			m2 := receive(t, s, time.Second)
+			if len(m2) != 1 || string(m2[0].Body) != "a" {
+				t.Fatalf("no redelivery: %v", m2)
+			}
+			if el := time.Since(start); el < vis {
+				t.Errorf("redelivered after %v, before visibility %v", el, vis)
+			}
+			if n := lease(t, m2[0]).ReceiveCount(); n != 2 {
+				t.Errorf("second ReceiveCount = %d, want 2", n)
+			}
+		}},
+		{"SetVisibilityExtends", func(t *testing.T, tp *topic, s *subscription) {
+			send(t, tp, "a")
+			lc := lease(t, receive(t, s, time.Second)[0])
+			stop := time.Now().Add(3 * vis)
+			for time.Now().Before(stop) {
+				if err := lc.SetVisibility(context.Background(), vis); err != nil {
+					t.Fatal(err)
+				}
+				// A competing receive during vis/3 gets nothing.
+				ctx, cancel := context.WithTimeout(context.Background(), vis/3)
+				ms, _ := s.ReceiveBatch(ctx, 10)
+				cancel()
+				if len(ms) > 0 {
+					t.Fatalf("redelivered while lease extended, count %d", lease(t, ms[0]).ReceiveCount())
+				}
+			}
+			if st := Stats(s.q.name); st.InFlight != 1 {
+				t.Errorf("Stats = %+v, want 1 in flight", st)
+			}
+		}},
+		{"SetVisibilityThenNackDelaysRetry", func(t *testing.T, tp *topic, s *subscription) {
+			send(t, tp, "a")
+			m := receive(t, s, time.Second)[0]
+			const delay = 150 * time.Millisecond
+			start := time.Now()
+			if err := lease(t, m).SetVisibility(context.Background(), delay); err != nil {
+				t.Fatal(err)
+			}
+			nack(t, s, m)
+			ms := receive(t, s, time.Second)
+			el := time.Since(start)
+			if len(ms) != 1 {
+				t.Fatal("not redelivered")
+			}
+			if el < delay || el > delay+100*time.Millisecond {
+				t.Errorf("redelivered after %v, want about %v", el, delay)
+			}
+		}},
+		{"NackRedeliversAtOnce", func(t *testing.T, tp *topic, s *subscription) {
+			send(t, tp, "a")
+			m := receive(t, s, time.Second)[0]
+			start := time.Now()
+			nack(t, s, m)
+			ms := receive(t, s, time.Second)
+			if len(ms) != 1 || time.Since(start) > 20*time.Millisecond {
+				t.Fatalf("nack: got %d messages after %v", len(ms), time.Since(start))
+			}
+			if n := lease(t, ms[0]).ReceiveCount(); n != 2 {
+				t.Errorf("ReceiveCount = %d, want 2", n)
+			}
+		}},
+		{"SetVisibilityZero", func(t *testing.T, tp *topic, s *subscription) {
+			send(t, tp, "a")
+			m := receive(t, s, time.Second)[0]
+			if err := lease(t, m).SetVisibility(context.Background(), 0); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			if ms := receive(t, s, time.Second); len(ms) != 1 || time.Since(start) > 20*time.Millisecond {
+				t.Fatalf("got %d messages after %v", len(ms), time.Since(start))
+			}
+		}},
+		{"DelayedSend", func(t *testing.T, tp *topic, s *subscription) {
+			const delay = 100 * time.Millisecond
+			start := time.Now()
+			err := tp.SendBatch(context.Background(), []*driver.Message{{
+				Body:     []byte("later"),
+				Metadata: map[string]string{task.MetadataDelay: strconv.Itoa(int(delay.Milliseconds())), "k": "v"},
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st := Stats(s.q.name); st.Delayed != 1 || st.Ready != 0 {
+				t.Errorf("Stats = %+v, want 1 delayed", st)
+			}
+			ms := receive(t, s, time.Second)
+			if el := time.Since(start); len(ms) != 1 || el < delay {
+				t.Fatalf("got %d messages after %v, want 1 after %v", len(ms), el, delay)
+			}
+			if md := ms[0].Metadata; len(md) != 1 || md["k"] != "v" {
+				t.Errorf("metadata = %v, want delay key stripped", md)
+			}
+		}},
+		{"InvalidDelay", func(t *testing.T, tp *topic, s *subscription) {
+			for _, v := range []string{"soon", "-1", "99999999999999"} {
+				err := tp.SendBatch(context.Background(), []*driver.Message{
+					{Body: []byte("ok")},
+					{Metadata: map[string]string{task.MetadataDelay: v}},
+				})
+				if err == nil || tp.ErrorCode(err) != gcerrors.InvalidArgument {
+					t.Errorf("delay %q: err = %v, want InvalidArgument", v, err)
+				}
+			}
+			if st := Stats(s.q.name); st.Len() != 0 {
+				t.Errorf("failed batch was partly queued: %+v", st)
+			}
+		}},
+		{"StaleAckIgnored", func(t *testing.T, tp *topic, s *subscription) {
+			send(t, tp, "a")
+			old := receive(t, s, time.Second)[0]
+			cur := receive(t, s, time.Second)[0] // after the visibility expired
+			if lease(t, cur).ReceiveCount() != 2 {
+				t.Fatal("want a redelivery")
+			}
+			ack(t, s, old)
+			nack(t, s, old)
+			if err := lease(t, old).SetVisibility(context.Background(), 0); err != ErrStaleDelivery {
+				t.Errorf("stale SetVisibility = %v, want ErrStaleDelivery", err)
+			}
+			if st := Stats(s.q.name); st.InFlight != 1 || st.Acked != 0 {
+				t.Fatalf("stale ack/nack touched the new delivery: %+v", st)
+			}
+			ack(t, s, cur)
+			ack(t, s, cur) // double ack is fine
+			if st := Stats(s.q.name); st.Len() != 0 || st.Acked != 1 {
+				t.Fatalf("Stats after ack = %+v", st)
+			}
+		}},
+		{"LateAckBeforeRedelivery", func(t *testing.T, tp *topic, s *subscription) {
+			send(t, tp, "a")
+			m := receive(t, s, time.Second)[0]
+			time.Sleep(vis + 10*time.Millisecond)
+			ack(t, s, m) // expired but nobody took it again: still current
+			if st := Stats(s.q.name); st.Len() != 0 {
+				t.Fatalf("Stats = %+v, want empty", st)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			defer cancel()
+			if ms, _ := s.ReceiveBatch(ctx, 1); len(ms) != 0 {
+				t.Fatal("acked message delivered")
+			}
+		}},
+		{"EmptyReceiveReturnsAfterWait", func(t *testing.T, tp *topic, s *subscription) {
+			start := time.Now()
+			ms, err := s.ReceiveBatch(context.Background(), 1)
+			if el := time.Since(start); err != nil || len(ms) != 0 || el < 30*time.Millisecond || el > 200*time.Millisecond {
+				t.Fatalf("ReceiveBatch = %d, %v after %v; want empty after wait", len(ms), err, el)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tp, s := newPair(t, SubscriptionOptions{Visibility: vis, Wait: 30 * time.Millisecond})
+			tt.run(t, tp, s)
+		})
+	}
+}
+
+// TestWakeUp checks that a blocked receive returns promptly when a message
+// is sent, or when an earlier delay deadline appears, without polling.
+func TestWakeUp(t *testing.T) {
+	for _, delay := range []time.Duration{0, 30 * time.Millisecond} {
+		t.Run(delay.String(), func(t *testing.T) {
+			tp, s := newPair(t, SubscriptionOptions{Wait: 5 * time.Second})
+			got := make(chan time.Time)
+			go func() {
+				ms, err := s.ReceiveBatch(context.Background(), 1)
+				if err != nil || len(ms) != 1 {
+					t.Errorf("ReceiveBatch = %d, %v", len(ms), err)
+				}
+				got <- time.Now()
+			}()
+			time.Sleep(20 * time.Millisecond) // let it block
+			sent := time.Now()
+			err := tp.SendBatch(context.Background(), []*driver.Message{{
+				Body:     []byte("x"),
+				Metadata: map[string]string{task.MetadataDelay: strconv.Itoa(int(delay.Milliseconds()))},
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			lat := (<-got).Sub(sent) - delay
+			t.Logf("woke %v after the message became ready", lat)
+			if lat < 0 || lat > 20*time.Millisecond {
+				t.Errorf("woke %v after the message became ready", lat)
+			}
+		})
+	}
+}
+
+func TestReceiveCancel(t *testing.T) {
+	_, s := newPair(t, SubscriptionOptions{Wait: 5 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(20*time.Millisecond, cancel)
+	start := time.Now()
+	if _, err := s.ReceiveBatch(ctx, 1); err != context.Canceled || time.Since(start) > time.Second {
+		t.Fatalf("ReceiveBatch = %v after %v, want prompt context.Canceled", err, time.Since(start))
+	}
+}
+
+// TestCompetingConsumers sends 10k messages to one queue read by several
+// subscriptions with several goroutines each: every message must be
+// received exactly once.
+func TestCompetingConsumers(t *testing.T) {
+	const n, nSubs, perSub = 10000, 4, 4
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	name := uniqueName(t.Name())
+	defer Delete(name)
+
+	var (
+		mu   sync.Mutex
+		seen = make(map[string]bool, n)
+		dups int
+		wg   sync.WaitGroup
+	)
+	done := make(chan struct{})
+	for range nSubs {
+		sub, err := OpenSubscription(name, &SubscriptionOptions{Visibility: time.Minute, Wait: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Shutdown(context.Background())
+		for range perSub {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					m, err := sub.Receive(ctx)
+					if err != nil {
+						return
+					}
+					m.Ack()
+					mu.Lock()
+					if seen[string(m.Body)] {
+						dups++
+					}
+					seen[string(m.Body)] = true
+					if len(seen) == n {
+						close(done)
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+	}
+	top := OpenTopic(name, nil)
+	defer top.Shutdown(context.Background())
+	var sg sync.WaitGroup
+	for g := range 10 {
+		sg.Add(1)
+		go func() {
+			defer sg.Done()
+			for i := g; i < n; i += 10 {
+				if err := top.Send(ctx, &pubsub.Message{Body: []byte(strconv.Itoa(i))}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	sg.Wait()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	cancel()
+	wg.Wait()
+	if len(seen) != n || dups != 0 {
+		t.Fatalf("received %d distinct of %d, %d duplicates", len(seen), n, dups)
+	}
+}
+
+// TestMemoryReleased checks that acked messages leave nothing behind in the
+// queue's FIFO and heap.
+func TestMemoryReleased(t *testing.T) {
+	n := 200000
+	if testing.Short() {
+		n = 20000
+	}
+	tp, s := newPair(t, SubscriptionOptions{Wait: 10 * time.Millisecond})
+	ctx := context.Background()
+	batch := make([]*driver.Message, 1000)
+	for i := 0; i < n; i += len(batch) {
+		for j := range batch {
+			batch[j] = &driver.Message{Body: []byte("x")}
+		}
+		if err := tp.SendBatch(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for got := 0; got < n; {
+		ms, err := s.ReceiveBatch(ctx, 1000)
+		if err != nil || len(ms) == 0 {
+			t.Fatalf("ReceiveBatch = %d, %v", len(ms), err)
+		}
+		ack(t, s, ms...)
+		got += len(ms)
+	}
+	q := s.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.nReady+q.nInFlight+q.nDelayed != 0 || len(q.waiting) != 0 || q.ready.n != 0 {
+		t.Fatalf("queue not empty: %+v", Stats(q.name))
+	}
+	if len(q.ready.buf) > 2048 || cap(q.waiting) > 2048 {
+		t.Errorf("buffers not shrunk: fifo %d, heap %d", len(q.ready.buf), cap(q.waiting))
+	}
+}
+
+func TestOpenURL(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		url     string
+		wantErr string // substring of the error, for topics and subscriptions alike; "" for success
+	}{
+		{"memq://q1", ""},
+		{"memq://q1/sub/path?visibility=5m&wait=250ms", ""},
+		{"memq://q1?bogus=1", `"bogus"`},
+		{"memq://q1?visibility=soon", "visibility"},
+		{"memq://q1?visibility=13h", "visibility"},
+		{"memq://q1?wait=-1s", "wait"},
+		{"memq://", "queue name"},
+	}
+	for _, tt := range tests {
+		top, terr := pubsub.OpenTopic(ctx, tt.url)
+		sub, serr := pubsub.OpenSubscription(ctx, tt.url)
+		for i, err := range []error{terr, serr} {
+			kind := []string{"topic", "subscription"}[i]
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("open %s %s: %v", kind, tt.url, err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("open %s %s: err = %v, want one mentioning %s", kind, tt.url, err, tt.wantErr)
+			}
+		}
+		if top != nil {
+			top.Shutdown(ctx)
+		}
+		if sub != nil {
+			sub.Shutdown(ctx)
+		}
+	}
+}
+
+func TestTopicAs(t *testing.T) {
+	top := OpenTopic(uniqueName(t.Name()), nil)
+	defer top.Shutdown(context.Background())
+	var tf task.TopicFeatures
+	if !top.As(&tf) || tf.MaxDelay() < time.Hour {
+		t.Fatal("Topic.As(*task.TopicFeatures) missing or MaxDelay too small")
+	}
+}

@@ -1,0 +1,406 @@
+package memq
+
+import (
+	"container/heap"
+	"context"
+	"maps"
+	"strconv"
+	"sync"
+	"time"
+
+	"gocloud.dev/pubsub/driver"
+
+	"github.com/droverhq/drover/pkg/task"
+)
+
+// Limits on how long a message can be held back.
+const (
+	// MaxDelay is the longest delay a send may ask for through
+	// task.MetadataDelay; it is what TopicFeatures.MaxDelay reports.
+	MaxDelay = 12 * time.Hour
+	// MaxVisibility is the longest visibility timeout a subscription or a
+	// SetVisibility call may use.
+	MaxVisibility = 12 * time.Hour
+)
+
+// registry holds the process-wide queues by name.
+var registry = struct {
+	sync.Mutex
+	queues map[string]*queue
+}{queues: map[string]*queue{}}
+
+// getQueue returns the queue called name, creating it if needed.
+func getQueue(name string) *queue {
+	registry.Lock()
+	defer registry.Unlock()
+	q := registry.queues[name]
+	if q == nil {
+		q = &queue{name: name}
+		registry.queues[name] = q
+	}
+	return q
+}
+
+// QueueStats is a snapshot of one queue's counts.
+type QueueStats struct {
+	Ready    int    // visible now, waiting for a receiver
+	InFlight int    // delivered at least once and invisible until acked or timed out
+	Delayed  int    // sent with a delay and not yet visible for the first time
+	Sent     uint64 // messages ever sent to the queue
+	Acked    uint64 // messages ever acked (deleted)
+}
+
+// Len returns Ready+InFlight+Delayed: the messages not yet acked.
+func (s QueueStats) Len() int { return s.Ready + s.InFlight + s.Delayed }
+
+// Stats returns the counts of the queue called name. A queue that has never
+// been opened reports zero counts (and is not created).
+func Stats(name string) QueueStats {
+	registry.Lock()
+	q := registry.queues[name]
+	registry.Unlock()
+	if q == nil {
+		return QueueStats{}
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.advance(time.Now())
+	return QueueStats{
+		Ready:    q.nReady,
+		InFlight: q.nInFlight,
+		Delayed:  q.nDelayed,
+		Sent:     q.sent,
+		Acked:    q.acked,
+	}
+}
+
+// Delete forgets the queue called name and the messages in it. Topics and
+// subscriptions already open on it keep using the old queue; later opens of
+// name get a new, empty one.
+func Delete(name string) {
+	registry.Lock()
+	defer registry.Unlock()
+	delete(registry.queues, name)
+}
+
+// Message states.
+const (
+	stNew     = iota // not yet queued
+	stReady          // in the ready FIFO
+	stWaiting        // in the timer heap: delayed or in flight
+	stDeleted        // acked
+)
+
+// message is one queued message. All fields but id, body and md are guarded
+// by the queue's mutex.
+type message struct {
+	id   uint64
+	body []byte
+	md   map[string]string
+
+	state    int
+	at       time.Time // when a waiting message becomes ready
+	hidx     int       // index in the heap while waiting
+	epoch    uint32    // bumped on each push to the ready FIFO; stale entries are skipped
+	gen      uint64    // delivery generation: bumped on each delivery
+	receives int       // deliveries so far
+	visSet   bool      // SetVisibility was called on the current delivery
+}
+
+// queue is a visibility-timeout queue: a FIFO of ready messages plus a
+// min-heap of waiting ones keyed by the time they become ready. Expired heap
+// entries are moved to the FIFO lazily, by whoever next looks at the queue.
+type queue struct {
+	name string
+
+	mu        sync.Mutex
+	ready     fifo
+	waiting   timerHeap
+	nReady    int
+	nInFlight int
+	nDelayed  int
+	nextID    uint64
+	sent      uint64
+	acked     uint64
+
+	// wake is closed (and set to nil) to wake every blocked receiver when
+	// a message becomes ready or the next deadline moves earlier than a
+	// receiver planned to sleep. It is nil while nobody waits.
+	wake chan struct{}
+	// wakeBy is the latest time a current waiter plans to sleep until; a
+	// new deadline before it must wake the waiters so they re-arm.
+	wakeBy time.Time
+}
+
+// signal wakes all blocked receivers.
+func (q *queue) signal() {
+	if q.wake != nil {
+		close(q.wake)
+		q.wake = nil
+		q.wakeBy = time.Time{}
+	}
+}
+
+// waitChan returns the channel a receiver planning to sleep until until
+// should wait on.
+func (q *queue) waitChan(until time.Time) <-chan struct{} {
+	if q.wake == nil {
+		q.wake = make(chan struct{})
+	}
+	if until.After(q.wakeBy) {
+		q.wakeBy = until
+	}
+	return q.wake
+}
+
+// toReady appends m (not in the heap) to the ready FIFO.
+func (q *queue) toReady(m *message) {
+	m.state = stReady
+	m.epoch++
+	q.ready.push(entry{m, m.epoch})
+	q.nReady++
+	q.signal()
+}
+
+// toWaiting puts m (not in the heap) in the heap until at.
+func (q *queue) toWaiting(m *message, at time.Time) {
+	if m.state == stReady {
+		q.nReady-- // its FIFO entry goes stale
+	}
+	m.state = stWaiting
+	m.at = at
+	heap.Push(&q.waiting, m)
+	q.countWaiting(m, 1)
+	if m.hidx == 0 && at.Before(q.wakeBy) {
+		q.signal() // a waiter sleeps past the new first deadline
+	}
+}
+
+// unWait removes m from the heap.
+func (q *queue) unWait(m *message) {
+	heap.Remove(&q.waiting, m.hidx)
+	q.countWaiting(m, -1)
+}
+
+func (q *queue) countWaiting(m *message, n int) {
+	if m.receives > 0 {
+		q.nInFlight += n
+	} else {
+		q.nDelayed += n
+	}
+}
+
+// advance moves every waiting message whose time has come to the FIFO.
+func (q *queue) advance(now time.Time) {
+	for len(q.waiting) > 0 && !q.waiting[0].at.After(now) {
+		m := heap.Pop(&q.waiting).(*message)
+		q.countWaiting(m, -1)
+		q.toReady(m)
+	}
+	q.waiting.shrink()
+}
+
+// take delivers up to max ready messages, hiding each for vis.
+func (q *queue) take(now time.Time, max int, vis time.Duration) []*driver.Message {
+	n := min(max, q.nReady)
+	out := make([]*driver.Message, 0, n)
+	for len(out) < n {
+		e, ok := q.ready.pop()
+		if !ok {
+			break // cannot happen while nReady is right
+		}
+		m := e.m
+		if m.state != stReady || m.epoch != e.epoch {
+			continue // stale entry: acked or hidden again since
+		}
+		m.gen++
+		m.receives++
+		m.visSet = false
+		q.toWaiting(m, now.Add(vis))
+		d := &delivery{q: q, m: m, gen: m.gen, count: m.receives}
+		var md map[string]string
+		if len(m.md) > 0 {
+			md = maps.Clone(m.md) // receivers may modify theirs
+		}
+		out = append(out, &driver.Message{
+			LoggableID: q.name + "/" + strconv.FormatUint(m.id, 10),
+			Body:       m.body,
+			Metadata:   md,
+			AckID:      d,
+			AsFunc:     d.as,
+		})
+	}
+	q.ready.shrink()
+	return out
+}
+
+// current reports whether d is still the latest delivery of a live message.
+func (d *delivery) current() bool {
+	return d.m.state != stDeleted && d.m.gen == d.gen
+}
+
+// ack deletes d's message if d is current.
+func (q *queue) ack(d *delivery) {
+	if !d.current() {
+		return
+	}
+	m := d.m
+	switch m.state {
+	case stWaiting:
+		q.unWait(m)
+	case stReady:
+		q.nReady-- // its FIFO entry goes stale
+	}
+	m.state = stDeleted
+	q.acked++
+}
+
+// nack makes d's message visible now, unless SetVisibility chose when.
+func (q *queue) nack(d *delivery) {
+	if !d.current() || d.m.visSet || d.m.state != stWaiting {
+		return
+	}
+	q.unWait(d.m)
+	q.toReady(d.m)
+}
+
+// setVisibility hides d's message for vis from now (vis == 0: visible now).
+func (q *queue) setVisibility(d *delivery, now time.Time, vis time.Duration) error {
+	if !d.current() {
+		return ErrStaleDelivery
+	}
+	m := d.m
+	m.visSet = true
+	switch {
+	case vis == 0 && m.state == stWaiting:
+		q.unWait(m)
+		q.toReady(m)
+	case vis == 0:
+		// Already ready.
+	case m.state == stWaiting:
+		m.at = now.Add(vis)
+		heap.Fix(&q.waiting, m.hidx)
+		if m.hidx == 0 && m.at.Before(q.wakeBy) {
+			q.signal()
+		}
+	default:
+		q.toWaiting(m, now.Add(vis))
+	}
+	return nil
+}
+
+// delivery is one delivery of a message: the AckID of the driver.Message
+// and the task.LeaseControl reached through its As.
+type delivery struct {
+	q     *queue
+	m     *message
+	gen   uint64
+	count int
+}
+
+var _ task.LeaseControl = (*delivery)(nil)
+
+func (d *delivery) as(i any) bool {
+	p, ok := i.(*task.LeaseControl)
+	if !ok {
+		return false
+	}
+	*p = d
+	return true
+}
+
+// ReceiveCount implements task.LeaseControl.
+func (d *delivery) ReceiveCount() int { return d.count }
+
+// SetVisibility implements task.LeaseControl. It returns ErrStaleDelivery,
+// and changes nothing, if the message has been acked or delivered again
+// since this delivery.
+func (d *delivery) SetVisibility(ctx context.Context, vis time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if vis < 0 || vis > MaxVisibility {
+		return errorf(codeInvalid, "memq: visibility %v out of range [0, %v]", vis, MaxVisibility)
+	}
+	d.q.mu.Lock()
+	defer d.q.mu.Unlock()
+	return d.q.setVisibility(d, time.Now(), vis)
+}
+
+// entry is a ready-FIFO slot; it is stale unless epoch matches m.epoch.
+type entry struct {
+	m     *message
+	epoch uint32
+}
+
+// fifo is a growable ring buffer that shrinks again when mostly empty, so
+// acked messages are not kept alive by it.
+type fifo struct {
+	buf  []entry
+	head int
+	n    int
+}
+
+func (f *fifo) push(e entry) {
+	if f.n == len(f.buf) {
+		f.resize(max(16, 2*len(f.buf)))
+	}
+	f.buf[(f.head+f.n)%len(f.buf)] = e
+	f.n++
+}
+
+func (f *fifo) pop() (entry, bool) {
+	if f.n == 0 {
+		return entry{}, false
+	}
+	e := f.buf[f.head]
+	f.buf[f.head] = entry{}
+	f.head = (f.head + 1) % len(f.buf)
+	f.n--
+	return e, true
+}
+
+func (f *fifo) shrink() {
+	if len(f.buf) > 1024 && f.n < len(f.buf)/4 {
+		f.resize(len(f.buf) / 2)
+	}
+}
+
+func (f *fifo) resize(size int) {
+	buf := make([]entry, size)
+	for i := range f.n {
+		buf[i] = f.buf[(f.head+i)%len(f.buf)]
+	}
+	f.buf, f.head = buf, 0
+}
+
+// timerHeap is a container/heap of waiting messages ordered by at.
+type timerHeap []*message
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h timerHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].hidx = i
+	h[j].hidx = j
+}
+func (h *timerHeap) Push(x any) {
+	m := x.(*message)
+	m.hidx = len(*h)
+	*h = append(*h, m)
+}
+func (h *timerHeap) Pop() any {
+	old := *h
+	m := old[len(old)-1]
+	old[len(old)-1] = nil
+	m.hidx = -1
+	*h = old[:len(old)-1]
+	return m
+}
+
+// shrink reallocates the heap when it is mostly empty.
+func (h *timerHeap) shrink() {
+	if cap(*h) > 1024 && len(*h) < cap(*h)/4 {
+		*h = append(make(timerHeap, 0, cap(*h)/2), *h...)
+	}
+}

@@ -1,0 +1,250 @@
+package task_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"gocloud.dev/pubsub"
+	_ "gocloud.dev/pubsub/awssnssqs"
+	"gocloud.dev/pubsub/mempubsub"
+
+	"github.com/droverhq/drover/internal/awstest"
+	"github.com/droverhq/drover/pkg/task"
+)
+
+// moto is the emulator shared by this package's tests; nil when
+// moto_server is not installed, and the tests that need it skip.
+var moto *awstest.Moto
+
+func TestMain(m *testing.M) {
+	var err error
+	moto, err = awstest.Start()
+	if err != nil && !errors.Is(err, awstest.ErrNoEmulator) {
+		fmt.Fprintln(os.Stderr, "task tests:", err)
+		os.Exit(1)
+	}
+	if moto != nil {
+		moto.Setenv()
+	}
+	code := m.Run()
+	moto.Stop()
+	os.Exit(code)
+}
+
+func TestSQSQueueURL(t *testing.T) {
+	for _, tc := range []struct {
+		name, in, want string
+		ok             bool
+	}{
+		{"aws", "awssqs://sqs.us-east-1.amazonaws.com/123456789012/drover-tasks?raw=true&nacklazy=true",
+			"https://sqs.us-east-1.amazonaws.com/123456789012/drover-tasks", true},
+		{"emulator", "awssqs://127.0.0.1:5000/123456789012/q", "https://127.0.0.1:5000/123456789012/q", true},
+		{"mem", "mem://tasks", "", false},
+		{"sns", "awssns:///arn:aws:sns:us-east-1:123456789012:t", "", false},
+		{"no host", "awssqs:///q", "", false},
+		{"garbage", "%zz", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := task.SQSQueueURL(tc.in)
+			if got != tc.want || ok != tc.ok {
+				t.Errorf("SQSQueueURL(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}
+
+// sqsBundle is a fresh queue on the emulator, opened through gocloud.
+type sqsBundle struct {
+	ctx      context.Context
+	client   *sqs.Client
+	queueURL string // as the emulator returned it
+	subURL   string // gocloud URL
+	topic    *pubsub.Topic
+	sub      *pubsub.Subscription
+}
+
+func setupSQS(t *testing.T, visibility time.Duration) sqsBundle {
+	t.Helper()
+	if moto == nil {
+		t.Skip(awstest.ErrNoEmulator)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	cfg, err := moto.AWSConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := sqs.NewFromConfig(cfg)
+	name := strings.NewReplacer("/", "-", "_", "-").Replace(t.Name())
+	out, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{
+		QueueName: aws.String(name),
+		Attributes: map[string]string{
+			string(sqstypes.QueueAttributeNameVisibilityTimeout): fmt.Sprint(int(visibility.Seconds())),
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := sqsBundle{ctx: ctx, client: client, queueURL: aws.ToString(out.QueueUrl)}
+	t.Cleanup(func() {
+		client.DeleteQueue(context.Background(), &sqs.DeleteQueueInput{QueueUrl: out.QueueUrl})
+	})
+	gocloudURL := "awssqs://" + strings.TrimPrefix(b.queueURL, "http://")
+	b.subURL = gocloudURL + "?raw=true&nacklazy=true"
+	if b.topic, err = pubsub.OpenTopic(ctx, gocloudURL); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.topic.Shutdown(context.Background()) })
+	if b.sub, err = pubsub.OpenSubscription(ctx, b.subURL); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.sub.Shutdown(context.Background()) })
+	return b
+}
+
+// receive takes the next message from b.sub and its lease.
+func (b sqsBundle) receive(t *testing.T, within time.Duration) (*pubsub.Message, task.LeaseControl) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, within)
+	defer cancel()
+	m, err := b.sub.Receive(ctx)
+	if err != nil {
+		t.Fatalf("receive: %v", err)
+	}
+	qURL, ok := task.SQSQueueURL(b.subURL)
+	if !ok {
+		t.Fatalf("SQSQueueURL(%q) not ok", b.subURL)
+	}
+	lc, ok := task.SQSLeaseOf(b.sub, qURL, m)
+	if !ok {
+		t.Fatal("SQSLeaseOf: not an SQS message")
+	}
+	return m, lc
+}
+
+// probe reports how many messages are visible on the queue now, taking
+// them (they come back after the queue's visibility timeout).
+func (b sqsBundle) probe(t *testing.T) int {
+	t.Helper()
+	out, err := b.client.ReceiveMessage(b.ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(b.queueURL), MaxNumberOfMessages: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(out.Messages)
+}
+
+func TestSQSLeaseReceiveCount(t *testing.T) {
+	b := setupSQS(t, 30*time.Second)
+	if err := b.topic.Send(b.ctx, &pubsub.Message{Body: []byte("m")}); err != nil {
+		t.Fatal(err)
+	}
+	for want := 1; want <= 3; want++ {
+		m, lc := b.receive(t, 10*time.Second)
+		if got := lc.ReceiveCount(); got != want {
+			t.Errorf("delivery %d: ReceiveCount() = %d", want, got)
+		}
+		if want == 3 {
+			m.Ack()
+			break
+		}
+		// Visible again at once, whatever the queue's 30 s timeout.
+		if err := lc.SetVisibility(b.ctx, 0); err != nil {
+			t.Fatal(err)
+		}
+		m.Nack() // nacklazy: does nothing on SQS, but the message is done with
+	}
+}
+
+func TestSQSLeaseExtend(t *testing.T) {
+	b := setupSQS(t, time.Second)
+	if err := b.topic.Send(b.ctx, &pubsub.Message{Body: []byte("m")}); err != nil {
+		t.Fatal(err)
+	}
+	m, lc := b.receive(t, 10*time.Second)
+	// Beyond SQS's cap: clamped to what is left of 12 h, not refused.
+	if err := lc.SetVisibility(b.ctx, 13*time.Hour); err != nil {
+		t.Fatalf("SetVisibility(13h): %v", err)
+	}
+	if err := lc.SetVisibility(b.ctx, 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	extended := time.Now()
+	time.Sleep(1500 * time.Millisecond) // past the queue's 1 s timeout
+	if n := b.probe(t); n != 0 {
+		t.Fatalf("%d messages visible while the lease is extended", n)
+	}
+	m.Nack()
+	m2, lc2 := b.receive(t, 10*time.Second)
+	if since := time.Since(extended); since < 2500*time.Millisecond {
+		t.Errorf("redelivered %s after a 3s extension", since)
+	}
+	if string(m2.Body) != "m" || lc2.ReceiveCount() != 2 {
+		t.Errorf("redelivery: body %q, ReceiveCount %d; want m, 2", m2.Body, lc2.ReceiveCount())
+	}
+	m2.Ack()
+}
+
+func TestSQSDelay(t *testing.T) {
+	b := setupSQS(t, 30*time.Second)
+	if !task.SQSTopicDelay(b.topic) {
+		t.Fatal("SQSTopicDelay(awssqs topic) = false")
+	}
+	m := &pubsub.Message{Body: []byte("later")}
+	var chained bool
+	m.BeforeSend = func(func(any) bool) error { chained = true; return nil }
+	task.WithSQSDelay(m, 1500*time.Millisecond) // rounds up to 2 s
+	sent := time.Now()
+	if err := b.topic.Send(b.ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if !chained {
+		t.Error("the BeforeSend set before WithSQSDelay did not run")
+	}
+	if n := b.probe(t); n != 0 {
+		t.Fatalf("%d messages visible at once; want the send delayed", n)
+	}
+	got, lc := b.receive(t, 10*time.Second)
+	if since := time.Since(sent); since < 1500*time.Millisecond {
+		t.Errorf("delivered %s after a 2s delay", since)
+	}
+	if string(got.Body) != "later" || lc.ReceiveCount() != 1 {
+		t.Errorf("body %q, ReceiveCount %d; want later, 1", got.Body, lc.ReceiveCount())
+	}
+	got.Ack()
+}
+
+// TestSQSOtherDrivers shows the SQS helpers standing aside on another
+// driver.
+func TestSQSOtherDrivers(t *testing.T) {
+	ctx := context.Background()
+	topic := mempubsub.NewTopic()
+	defer topic.Shutdown(ctx)
+	sub := mempubsub.NewSubscription(topic, time.Minute)
+	defer sub.Shutdown(ctx)
+	if task.SQSTopicDelay(topic) {
+		t.Error("SQSTopicDelay(mem topic) = true")
+	}
+	m := &pubsub.Message{Body: []byte("now")}
+	task.WithSQSDelay(m, time.Minute)
+	if err := topic.Send(ctx, m); err != nil {
+		t.Fatalf("send with WithSQSDelay on mem: %v", err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	got, err := sub.Receive(rctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Ack()
+	if _, ok := task.SQSLeaseOf(sub, "https://example/q", got); ok {
+		t.Error("SQSLeaseOf(mem message) ok")
+	}
+}

@@ -1,0 +1,442 @@
+package task
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"time"
+
+	"gocloud.dev/docstore"
+	"gocloud.dev/gcerrors"
+)
+
+// Errors of the status store.
+var (
+	ErrNotFound = errors.New("task not found")
+	ErrTerminal = errors.New("task already finished")
+)
+
+// Store is the status collection: one document per task, plus runner
+// heartbeats and idempotency keys, told apart by their kind field. Every
+// write that depends on a read is checked against the document's revision
+// (optimistic concurrency) and retried on conflict.
+type Store struct {
+	coll *docstore.Collection
+	// Retention is how long finished task documents are kept (their
+	// expires_at, honoured by stores with TTL such as DynamoDB). Zero
+	// keeps them forever.
+	Retention time.Duration
+}
+
+// OpenStore opens the status collection at a gocloud docstore URL
+// (mem://, dynamodb://, ...). The collection's key field must be "id".
+func OpenStore(ctx context.Context, url string) (*Store, error) {
+	c, err := docstore.OpenCollection(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("open status store %s: %w", redactURL(url), err)
+	}
+	return &Store{coll: c}, nil
+}
+
+// NewStore wraps an open collection keyed by "id".
+func NewStore(c *docstore.Collection) *Store { return &Store{coll: c} }
+
+// Close closes the collection (the embedded store saves its file then).
+func (s *Store) Close() error { return s.coll.Close() }
+
+// Ping checks that the store answers.
+func (s *Store) Ping(ctx context.Context) error {
+	doc := &Status{ID: "ping:readyz"}
+	err := s.coll.Get(ctx, doc, "id")
+	if err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+		return fmt.Errorf("status store: %w", err)
+	}
+	return nil
+}
+
+// maxConflictRetries bounds the read-apply-write loop of one document.
+const maxConflictRetries = 20
+
+func conflict(err error) bool {
+	c := gcerrors.Code(err)
+	return c == gcerrors.FailedPrecondition || c == gcerrors.AlreadyExists
+}
+
+// Get returns the status document of task id.
+func (s *Store) Get(ctx context.Context, id string) (*Status, error) {
+	st := &Status{ID: id}
+	if err := s.coll.Get(ctx, st); err != nil {
+		if gcerrors.Code(err) == gcerrors.NotFound {
+			return nil, fmt.Errorf("get status %s: %w", id, ErrNotFound)
+		}
+		return nil, fmt.Errorf("get status %s: %w", id, err)
+	}
+	if st.Kind != KindTask {
+		return nil, fmt.Errorf("get status %s: %w", id, ErrNotFound)
+	}
+	st.loaded()
+	return st, nil
+}
+
+// GetMany returns the documents of ids, in order, nil where a task has no
+// document.
+func (s *Store) GetMany(ctx context.Context, ids []string) ([]*Status, error) {
+	out := make([]*Status, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	al := s.coll.Actions()
+	for i, id := range ids {
+		out[i] = &Status{ID: id}
+		al.Get(out[i])
+	}
+	if err := al.Do(ctx); err != nil {
+		var ale docstore.ActionListError
+		if !errors.As(err, &ale) {
+			return nil, fmt.Errorf("get %d statuses: %w", len(ids), err)
+		}
+		for _, e := range ale {
+			if gcerrors.Code(e.Err) != gcerrors.NotFound {
+				return nil, fmt.Errorf("get status %s: %w", ids[e.Index], e.Err)
+			}
+			out[e.Index] = nil
+		}
+	}
+	for i, st := range out {
+		if st != nil && st.Kind != KindTask {
+			out[i] = nil
+		} else if st != nil {
+			st.loaded()
+		}
+	}
+	return out, nil
+}
+
+// loaded restores fields the store keeps in another form.
+func (st *Status) loaded() {
+	if st.ResultJSON != "" {
+		st.Result = json.RawMessage(st.ResultJSON)
+	}
+}
+
+func (s *Store) expiry(st *Status) {
+	st.ExpiresAt = 0
+	if s.Retention > 0 && st.State.Terminal() && !st.FinishedAt.IsZero() {
+		st.ExpiresAt = st.FinishedAt.Add(s.Retention).Unix()
+	}
+}
+
+// CreateMany writes the first documents of new tasks. A task whose document
+// already exists (its events overtook the dispatcher) is left as it is.
+func (s *Store) CreateMany(ctx context.Context, sts []*Status) error {
+	if len(sts) == 0 {
+		return nil
+	}
+	al := s.coll.Actions()
+	for _, st := range sts {
+		st.Kind = KindTask
+		st.Phase = PhaseSubmitted
+		st.State = Queued
+		st.EventAt = st.CreatedAt
+		st.DocstoreRevision = nil
+		s.expiry(st)
+		al.Create(st)
+	}
+	if err := al.Do(ctx); err != nil {
+		var ale docstore.ActionListError
+		if !errors.As(err, &ale) {
+			return fmt.Errorf("create %d statuses: %w", len(sts), err)
+		}
+		for _, e := range ale {
+			if gcerrors.Code(e.Err) != gcerrors.AlreadyExists {
+				return fmt.Errorf("create status %s: %w", sts[e.Index].ID, e.Err)
+			}
+		}
+	}
+	return nil
+}
+
+// DeleteMany removes task documents (used to roll back a submission that
+// could not be enqueued).
+func (s *Store) DeleteMany(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	al := s.coll.Actions()
+	for _, id := range ids {
+		al.Delete(&Status{ID: id})
+	}
+	if err := al.Do(ctx); err != nil {
+		return fmt.Errorf("delete %d statuses: %w", len(ids), err)
+	}
+	return nil
+}
+
+// Apply applies events to the status documents by the ranking of
+// machine.go, reading each affected document once and writing it back
+// under its revision; documents that changed underneath are re-read and
+// retried. Events for one task may come in any order, duplicated.
+func (s *Store) Apply(ctx context.Context, events []*Event) error {
+	byTask := map[string][]*Event{}
+	var order []string
+	for _, e := range events {
+		if _, ok := byTask[e.TaskID]; !ok {
+			order = append(order, e.TaskID)
+		}
+		byTask[e.TaskID] = append(byTask[e.TaskID], e)
+	}
+	pending := order
+	for round := 0; len(pending) > 0; round++ {
+		if round == maxConflictRetries {
+			return fmt.Errorf("apply events to %d statuses (first %s): still conflicting after %d tries", len(pending), pending[0], round)
+		}
+		docs, err := s.GetMany(ctx, pending)
+		if err != nil {
+			return err
+		}
+		al := s.coll.Actions()
+		var written []string
+		for i, id := range pending {
+			st := docs[i]
+			fresh := st == nil
+			if fresh {
+				st = &Status{}
+			}
+			changed := false
+			for _, e := range byTask[id] {
+				if st.Apply(e) {
+					changed = true
+				}
+			}
+			if !changed {
+				continue
+			}
+			s.expiry(st)
+			if fresh {
+				st.DocstoreRevision = nil
+				al.Create(st)
+			} else {
+				al.Replace(st)
+			}
+			written = append(written, id)
+		}
+		pending = nil
+		if len(written) == 0 {
+			break
+		}
+		if err := al.Do(ctx); err != nil {
+			var ale docstore.ActionListError
+			if !errors.As(err, &ale) {
+				return fmt.Errorf("write %d statuses: %w", len(written), err)
+			}
+			for _, e := range ale {
+				if !conflict(e.Err) {
+					return fmt.Errorf("write status %s: %w", written[e.Index], e.Err)
+				}
+				pending = append(pending, written[e.Index])
+			}
+		}
+	}
+	return nil
+}
+
+// Cancel moves task id to cancelled unless it is already terminal, in
+// which case it returns the document with ErrTerminal.
+func (s *Store) Cancel(ctx context.Context, id string, reason string) (*Status, error) {
+	for range maxConflictRetries {
+		st, err := s.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if st.State.Terminal() {
+			return st, fmt.Errorf("cancel %s: %w (%s)", id, ErrTerminal, st.State)
+		}
+		e := &Event{
+			TaskID: id, Function: st.Function, Queue: st.Queue, MaxAttempts: st.MaxAttempts,
+			CreatedAt: st.CreatedAt, Attempt: st.Attempt, Phase: PhaseCancelled,
+			Runner: st.Runner, At: time.Now().UTC(), StartedAt: st.StartedAt, Error: reason,
+		}
+		st.Apply(e)
+		s.expiry(st)
+		err = s.coll.Replace(ctx, st)
+		if err == nil {
+			return st, nil
+		}
+		if !conflict(err) {
+			return nil, fmt.Errorf("cancel %s: %w", id, err)
+		}
+	}
+	return nil, fmt.Errorf("cancel %s: still conflicting after %d tries", id, maxConflictRetries)
+}
+
+// ListQuery selects task documents, newest first.
+type ListQuery struct {
+	State    State
+	Function string
+	Limit    int
+	// Cursor is the ID of the last task of the previous page.
+	Cursor string
+}
+
+// List returns one page of task documents, newest first, and the cursor of
+// the next page ("" when this is the last).
+func (s *Store) List(ctx context.Context, q ListQuery) ([]*Status, string, error) {
+	if q.Limit <= 0 {
+		q.Limit = 50
+	}
+	// Every ID sorts below "~"; the bound lets stores serve the order
+	// from the (kind, id) index.
+	cursor := "~"
+	if q.Cursor != "" {
+		cursor = q.Cursor
+	}
+	query := s.coll.Query().Where("kind", "=", KindTask).Where("id", "<", cursor)
+	if q.State != "" {
+		query = query.Where("state", "=", string(q.State))
+	}
+	if q.Function != "" {
+		query = query.Where("function", "=", q.Function)
+	}
+	iter := query.OrderBy("id", docstore.Descending).Limit(q.Limit + 1).Get(ctx)
+	defer iter.Stop()
+	var out []*Status
+	for {
+		st := &Status{}
+		err := iter.Next(ctx, st)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, "", fmt.Errorf("list statuses: %w", err)
+		}
+		st.loaded()
+		out = append(out, st)
+	}
+	next := ""
+	if len(out) > q.Limit {
+		out = out[:q.Limit]
+		next = out[len(out)-1].ID
+	}
+	return out, next, nil
+}
+
+// runnerDoc is how a runner heartbeat is stored.
+type runnerDoc struct {
+	DocID string `docstore:"id"`
+	RunnerInfo
+}
+
+// PutRunner records a runner heartbeat.
+func (s *Store) PutRunner(ctx context.Context, r *RunnerInfo) error {
+	d := &runnerDoc{DocID: "runner:" + r.ID, RunnerInfo: *r}
+	d.Kind = KindRunner
+	d.ExpiresAt = r.SeenAt.Add(24 * time.Hour).Unix()
+	if err := s.coll.Put(ctx, d); err != nil {
+		return fmt.Errorf("record runner %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// Runners returns the runners seen since the given time.
+func (s *Store) Runners(ctx context.Context, since time.Time) ([]*RunnerInfo, error) {
+	iter := s.coll.Query().Where("kind", "=", KindRunner).Get(ctx)
+	defer iter.Stop()
+	var out []*RunnerInfo
+	for {
+		d := &runnerDoc{}
+		err := iter.Next(ctx, d)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list runners: %w", err)
+		}
+		if !d.SeenAt.Before(since) {
+			r := d.RunnerInfo
+			out = append(out, &r)
+		}
+	}
+	return out, nil
+}
+
+// keyDoc reserves an idempotency key for a task.
+type keyDoc struct {
+	ID               string    `docstore:"id"`
+	Kind             string    `docstore:"kind"`
+	TaskID           string    `docstore:"task_id"`
+	ClaimedAt        time.Time `docstore:"claimed_at"`
+	ExpiresAt        int64     `docstore:"expires_at"`
+	DocstoreRevision any
+}
+
+// ClaimKey reserves idempotency key for task id for the window. If the key
+// is held by an earlier task within its window, ClaimKey returns that
+// task's ID instead. A claim whose task never got a document (its
+// dispatcher died before enqueueing) is taken over once older than grace.
+func (s *Store) ClaimKey(ctx context.Context, key, id string, now time.Time, window, grace time.Duration) (string, error) {
+	sum := sha256.Sum256([]byte(key))
+	docID := "key:" + hex.EncodeToString(sum[:])
+	for range maxConflictRetries {
+		d := &keyDoc{ID: docID, Kind: KindKey, TaskID: id, ClaimedAt: now, ExpiresAt: now.Add(window).Unix()}
+		err := s.coll.Create(ctx, d)
+		if err == nil {
+			return id, nil
+		}
+		if gcerrors.Code(err) != gcerrors.AlreadyExists {
+			return "", fmt.Errorf("claim idempotency key: %w", err)
+		}
+		old := &keyDoc{ID: docID}
+		if err := s.coll.Get(ctx, old); err != nil {
+			if gcerrors.Code(err) == gcerrors.NotFound {
+				continue
+			}
+			return "", fmt.Errorf("read idempotency key: %w", err)
+		}
+		stale := now.Unix() >= old.ExpiresAt
+		if !stale && now.Sub(old.ClaimedAt) > grace {
+			if _, err := s.Get(ctx, old.TaskID); errors.Is(err, ErrNotFound) {
+				stale = true
+			}
+		}
+		if !stale {
+			return old.TaskID, nil
+		}
+		d.DocstoreRevision = old.DocstoreRevision
+		if err := s.coll.Replace(ctx, d); err == nil {
+			return id, nil
+		} else if !conflict(err) {
+			return "", fmt.Errorf("take over idempotency key: %w", err)
+		}
+	}
+	return "", fmt.Errorf("claim idempotency key: still conflicting after %d tries", maxConflictRetries)
+}
+
+// ReleaseKey drops a claim made by task id (its submission failed).
+func (s *Store) ReleaseKey(ctx context.Context, key, id string) error {
+	sum := sha256.Sum256([]byte(key))
+	d := &keyDoc{ID: "key:" + hex.EncodeToString(sum[:])}
+	if err := s.coll.Get(ctx, d); err != nil {
+		return nil
+	}
+	if d.TaskID != id {
+		return nil
+	}
+	if err := s.coll.Delete(ctx, d); err != nil && !conflict(err) && gcerrors.Code(err) != gcerrors.NotFound {
+		return fmt.Errorf("release idempotency key: %w", err)
+	}
+	return nil
+}
+
+// redactURL drops credentials from a URL before it goes into an error.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	return u.Redacted()
+}

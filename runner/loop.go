@@ -1,0 +1,182 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/droverhq/drover/pkg/task"
+)
+
+// Opener opens the tasks subscription. Run calls it again after the
+// subscription fails (a queue that was unreachable for a while), backing
+// off between tries.
+type Opener func(ctx context.Context) (*task.Subscription, error)
+
+// Run takes deliveries with Concurrency workers until ctx is done, then
+// shuts down in stages: it stops taking messages, lets running tasks finish
+// for up to Grace, releases whatever is still running for redelivery, and
+// flushes acks with a fresh bounded context.
+func (r *Runner) Run(ctx context.Context, open Opener) error {
+	work, stopWork := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer stopWork(nil)
+
+	var hb sync.WaitGroup
+	hbCtx, stopHB := context.WithCancel(work)
+	hb.Go(func() { r.heartbeats(hbCtx) })
+	defer func() { stopHB(); hb.Wait() }()
+
+	var (
+		mu      sync.Mutex
+		sub     *task.Subscription
+		subErr  error
+		version int
+	)
+	// current returns an open subscription, reopening it after a failure
+	// with backoff; only one worker reopens at a time.
+	current := func(seen int, failed error) (*task.Subscription, int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if failed != nil && seen == version && sub != nil {
+			r.log.Warn("tasks subscription failed; reopening", "err", failed)
+			shut, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			_ = sub.Shutdown(shut)
+			cancel()
+			sub = nil
+		}
+		for wait := 100 * time.Millisecond; sub == nil; wait = min(wait*2, 10*time.Second) {
+			sub, subErr = open(ctx)
+			if subErr == nil {
+				version++
+				break
+			}
+			r.log.Error("could not open tasks subscription", "err", subErr, "retry_in", wait)
+			select {
+			case <-ctx.Done():
+				return nil, version, ctx.Err()
+			case <-time.After(wait):
+			}
+		}
+		return sub, version, nil
+	}
+
+	var workers sync.WaitGroup
+	warned := sync.Once{}
+	for range r.cfg.Concurrency {
+		workers.Go(func() {
+			var failed error
+			seen := -1
+			for ctx.Err() == nil {
+				s, v, err := current(seen, failed)
+				if err != nil {
+					return
+				}
+				seen, failed = v, nil
+				d, err := s.Receive(ctx)
+				if err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					failed = err
+					select {
+					case <-ctx.Done():
+					case <-time.After(time.Second):
+					}
+					continue
+				}
+				if d.Lease == nil {
+					warned.Do(func() {
+						r.log.Warn("the tasks subscription's driver cannot extend leases or delay retries; use memq://, awssqs:// or another driver Drover supports")
+					})
+				}
+				r.Process(work, d)
+			}
+		})
+	}
+
+	<-ctx.Done()
+	done := make(chan struct{})
+	go func() { workers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(r.cfg.Grace):
+		r.log.Warn("grace period over; releasing running tasks", "grace", r.cfg.Grace)
+		stopWork(errShutdown)
+		<-done
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if sub != nil {
+		shut, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := sub.Shutdown(shut); err != nil && !errors.Is(err, context.Canceled) {
+			r.log.Warn("tasks subscription shutdown", "err", err)
+		}
+	}
+	return nil
+}
+
+// heartbeats extends the leases of running tasks, cancels those whose
+// status says cancelled, and announces the runner, every Heartbeat.
+func (r *Runner) heartbeats(ctx context.Context) {
+	t := time.NewTicker(r.cfg.Heartbeat)
+	defer t.Stop()
+	r.Beat(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.Beat(ctx)
+		}
+	}
+}
+
+// Beat runs one heartbeat now. Run calls it every Heartbeat; the Lambda
+// entry point calls it on its own timer.
+func (r *Runner) Beat(ctx context.Context) {
+	r.mu.Lock()
+	jobs := make([]*job, 0, len(r.active))
+	for j := range r.active {
+		jobs = append(jobs, j)
+	}
+	r.mu.Unlock()
+
+	for _, j := range jobs {
+		if j.lease == nil {
+			continue
+		}
+		if err := j.lease.SetVisibility(ctx, r.cfg.Lease); err != nil && ctx.Err() == nil {
+			r.log.Warn("could not extend lease", "task_id", j.id, "err", err)
+		}
+	}
+	if r.store != nil && len(jobs) > 0 {
+		ids := make([]string, len(jobs))
+		for i, j := range jobs {
+			ids[i] = j.id
+		}
+		sts, err := r.store.GetMany(ctx, ids)
+		if err != nil && ctx.Err() == nil {
+			r.log.Warn("could not check running tasks for cancellation", "err", err)
+		}
+		for i, st := range sts {
+			if st != nil && st.State == task.Cancelled {
+				jobs[i].cancel(errCancelled)
+			}
+		}
+	}
+	host, _ := os.Hostname()
+	info := &task.RunnerInfo{
+		ID: r.cfg.Name, Name: r.cfg.Name, Host: host, Functions: r.mux.Functions(),
+		Concurrency: r.cfg.Concurrency, Active: len(jobs), StartedAt: r.started, SeenAt: time.Now().UTC(),
+	}
+	b, err := task.EncodeRunner(info)
+	if err == nil {
+		err = r.events.Send(ctx, b, 0)
+	}
+	if err != nil && ctx.Err() == nil {
+		r.log.Warn("could not publish runner heartbeat", "err", err)
+	}
+}

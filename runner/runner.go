@@ -1,0 +1,350 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/droverhq/drover/pkg/task"
+)
+
+// Config tunes a Runner. Zero values take the defaults in parentheses.
+type Config struct {
+	// Name identifies the runner in statuses and heartbeats (host-pid).
+	Name string
+	// Concurrency is how many tasks run at once (4).
+	Concurrency int
+	// Heartbeat is how often running tasks' leases are extended and their
+	// cancellation checked, and how often the runner announces itself (5s).
+	Heartbeat time.Duration
+	// Lease is how long each heartbeat hides a running task's message from
+	// other runners (6 × Heartbeat). A runner that dies stops extending it,
+	// and the message comes back after at most this long.
+	Lease time.Duration
+	// BackoffBase and BackoffMax shape the delay before a retry: the base
+	// doubles with each attempt up to the cap, with jitter (1s, 5m).
+	BackoffBase, BackoffMax time.Duration
+	// Grace is how long Run lets running tasks finish at shutdown (30s).
+	Grace time.Duration
+	// ResultLimit is the largest result kept inline in the status; larger
+	// results go to the archive (task.DefaultResultLimit).
+	ResultLimit int
+	// PayloadLimit caps claim-checked arguments read from the archive
+	// (64 MiB).
+	PayloadLimit int64
+}
+
+func (c *Config) defaults() {
+	if c.Name == "" {
+		host, _ := os.Hostname()
+		c.Name = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 4
+	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = 5 * time.Second
+	}
+	if c.Lease <= 0 {
+		c.Lease = 6 * c.Heartbeat
+	}
+	if c.BackoffBase <= 0 {
+		c.BackoffBase = time.Second
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = 5 * time.Minute
+	}
+	if c.Grace <= 0 {
+		c.Grace = 30 * time.Second
+	}
+	if c.ResultLimit <= 0 {
+		c.ResultLimit = task.DefaultResultLimit
+	}
+	if c.PayloadLimit <= 0 {
+		c.PayloadLimit = 64 << 20
+	}
+}
+
+// Runner takes task messages, runs the registered functions and publishes
+// what happened. It acks a message only after the event recording its
+// outcome is published (and its result archived), so a runner that dies at
+// any point loses nothing: the message comes back after its lease.
+type Runner struct {
+	mux     *Mux
+	events  *task.Topic
+	archive *task.Archive
+	store   *task.Store
+	log     *slog.Logger
+	cfg     Config
+	started time.Time
+
+	mu     sync.Mutex
+	active map[*job]struct{}
+}
+
+// New returns a Runner for the functions in mux. store may be nil, in which
+// case cancellation is not checked.
+func New(mux *Mux, events *task.Topic, archive *task.Archive, store *task.Store, log *slog.Logger, cfg Config) *Runner {
+	cfg.defaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Runner{
+		mux: mux, events: events, archive: archive, store: store,
+		log: log.With("runner", cfg.Name), cfg: cfg, started: time.Now().UTC(),
+		active: map[*job]struct{}{},
+	}
+}
+
+// Name returns the runner's name.
+func (r *Runner) Name() string { return r.cfg.Name }
+
+// job is one running attempt.
+type job struct {
+	id     string
+	lease  task.LeaseControl
+	cancel context.CancelCauseFunc
+}
+
+var (
+	errCancelled = errors.New("task cancelled")
+	errShutdown  = errors.New("runner shutting down")
+)
+
+// Outcome says how a delivery was settled.
+type Outcome int
+
+// The outcomes of Process.
+const (
+	// Acked: the outcome is recorded and the message removed.
+	Acked Outcome = iota
+	// Retry: the message comes back after a backoff for another attempt.
+	Retry
+	// Released: the runner gave the message back without an outcome
+	// (shutdown, or an event it could not publish); it comes back soon.
+	Released
+)
+
+// Process runs one delivery to its outcome and settles it. ctx bounds the
+// whole of it: a Lambda invocation passes its deadline, and cancelling ctx
+// releases the message for redelivery.
+func (r *Runner) Process(ctx context.Context, d *task.Delivery) Outcome {
+	m, err := task.DecodeMessage(d.Body)
+	if err != nil {
+		return r.poison(ctx, d, m, err)
+	}
+	attempt := d.Attempt()
+	log := r.log.With("task_id", m.ID, "attempt", attempt, "function", m.Function, "queue", m.Queue)
+	now := time.Now().UTC()
+	ev := task.Event{
+		TaskID: m.ID, Function: m.Function, Queue: m.Queue, MaxAttempts: m.MaxAttempts,
+		CreatedAt: m.CreatedAt, Attempt: attempt, Runner: r.cfg.Name, At: now, StartedAt: now,
+	}
+
+	if r.store != nil {
+		st, err := r.store.Get(ctx, m.ID)
+		switch {
+		case err == nil && st.State.Terminal():
+			// A duplicate delivery of a finished or cancelled task.
+			log.Debug("task already terminal, dropping delivery", "state", st.State)
+			d.Ack()
+			return Acked
+		case err != nil && !errors.Is(err, task.ErrNotFound):
+			log.Warn("could not read status before running; running anyway", "err", err)
+		}
+	}
+	if attempt > m.MaxAttempts {
+		ev.Phase, ev.Error = task.PhaseFailed, fmt.Sprintf("gave up: delivered %d times, max_attempts is %d (earlier attempts ended without an outcome)", attempt, m.MaxAttempts)
+		ev.StartedAt = time.Time{}
+		return r.finish(ctx, d, log, &ev)
+	}
+	h, ok := r.mux.Handler(m.Function)
+	if !ok {
+		ev.Phase, ev.Error = task.PhaseFailed, fmt.Sprintf("unknown function %q: this runner has %v", m.Function, r.mux.Functions())
+		ev.StartedAt = time.Time{}
+		return r.finish(ctx, d, log, &ev)
+	}
+
+	args := m.Args
+	if m.ArgsRef != "" {
+		args, err = r.archive.Get(ctx, m.ArgsRef, r.cfg.PayloadLimit)
+		if err != nil {
+			if errors.Is(err, task.ErrNoBlob) {
+				ev.Phase, ev.Error = task.PhaseFailed, fmt.Sprintf("payload %s is missing from the archive", m.ArgsRef)
+				ev.StartedAt = time.Time{}
+				return r.finish(ctx, d, log, &ev)
+			}
+			log.Warn("could not fetch payload; will retry", "ref", m.ArgsRef, "err", err)
+			return r.retry(ctx, d, log, &ev, fmt.Errorf("fetch payload %s: %w", m.ArgsRef, err))
+		}
+	}
+
+	started := ev
+	started.Phase = task.PhaseStarted
+	go r.publishQuietly(ctx, log, &started)
+
+	t := &task.Task{
+		ID: m.ID, Function: m.Function, Queue: m.Queue, Args: args, Timeout: m.Timeout(),
+		MaxAttempts: m.MaxAttempts, CreatedAt: m.CreatedAt, Attempt: attempt,
+	}
+	res, err := r.run(ctx, h, t, d.Lease)
+	ev.At = time.Now().UTC()
+	switch {
+	case err == nil:
+		ev.Phase = task.PhaseSucceeded
+		if len(res) > r.cfg.ResultLimit {
+			key := task.ResultKey(m.ID, attempt)
+			if err := r.archive.Put(ctx, key, "application/json", res); err != nil {
+				log.Error("could not archive result; releasing the message", "key", key, "err", err)
+				return r.release(ctx, d, r.backoff(1))
+			}
+			ev.ResultRef = key
+		} else if len(res) > 0 {
+			ev.Result = []byte(res)
+		}
+		return r.finish(ctx, d, log, &ev)
+	case errors.Is(err, errCancelled):
+		log.Info("task cancelled while running")
+		d.Ack()
+		return Acked
+	case errors.Is(err, errShutdown) || ctx.Err() != nil:
+		log.Info("releasing task unfinished", "reason", err)
+		return r.release(context.WithoutCancel(ctx), d, 0)
+	case errors.Is(err, task.ErrPermanent) || attempt >= m.MaxAttempts:
+		ev.Phase, ev.Error = task.PhaseFailed, err.Error()
+		return r.finish(ctx, d, log, &ev)
+	default:
+		return r.retry(ctx, d, log, &ev, err)
+	}
+}
+
+// run calls the handler under the task's timeout, with the delivery
+// registered for heartbeats, and turns a panic into a permanent error.
+func (r *Runner) run(ctx context.Context, h Handler, t *task.Task, lease task.LeaseControl) (res task.Result, err error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	j := &job{id: t.ID, lease: lease, cancel: cancel}
+	r.mu.Lock()
+	r.active[j] = struct{}{}
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.active, j)
+		r.mu.Unlock()
+	}()
+
+	tctx, tcancel := context.WithTimeout(ctx, t.Timeout)
+	defer tcancel()
+	defer func() {
+		if p := recover(); p != nil {
+			r.log.Error("function panicked", "task_id", t.ID, "attempt", t.Attempt, "function", t.Function, "panic", p, "stack", string(debug.Stack()))
+			res, err = nil, fmt.Errorf("%s panicked: %v: %w", t.Function, p, task.ErrPermanent)
+		}
+	}()
+	res, err = h.Handle(tctx, t)
+	if cause := context.Cause(ctx); cause != nil && (errors.Is(cause, errCancelled) || errors.Is(cause, errShutdown)) {
+		return nil, cause
+	}
+	if err != nil && tctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+		return nil, fmt.Errorf("timed out after %s: %w", t.Timeout, err)
+	}
+	return res, err
+}
+
+// finish publishes a terminal event and acks the delivery; if the event
+// cannot be published the message is released to come back later.
+func (r *Runner) finish(ctx context.Context, d *task.Delivery, log *slog.Logger, ev *task.Event) Outcome {
+	if err := r.publish(ctx, ev); err != nil {
+		log.Error("could not publish outcome; releasing the message", "phase", ev.Phase, "err", err)
+		return r.release(context.WithoutCancel(ctx), d, r.backoff(1))
+	}
+	if ev.Phase == task.PhaseFailed {
+		log.Info("task failed", "err", ev.Error)
+	} else {
+		log.Debug("task succeeded")
+	}
+	d.Ack()
+	return Acked
+}
+
+// retry records a failed attempt and hides the message for a backoff.
+func (r *Runner) retry(ctx context.Context, d *task.Delivery, log *slog.Logger, ev *task.Event, cause error) Outcome {
+	wait := r.backoff(ev.Attempt)
+	next := time.Now().UTC().Add(wait)
+	ev.Phase, ev.Error, ev.NextAttemptAt = task.PhaseRetrying, cause.Error(), next
+	if err := r.publish(ctx, ev); err != nil {
+		log.Warn("could not publish retry event", "err", err)
+	}
+	log.Info("attempt failed, retrying", "err", cause, "backoff", wait)
+	r.release(context.WithoutCancel(ctx), d, wait)
+	return Retry
+}
+
+// release gives a message back, visible again after wait.
+func (r *Runner) release(ctx context.Context, d *task.Delivery, wait time.Duration) Outcome {
+	if d.Lease != nil {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := d.Lease.SetVisibility(ctx, wait); err != nil {
+			r.log.Warn("could not set the message's visibility; it returns when its lease ends", "message_id", d.ID, "err", err)
+		}
+	}
+	d.Nack()
+	return Released
+}
+
+// poison settles a message that is not a task: archived and acked, and
+// recorded as failed when its task can be told.
+func (r *Runner) poison(ctx context.Context, d *task.Delivery, m *task.Message, cause error) Outcome {
+	key := task.PoisonKey(d.ID)
+	if err := r.archive.Put(ctx, key, "application/octet-stream", d.Body); err != nil {
+		r.log.Error("could not archive undecodable message; releasing it", "message_id", d.ID, "err", err)
+		return r.release(context.WithoutCancel(ctx), d, r.backoff(1))
+	}
+	r.log.Warn("undecodable task message archived", "message_id", d.ID, "key", key, "err", cause)
+	if m != nil && task.ValidID(m.ID) {
+		ev := &task.Event{
+			TaskID: m.ID, Function: m.Function, Queue: m.Queue, MaxAttempts: m.MaxAttempts,
+			CreatedAt: m.CreatedAt, Attempt: d.Attempt(), Phase: task.PhaseFailed,
+			Runner: r.cfg.Name, At: time.Now().UTC(),
+			Error: fmt.Sprintf("%v (message archived at %s)", cause, key),
+		}
+		if err := r.publish(ctx, ev); err != nil {
+			r.log.Warn("could not publish failure of undecodable message", "task_id", m.ID, "err", err)
+		}
+	}
+	d.Ack()
+	return Acked
+}
+
+func (r *Runner) publish(ctx context.Context, ev *task.Event) error {
+	b, err := task.EncodeEvent(ev)
+	if err != nil {
+		return fmt.Errorf("encode %s event of %s: %w", ev.Phase, ev.TaskID, err)
+	}
+	return r.events.Send(ctx, b, 0)
+}
+
+func (r *Runner) publishQuietly(ctx context.Context, log *slog.Logger, ev *task.Event) {
+	if err := r.publish(ctx, ev); err != nil && ctx.Err() == nil {
+		log.Warn("could not publish started event", "err", err)
+	}
+}
+
+// backoff is the wait before attempt+1: BackoffBase doubling per attempt
+// up to BackoffMax, with equal jitter (half fixed, half random).
+func (r *Runner) backoff(attempt int) time.Duration {
+	d := r.cfg.BackoffBase
+	for i := 1; i < attempt && d < r.cfg.BackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, r.cfg.BackoffMax)
+	half := d / 2
+	return half + rand.N(half+1)
+}
