@@ -66,7 +66,9 @@ func (d *Deps) Close(ctx context.Context) {
 		_ = d.Archive.Close()
 	}
 	if d.Store != nil {
-		_ = d.Store.Close()
+		if err := d.Store.Close(); err != nil {
+			slog.Error("could not save the status store", "err", err)
+		}
 	}
 }
 

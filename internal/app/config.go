@@ -39,6 +39,10 @@ type Config struct {
 	RunnerName         string        `env:"DROVER_RUNNER_NAME"`
 	LogLevel           string        `env:"DROVER_LOG_LEVEL" envDefault:"info"`
 	LogFormat          string        `env:"DROVER_LOG_FORMAT"`
+
+	// Lambda is set when the process is a Lambda bootstrap: the function
+	// URL's IAM auth (or DROVER_API_KEYS) guards it, not a listen address.
+	Lambda bool `env:"-"`
 }
 
 // Load reads Config from the environment.
@@ -124,7 +128,7 @@ func (c *Config) Validate(part Part) error {
 		return fmt.Errorf("DROVER_VISIBILITY=%s must be at least twice DROVER_HEARTBEAT=%s: the first heartbeat must extend a message before its visibility timeout ends", c.Visibility, hb)
 	}
 	if part == PartDev || part == PartDispatch {
-		if len(c.APIKeys) == 0 && !loopback(c.Addr) {
+		if len(c.APIKeys) == 0 && !loopback(c.Addr) && !c.Lambda {
 			return fmt.Errorf("DROVER_ADDR=%s listens beyond loopback, so DROVER_API_KEYS must be set", c.Addr)
 		}
 		for _, k := range c.APIKeys {

@@ -4,6 +4,9 @@
 package drivers
 
 import (
+	"encoding/gob"
+	"time"
+
 	// Queues: Drover's in-process queue, and SQS (topics may also be SNS).
 	_ "github.com/droverhq/drover/pkg/memq"
 	_ "gocloud.dev/pubsub/awssnssqs"
@@ -17,3 +20,12 @@ import (
 	_ "gocloud.dev/docstore/awsdynamodb/v2"
 	_ "gocloud.dev/docstore/memdocstore"
 )
+
+func init() {
+	// memdocstore persists its documents with encoding/gob (the embedded
+	// default's ?filename=), which must know every concrete type stored
+	// behind an interface.
+	gob.Register(time.Time{})
+	gob.Register([]any{})
+	gob.Register(map[string]any{})
+}

@@ -1,0 +1,64 @@
+# Drover's build. Two commands matter on a fresh machine:
+#   make run    the embedded default (dispatch + runners + collector, one process)
+#   make test   every test: unit, embedded end-to-end, AWS emulator, Lambda
+#               bootstraps, Terraform apply/destroy against moto_server
+SHELL := /bin/bash
+GO    ?= go
+ARCHS ?= amd64 arm64
+LAMBDA_FUNCS := dispatch collect runner
+TEST_TIMEOUT ?= 25m
+# -race on every test run, as the style guide asks; CI=true adds -v-free
+# summaries only (go test prints its normal output either way).
+TEST_FLAGS ?= -race -count=1 -timeout $(TEST_TIMEOUT)
+
+.PHONY: run build lambda test test-short lint tools bench clean fmt
+
+run:
+	$(GO) run ./cmd/drover dev
+
+build: lambda
+	$(GO) build -trimpath -o bin/drover ./cmd/drover
+
+# One bootstrap per function and architecture, for provided.al2023, zipped
+# as build/lambda/<arch>/<function>.zip.
+lambda:
+	@set -e; for arch in $(ARCHS); do for fn in $(LAMBDA_FUNCS); do \
+	  out=build/lambda/$$arch; mkdir -p $$out/$$fn; \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -tags lambda.norpc \
+	    -ldflags='-s -w' -o $$out/$$fn/bootstrap ./functions/$$fn; \
+	  (cd $$out/$$fn && rm -f ../$$fn.zip && $(GO) run $(CURDIR)/internal/zipdir bootstrap ../$$fn.zip); \
+	  echo "built $$out/$$fn.zip"; \
+	done; done
+
+test: tools
+	$(GO) vet ./...
+	$(GO) test $(TEST_FLAGS) ./...
+
+# Everything that needs no emulator or Terraform.
+test-short:
+	$(GO) test $(TEST_FLAGS) -short ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	terraform fmt -check -recursive infra/terraform
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+	terraform fmt -recursive infra/terraform
+
+# The AWS emulator and Terraform the suite drives. moto_server comes from
+# the machine image or from pip; Terraform's AWS provider from the mirror
+# at /opt/tf-plugins (or TF_PLUGIN_DIR).
+tools:
+	@command -v moto_server >/dev/null || pip install --quiet 'moto[server]>=5.1' || \
+	  { echo "make test: moto_server is needed (pip install 'moto[server]')"; exit 1; }
+	@command -v terraform >/dev/null || { echo "make test: terraform >= 1.6 is needed on PATH"; exit 1; }
+
+bench:
+	$(GO) run ./cmd/drover bench
+
+clean:
+	rm -rf bin build .drover
+
+-include infra/terraform/terraform.mk

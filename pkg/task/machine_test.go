@@ -1,0 +1,197 @@
+package task
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"gocloud.dev/docstore/memdocstore"
+)
+
+// history generates the events of one task as runners would publish them:
+// attempts that start and retry, a last attempt that succeeds or fails,
+// sometimes a duplicate execution of an attempt by a second runner, and
+// sometimes a cancellation.
+func history(r *rand.Rand, id string, base time.Time) []*Event {
+	attempts := 1 + r.IntN(4)
+	at := base
+	tick := func() time.Time { at = at.Add(time.Duration(1+r.IntN(1000)) * time.Millisecond); return at }
+	ev := func(attempt int, phase Phase, runner string, started time.Time) *Event {
+		e := &Event{
+			TaskID: id, Function: "f", Queue: "default", MaxAttempts: 5, CreatedAt: base,
+			Attempt: attempt, Phase: phase, Runner: runner, At: tick(), StartedAt: started,
+		}
+		switch phase {
+		case PhaseRetrying, PhaseFailed:
+			e.Error = fmt.Sprintf("attempt %d failed", attempt)
+		case PhaseSucceeded:
+			e.Result = []byte(fmt.Sprintf(`{"attempt":%d}`, attempt))
+		}
+		return e
+	}
+	var out []*Event
+	for a := 1; a <= attempts; a++ {
+		runners := []string{fmt.Sprintf("r%d", r.IntN(3))}
+		if r.IntN(5) == 0 {
+			runners = append(runners, "dup")
+		}
+		for _, rn := range runners {
+			start := tick()
+			out = append(out, ev(a, PhaseStarted, rn, start))
+			switch {
+			case a < attempts:
+				out = append(out, ev(a, PhaseRetrying, rn, start))
+			case r.IntN(2) == 0:
+				out = append(out, ev(a, PhaseSucceeded, rn, start))
+			default:
+				out = append(out, ev(a, PhaseFailed, rn, start))
+			}
+		}
+	}
+	if r.IntN(4) == 0 {
+		k := r.IntN(len(out))
+		c := *out[k]
+		c.Phase, c.At, c.Error, c.Result = PhaseCancelled, tick(), "cancelled by request", nil
+		out = append(out, &c)
+	}
+	return out
+}
+
+// shuffledWithDuplicates returns evs in a random order, each one or more
+// times.
+func shuffledWithDuplicates(r *rand.Rand, evs []*Event) []*Event {
+	var out []*Event
+	for _, e := range evs {
+		for range 1 + r.IntN(3) {
+			c := *e
+			out = append(out, &c)
+		}
+	}
+	r.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out
+}
+
+func applyAll(evs []*Event) *Status {
+	st := &Status{}
+	for _, e := range evs {
+		st.Apply(e)
+	}
+	return st
+}
+
+// TestApplyOrderIndependent: any order and any number of duplicates of a
+// task's events give the same document as applying them in the order they
+// happened.
+func TestApplyOrderIndependent(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for n := range 2000 {
+		id := NewID(base)
+		evs := history(r, id, base)
+		want := applyAll(evs)
+		for range 5 {
+			got := applyAll(shuffledWithDuplicates(r, evs))
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("history %d: shuffled apply gave\n%+v\nwant\n%+v", n, got, want)
+			}
+		}
+	}
+}
+
+// TestApplyRules checks the ranking on the cases that matter to users.
+func TestApplyRules(t *testing.T) {
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(s int) time.Time { return base.Add(time.Duration(s) * time.Second) }
+	ev := func(attempt int, p Phase, s int) *Event {
+		return &Event{TaskID: "01ARZ3NDEKTSV4RRFFQ69G5FAV", Attempt: attempt, Phase: p, At: at(s), Runner: "r", CreatedAt: base}
+	}
+	cases := []struct {
+		name    string
+		events  []*Event
+		state   State
+		attempt int
+	}{
+		{"in order", []*Event{ev(1, PhaseStarted, 1), ev(1, PhaseSucceeded, 2)}, Succeeded, 1},
+		{"terminal first", []*Event{ev(1, PhaseSucceeded, 2), ev(1, PhaseStarted, 1)}, Succeeded, 1},
+		{"later attempt beats earlier", []*Event{ev(2, PhaseStarted, 3), ev(1, PhaseRetrying, 2)}, Running, 2},
+		{"retry then next start", []*Event{ev(1, PhaseRetrying, 2), ev(2, PhaseStarted, 3)}, Running, 2},
+		{"terminal never regresses", []*Event{ev(2, PhaseFailed, 5), ev(3, PhaseStarted, 6)}, Failed, 2},
+		{"cancel beats success", []*Event{ev(1, PhaseCancelled, 2), ev(1, PhaseSucceeded, 3)}, Cancelled, 1},
+		{"first outcome stands", []*Event{ev(2, PhaseFailed, 5), ev(1, PhaseSucceeded, 3)}, Succeeded, 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			st := applyAll(c.events)
+			if st.State != c.state || st.Attempt != c.attempt {
+				t.Fatalf("state %s attempt %d, want %s attempt %d", st.State, st.Attempt, c.state, c.attempt)
+			}
+			if st.State.Terminal() != !st.FinishedAt.IsZero() {
+				t.Fatalf("finished_at %v with state %s", st.FinishedAt, st.State)
+			}
+		})
+	}
+}
+
+// TestStoreApplyShuffledConcurrent feeds the events of many tasks,
+// shuffled and duplicated, through two collectors racing on one store in
+// random batches: every document ends as the model says (no lost update).
+func TestStoreApplyShuffledConcurrent(t *testing.T) {
+	ctx := context.Background()
+	coll, err := memdocstore.OpenCollection("id", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := NewStore(coll)
+	defer store.Close()
+
+	r := rand.New(rand.NewPCG(3, 4))
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	want := map[string]*Status{}
+	var all []*Event
+	for range 500 {
+		id := NewID(base)
+		evs := history(r, id, base)
+		want[id] = applyAll(evs)
+		all = append(all, shuffledWithDuplicates(r, evs)...)
+	}
+	r.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	for c := range 2 {
+		wg.Go(func() {
+			rr := rand.New(rand.NewPCG(uint64(c), 9))
+			for i := c; i < len(all); {
+				n := 1 + rr.IntN(50)
+				var batch []*Event
+				for ; n > 0 && i < len(all); n, i = n-1, i+2 {
+					batch = append(batch, all[i])
+				}
+				if err := store.Apply(ctx, batch); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for id, w := range want {
+		got, err := store.Get(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != w.State || got.Attempt != w.Attempt || got.Error != w.Error ||
+			string(got.Result) != string(w.Result) || got.Runner != w.Runner ||
+			!got.StartedAt.Equal(w.StartedAt) || !got.FinishedAt.Equal(w.FinishedAt) {
+			t.Fatalf("task %s:\n got %+v\nwant %+v", id, got, w)
+		}
+	}
+}
