@@ -1,0 +1,602 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/droverhq/drover/client"
+	"github.com/droverhq/drover/pkg/task"
+)
+
+// Exit codes of the client verbs.
+const (
+	exitOK          = 0   // done; for submit --wait and wait, the task succeeded
+	exitTaskFailed  = 1   // the task ended failed or cancelled
+	exitUsage       = 2   // bad arguments, flags or environment
+	exitAPI         = 3   // the API answered with an error, or could not be reached
+	exitWaitTimeout = 4   // wait --timeout ran out before the task ended
+	exitInterrupted = 130 // interrupted by a signal
+)
+
+// defaultURL is where the client verbs look for a dispatcher without
+// DROVER_URL: the address drover dev listens on.
+const defaultURL = "http://127.0.0.1:8080"
+
+// stdin is where "submit <function> -" reads its args; tests replace it.
+var stdin io.Reader = os.Stdin
+
+const envHelp = `
+Environment:
+  DROVER_URL      the dispatcher's base URL (default ` + defaultURL + `)
+  DROVER_API_KEY  bearer token sent to the dispatcher, if it requires one
+
+Exit status: 0 done (with --wait: the task succeeded), 1 the task failed or
+was cancelled, 2 usage error, 3 API or connection error, 4 wait timed out.
+`
+
+func clientCommands() map[string]*command {
+	return map[string]*command{
+		"submit": {
+			summary: "submit a task: submit <function> [args-json] [--wait]",
+			run:     runSubmit,
+		},
+		"status": {
+			summary: "print a task's status: status <id>",
+			run:     runStatus,
+		},
+		"wait": {
+			summary: "wait until a task ends and print its status: wait <id> [--timeout 5m]",
+			run:     runWait,
+		},
+		"ls": {
+			summary: "list tasks, newest first: ls [--state s] [--function f]",
+			run:     runList,
+		},
+		"cancel": {
+			summary: "cancel a queued or running task: cancel <id>",
+			run:     runCancel,
+		},
+		"runners": {
+			summary: "list the runners seen recently",
+			run:     runRunners,
+		},
+	}
+}
+
+func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	v := newVerb("submit", "submit <function> [args-json | -] [flags]", stdout, stderr)
+	var (
+		spec           task.Spec
+		timeout, delay time.Duration
+		wait           bool
+	)
+	v.fs.StringVar(&spec.Queue, "queue", "", `queue to submit to (server default "default")`)
+	v.fs.DurationVar(&timeout, "timeout", 0, "longest one attempt may run (server default 5m)")
+	v.fs.IntVar(&spec.MaxAttempts, "max-attempts", 0, "attempts before the task fails for good (server default 3)")
+	v.fs.DurationVar(&delay, "delay", 0, "hold the task this long before its first attempt")
+	v.fs.StringVar(&spec.IdempotencyKey, "key", "", "idempotency key: submitting the same key again returns the first task")
+	v.fs.BoolVar(&wait, "wait", false, "wait until the task ends and print its final status")
+	pos, code, ok := v.parse(args, 1, 2)
+	if !ok {
+		return code
+	}
+	spec.Function = pos[0]
+	if len(pos) == 2 {
+		a, err := readArgs(pos[1])
+		if err != nil {
+			return v.usageError("%v", err)
+		}
+		spec.Args = a
+	}
+	spec.Timeout, spec.Delay = task.Duration(timeout), task.Duration(delay)
+	// Check locally what the server would reject, for a usage error before
+	// any request. The server applies the defaults itself.
+	if check := spec; check.Normalize() != nil {
+		return v.usageError("%v", check.Normalize())
+	}
+	c, code, ok := v.client()
+	if !ok {
+		return code
+	}
+	st, err := c.Submit(ctx, spec)
+	if err != nil {
+		return v.fail(err)
+	}
+	if !wait {
+		if v.json {
+			return v.printJSON(st)
+		}
+		fmt.Fprintf(stdout, "%s  %s\n", st.ID, st.State)
+		return exitOK
+	}
+	if !st.State.Terminal() && !v.json {
+		fmt.Fprintf(stderr, "submitted %s, waiting for it to end…\n", st.ID)
+	}
+	return v.wait(ctx, c, st, 0)
+}
+
+func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	v := newVerb("status", "status <id> [flags]", stdout, stderr)
+	pos, code, ok := v.parse(args, 1, 1)
+	if !ok {
+		return code
+	}
+	c, code, ok := v.client()
+	if !ok {
+		return code
+	}
+	st, err := c.Get(ctx, pos[0])
+	if err != nil {
+		return v.fail(err)
+	}
+	return v.printStatus(st)
+}
+
+func runWait(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	v := newVerb("wait", "wait <id> [flags]", stdout, stderr)
+	timeout := v.fs.Duration("timeout", 5*time.Minute, "give up after this long (0: wait until interrupted)")
+	pos, code, ok := v.parse(args, 1, 1)
+	if !ok {
+		return code
+	}
+	if *timeout < 0 {
+		return v.usageError("--timeout %s is negative", *timeout)
+	}
+	c, code, ok := v.client()
+	if !ok {
+		return code
+	}
+	return v.wait(ctx, c, &task.Status{ID: pos[0]}, *timeout)
+}
+
+func runList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	v := newVerb("ls", "ls [flags]", stdout, stderr)
+	var opts client.ListOptions
+	v.fs.Func("state", "only tasks in this state: queued, running, retrying, succeeded, failed or cancelled", func(s string) error {
+		if !task.State(s).Valid() {
+			return errors.New("not a state")
+		}
+		opts.State = task.State(s)
+		return nil
+	})
+	v.fs.StringVar(&opts.Function, "function", "", "only tasks of this function")
+	v.fs.IntVar(&opts.Limit, "limit", 0, "tasks per page (server default)")
+	v.fs.StringVar(&opts.Cursor, "cursor", "", "continue from an earlier page's cursor")
+	if _, code, ok := v.parse(args, 0, 0); !ok {
+		return code
+	}
+	if opts.Limit < 0 {
+		return v.usageError("--limit %d is negative", opts.Limit)
+	}
+	c, code, ok := v.client()
+	if !ok {
+		return code
+	}
+	p, err := c.List(ctx, opts)
+	if err != nil {
+		return v.fail(err)
+	}
+	if v.json {
+		return v.printJSON(p)
+	}
+	if len(p.Tasks) == 0 {
+		fmt.Fprintln(stdout, "no tasks")
+	} else {
+		now := time.Now()
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tFUNCTION\tSTATE\tATTEMPT\tAGE\tRUNNER/ERROR")
+		for _, st := range p.Tasks {
+			note := st.Runner
+			if st.Error != "" {
+				note = oneLine(st.Error, 60)
+			}
+			if note == "" {
+				note = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", st.ID, st.Function, st.State,
+				st.Attempt, st.MaxAttempts, age(now, st.CreatedAt), note)
+		}
+		tw.Flush()
+	}
+	if p.NextCursor != "" {
+		fmt.Fprintf(stderr, "more: drover ls --cursor %s\n", p.NextCursor)
+	}
+	return exitOK
+}
+
+func runCancel(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	v := newVerb("cancel", "cancel <id> [flags]", stdout, stderr)
+	pos, code, ok := v.parse(args, 1, 1)
+	if !ok {
+		return code
+	}
+	c, code, ok := v.client()
+	if !ok {
+		return code
+	}
+	st, err := c.Cancel(ctx, pos[0])
+	if err != nil {
+		return v.fail(err)
+	}
+	return v.printStatus(st)
+}
+
+func runRunners(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	v := newVerb("runners", "runners [flags]", stdout, stderr)
+	if _, code, ok := v.parse(args, 0, 0); !ok {
+		return code
+	}
+	c, code, ok := v.client()
+	if !ok {
+		return code
+	}
+	rs, err := c.Runners(ctx)
+	if err != nil {
+		return v.fail(err)
+	}
+	if v.json {
+		return v.printJSON(rs)
+	}
+	if len(rs) == 0 {
+		fmt.Fprintln(stdout, "no runners seen recently")
+		return exitOK
+	}
+	slices.SortFunc(rs, func(a, b task.RunnerInfo) int {
+		return strings.Compare(a.Name+"\x00"+a.ID, b.Name+"\x00"+b.ID)
+	})
+	now := time.Now()
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tHOST\tFUNCTIONS\tACTIVE/CONCURRENCY\tSEEN")
+	for _, r := range rs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\n", orDash(r.Name), orDash(r.Host),
+			oneLine(strings.Join(r.Functions, ","), 50), r.Active, r.Concurrency, age(now, r.SeenAt)+" ago")
+	}
+	tw.Flush()
+	return exitOK
+}
+
+// verb is one run of a client verb: its flags, its output and what it needs
+// to talk to the API.
+type verb struct {
+	name           string
+	fs             *flag.FlagSet
+	stdout, stderr io.Writer
+	json           bool
+	baseURL        string
+	// rec keeps the last response body for --json.
+	rec *recorder
+}
+
+func newVerb(name, usage string, stdout, stderr io.Writer) *verb {
+	v := &verb{name: name, fs: flag.NewFlagSet("drover "+name, flag.ContinueOnError), stdout: stdout, stderr: stderr}
+	v.fs.SetOutput(stderr)
+	v.fs.BoolVar(&v.json, "json", false, "print the API's JSON response, indented, instead of text")
+	v.fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: drover %s\n\nFlags may come before or after the arguments.\n\nFlags:\n", usage)
+		v.fs.PrintDefaults()
+		fmt.Fprint(stderr, envHelp)
+	}
+	return v
+}
+
+// parse parses flags wherever they stand among args (the flag package stops
+// at the first argument that is not a flag) and returns the positional
+// arguments, checking that there are between minPos and maxPos of them. A "--"
+// ends the flags. When ok is false the verb must return code.
+func (v *verb) parse(args []string, minPos, maxPos int) (pos []string, code int, ok bool) {
+	for {
+		if err := v.fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, exitOK, false
+			}
+			return nil, exitUsage, false // the flag package has said why
+		}
+		rest := v.fs.Args()
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		if len(rest) == 0 {
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	switch {
+	case len(pos) > maxPos:
+		return nil, v.usageError("unexpected argument %q", pos[maxPos]), false
+	case len(pos) < minPos:
+		return nil, v.usageError("missing arguments"), false
+	}
+	return pos, exitOK, true
+}
+
+func (v *verb) usageError(format string, a ...any) int {
+	fmt.Fprintf(v.stderr, "drover %s: %s\nRun 'drover %s -h' for usage.\n", v.name, fmt.Sprintf(format, a...), v.name)
+	return exitUsage
+}
+
+// client returns an API client configured from DROVER_URL and
+// DROVER_API_KEY.
+func (v *verb) client() (c *client.Client, code int, ok bool) {
+	v.baseURL = os.Getenv("DROVER_URL")
+	if v.baseURL == "" {
+		v.baseURL = defaultURL
+	}
+	if u, err := url.Parse(v.baseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		fmt.Fprintf(v.stderr, "drover %s: DROVER_URL %q is not an http:// or https:// URL\n", v.name, v.baseURL)
+		return nil, exitUsage, false
+	}
+	v.rec = &recorder{next: http.DefaultTransport}
+	opts := []client.Option{client.WithHTTPClient(&http.Client{Transport: v.rec})}
+	if key := strings.TrimSpace(os.Getenv("DROVER_API_KEY")); key != "" {
+		opts = append(opts, client.WithAPIKey(key))
+	}
+	return client.New(v.baseURL, opts...), exitOK, true
+}
+
+// fail reports err from the API and returns the exit code for it.
+func (v *verb) fail(err error) int {
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintf(v.stderr, "drover %s: interrupted\n", v.name)
+		return exitInterrupted
+	}
+	msg := err.Error()
+	var e *client.Error
+	switch {
+	case errors.As(err, &e):
+		if e.Detail != "" {
+			msg = e.Detail
+		}
+		if e.Status == http.StatusUnauthorized && os.Getenv("DROVER_API_KEY") == "" {
+			msg += " (set DROVER_API_KEY)"
+		}
+	default:
+		msg += " (DROVER_URL is " + v.baseURL + ")"
+	}
+	fmt.Fprintf(v.stderr, "drover %s: %s\n", v.name, msg)
+	return exitAPI
+}
+
+// wait waits for task st.ID to end, up to timeout (0: no limit), prints its
+// final status and returns the exit code for it.
+func (v *verb) wait(ctx context.Context, c *client.Client, st *task.Status, timeout time.Duration) int {
+	if !st.State.Terminal() {
+		wctx := ctx
+		if timeout > 0 {
+			var cancel context.CancelFunc
+			wctx, cancel = context.WithTimeout(ctx, timeout)
+			defer cancel()
+		}
+		last, err := c.Wait(wctx, st.ID, client.WaitOptions{})
+		switch {
+		case err == nil:
+			st = last
+		case ctx.Err() != nil:
+			state := st.State
+			if last != nil {
+				state = last.State
+			}
+			if state != "" {
+				fmt.Fprintf(v.stderr, "drover %s: interrupted; task %s is still %s\n", v.name, st.ID, state)
+			} else {
+				fmt.Fprintf(v.stderr, "drover %s: interrupted\n", v.name)
+			}
+			return exitInterrupted
+		case errors.Is(err, context.DeadlineExceeded):
+			if last != nil {
+				v.printStatus(last)
+				fmt.Fprintf(v.stderr, "drover %s: task %s is still %s after %s\n", v.name, st.ID, last.State, timeout)
+			} else {
+				fmt.Fprintf(v.stderr, "drover %s: no answer about task %s within %s\n", v.name, st.ID, timeout)
+			}
+			return exitWaitTimeout
+		default:
+			return v.fail(err)
+		}
+	}
+	if code := v.printStatus(st); code != exitOK {
+		return code
+	}
+	switch st.State {
+	case task.Failed, task.Cancelled:
+		return exitTaskFailed
+	}
+	return exitOK
+}
+
+// printStatus prints one status document: the API's JSON with --json, a
+// compact block otherwise.
+func (v *verb) printStatus(st *task.Status) int {
+	if v.json {
+		return v.printJSON(st)
+	}
+	writeStatus(v.stdout, st, time.Now())
+	return exitOK
+}
+
+// printJSON prints the body of the last API response indented, exactly as
+// the API sent it otherwise; fallback is encoded instead if there was none.
+func (v *verb) printJSON(fallback any) int {
+	var buf bytes.Buffer
+	if raw := bytes.TrimSpace(v.rec.last()); len(raw) == 0 || json.Indent(&buf, raw, "", "  ") != nil {
+		buf.Reset()
+		b, err := json.MarshalIndent(fallback, "", "  ")
+		if err != nil {
+			fmt.Fprintf(v.stderr, "drover %s: encode JSON: %v\n", v.name, err)
+			return exitAPI
+		}
+		buf.Write(b)
+	}
+	buf.WriteByte('\n')
+	v.stdout.Write(buf.Bytes())
+	return exitOK
+}
+
+// writeStatus writes st as a compact block:
+//
+//	01JD3...  echo  succeeded  attempt 1/3  12ms
+//	result: {"x":1}
+func writeStatus(w io.Writer, st *task.Status, now time.Time) {
+	head := []string{st.ID, st.Function}
+	if st.Queue != "" && st.Queue != task.DefaultQueue {
+		head = append(head, "queue "+st.Queue)
+	}
+	head = append(head, string(st.State), fmt.Sprintf("attempt %d/%d", st.Attempt, st.MaxAttempts))
+	switch {
+	case !st.FinishedAt.IsZero():
+		from := st.CreatedAt
+		if !st.StartedAt.IsZero() {
+			from = st.StartedAt
+		}
+		head = append(head, roundDuration(st.FinishedAt.Sub(from)))
+	case !st.CreatedAt.IsZero():
+		head = append(head, "age "+age(now, st.CreatedAt))
+	}
+	fmt.Fprintln(w, strings.Join(head, "  "))
+	if st.Runner != "" && !st.State.Terminal() {
+		fmt.Fprintf(w, "runner: %s\n", st.Runner)
+	}
+	if st.State == task.Retrying && !st.NextAttemptAt.IsZero() {
+		fmt.Fprintf(w, "next attempt: in %s\n", roundDuration(max(st.NextAttemptAt.Sub(now), 0)))
+	}
+	if st.Error != "" {
+		fmt.Fprintf(w, "error: %s\n", st.Error)
+	}
+	if len(st.Result) > 0 {
+		var buf bytes.Buffer
+		if json.Compact(&buf, st.Result) != nil {
+			buf.Reset()
+			buf.Write(st.Result)
+		}
+		fmt.Fprintf(w, "result: %s\n", buf.Bytes())
+	}
+	if st.ResultRef != "" {
+		fmt.Fprintf(w, "result_ref: %s\n", st.ResultRef)
+	}
+}
+
+// readArgs returns the args-json argument, read from standard input when it
+// is "-", after checking that it is JSON.
+func readArgs(arg string) (json.RawMessage, error) {
+	b := []byte(arg)
+	if arg == "-" {
+		var err error
+		if b, err = io.ReadAll(stdin); err != nil {
+			return nil, fmt.Errorf("read args from standard input: %w", err)
+		}
+		if len(bytes.TrimSpace(b)) == 0 {
+			return nil, errors.New("no args on standard input")
+		}
+	}
+	if json.Valid(b) {
+		return json.RawMessage(b), nil
+	}
+	var x any
+	err := json.Unmarshal(b, &x)
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		err = fmt.Errorf("%w at byte %d", err, se.Offset)
+	}
+	return nil, fmt.Errorf("args are not valid JSON: %v (a string needs its quotes: '\"text\"')", err)
+}
+
+// roundDuration formats d to a precision that suits its size: 12ms, 1.5s,
+// 2m3s.
+func roundDuration(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return d.Round(time.Microsecond).String()
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond).String()
+	case d < time.Hour:
+		return d.Round(time.Second).String()
+	}
+	return d.Round(time.Minute).String()
+}
+
+// age formats the time since t in one unit: 45s, 12m, 5h, 3d.
+func age(now, t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	d := max(now.Sub(t), 0)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d/time.Second))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d/time.Minute))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d/time.Hour))
+	}
+	return fmt.Sprintf("%dd", int(d/(24*time.Hour)))
+}
+
+// oneLine returns the first line of s, cut to n runes.
+func oneLine(s string, n int) string {
+	s, _, cut := strings.Cut(strings.TrimSpace(s), "\n")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	if cut {
+		return s + " …"
+	}
+	return s
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// recorder is an http.RoundTripper that keeps the body of the last 2xx
+// response, so that --json can print the document as the API sent it
+// rather than as this binary's version of task.Status re-encodes it.
+type recorder struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	body []byte
+}
+
+func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := r.next.RoundTrip(req)
+	if err != nil || resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return resp, err
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.body = b
+	r.mu.Unlock()
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	return resp, nil
+}
+
+func (r *recorder) last() []byte {
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.body
+}
