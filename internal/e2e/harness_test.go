@@ -1,0 +1,225 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/droverhq/drover/client"
+	"github.com/droverhq/drover/internal/awstest"
+	"github.com/droverhq/drover/pkg/task"
+)
+
+var (
+	moto      *awstest.Moto
+	droverBin string
+	stackSeq  atomic.Int64
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(func() int {
+		flag.Parse()
+		if testing.Short() {
+			fmt.Println("e2e: skipped in -short mode (needs moto_server)")
+			return 0
+		}
+		dir, err := os.MkdirTemp("", "drover-e2e-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		droverBin = filepath.Join(dir, "drover")
+		build := exec.Command("go", "build", "-race", "-o", droverBin, "github.com/droverhq/drover/cmd/drover")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: build drover:", err)
+			return 1
+		}
+		moto, err = awstest.Start()
+		if err != nil {
+			// The AWS suite is part of make test: a missing emulator is a
+			// failure, not a skip.
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+			return 1
+		}
+		defer moto.Stop()
+		moto.Setenv()
+		return m.Run()
+	}())
+}
+
+// env is one test's stack: AWS resources in the emulator and the
+// variables that point Drover's programs at them.
+type env struct {
+	t     *testing.T
+	stack *awstest.Stack
+	vars  []string
+	procs []*proc
+}
+
+// newEnv creates a fresh stack for the test and deletes it afterwards.
+func newEnv(t *testing.T, opts awstest.StackOptions) *env {
+	t.Helper()
+	ctx := context.Background()
+	prefix := fmt.Sprintf("e2e%d", stackSeq.Add(1))
+	st, err := awstest.CreateStack(ctx, prefix, opts)
+	if err != nil {
+		t.Fatalf("create stack: %v", err)
+	}
+	e := &env{t: t, stack: st}
+	e.vars = append(append(append([]string{}, moto.Env()...), st.Env()...),
+		"DROVER_LOG_LEVEL=info", "DROVER_GRACE=2s", "DROVER_HEARTBEAT=1s")
+	t.Cleanup(func() {
+		for _, p := range e.procs {
+			p.stop()
+		}
+		if t.Failed() {
+			for _, p := range e.procs {
+				t.Logf("---- %s log (last 3000 bytes) ----\n%s", p.name, p.tail(3000))
+			}
+		}
+		if err := st.Delete(context.Background()); err != nil {
+			t.Logf("delete stack: %v", err)
+		}
+	})
+	return e
+}
+
+// proc is a drover process the test started.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	out  bytes.Buffer
+	done chan struct{}
+}
+
+func (p *proc) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.Write(b)
+}
+
+func (p *proc) tail(n int) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b := p.out.Bytes()
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
+
+// start runs `drover <part>` with the env's variables plus extra.
+func (e *env) start(name, part string, extra ...string) *proc {
+	e.t.Helper()
+	p := &proc{name: name, done: make(chan struct{})}
+	p.cmd = exec.Command(droverBin, part)
+	p.cmd.Env = append(append(append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, e.vars...), "DROVER_RUNNER_NAME="+name), extra...)
+	p.cmd.Stdout, p.cmd.Stderr = p, p
+	if err := p.cmd.Start(); err != nil {
+		e.t.Fatalf("start %s: %v", name, err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	e.procs = append(e.procs, p)
+	return p
+}
+
+// kill9 ends the process at once, as a crash would.
+func (p *proc) kill9() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// stop asks the process to shut down and waits for it.
+func (p *proc) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		p.kill9()
+	}
+}
+
+// dispatch starts a dispatch process on a free port and returns a client
+// for it once it is ready.
+func (e *env) dispatch() *client.Client {
+	e.t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	p := e.start("dispatch", "dispatch", "DROVER_ADDR="+addr)
+	c := client.New("http://" + addr)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return c
+			}
+		}
+		select {
+		case <-p.done:
+			e.t.Fatalf("dispatch exited: %s", p.tail(2000))
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("dispatch not ready after 30s: %s", p.tail(2000))
+		}
+	}
+}
+
+// waitAll waits for every task to be terminal and returns the statuses.
+func waitAll(t *testing.T, c *client.Client, ids []string, within time.Duration) map[string]*task.Status {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	out := make(map[string]*task.Status, len(ids))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	var firstErr atomic.Value
+	for _, id := range ids {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			st, err := c.Wait(ctx, id, client.WaitOptions{PollWait: 10 * time.Second, MinInterval: 50 * time.Millisecond})
+			if err != nil {
+				firstErr.CompareAndSwap(nil, fmt.Errorf("task %s: %w (last: %+v)", id, err, st))
+				return
+			}
+			mu.Lock()
+			out[id] = st
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
