@@ -121,7 +121,11 @@ func receiveBatches(ctx context.Context, log *slog.Logger, what string, open Ope
 				sleep(ctx, wait)
 				continue
 			}
+			began := time.Now()
 			err = receiveInto(ctx, sub, ch, 4)
+			if time.Since(began) > time.Minute {
+				wait = 100 * time.Millisecond // it worked for a while: start backing off afresh
+			}
 			shut, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			_ = sub.Shutdown(shut)
 			cancel()
