@@ -1,0 +1,23 @@
+# For a local emulator (moto_server or LocalStack). Pass the endpoint with
+# -var aws_endpoint_url=http://127.0.0.1:4566 (make deploy-local does).
+aws_region = "us-east-1"
+name       = "drover-local"
+
+# Throwaway stack: destroy may delete a bucket with objects in it.
+bucket_force_destroy = true
+
+# The emulator answers on a plain host:port, so S3 needs path-style URLs.
+bucket_url_query = "use_path_style=true"
+
+# Functions are created but their SQS triggers are paused: emulators invoke
+# functions in Docker, and locally `drover runner` / `drover collect` consume
+# the queues instead (VM mode).
+event_source_mappings_enabled = false
+
+# Short timeouts so redelivery is quick in tests (still 6x the function timeouts).
+runner_timeout_seconds            = 30
+tasks_visibility_timeout_seconds  = 180
+collect_timeout_seconds           = 10
+events_visibility_timeout_seconds = 60
+
+log_retention_days = 1

@@ -1,0 +1,355 @@
+# Drover on AWS: queues, archive bucket, status table, the dispatch, runner
+# and collect Lambda functions with their triggers, optional VM runners,
+# least-privilege IAM and alarms.
+#
+# Task messages go from dispatch straight to the tasks SQS queue (gocloud
+# awssqs:// topic); there is no SNS hop because SNS cannot delay one message,
+# and retries/backoff and "delay" need per-message delays.
+
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
+
+locals {
+  partition  = data.aws_partition.current.partition
+  region     = data.aws_region.current.name
+  account_id = data.aws_caller_identity.current.account_id
+
+  bucket     = coalesce(var.bucket_name, "${var.name}-archive-${local.account_id}")
+  table_name = "${var.name}-status"
+  # `make lambda` writes build/lambda/<GOARCH>/<function>.zip.
+  lambda_dir = coalesce(var.lambda_dir, "${path.module}/../../build/lambda/${var.lambda_architecture == "arm64" ? "arm64" : "amd64"}")
+
+  functions = {
+    dispatch = "${var.name}-dispatch"
+    runner   = "${var.name}-runner"
+    collect  = "${var.name}-collect"
+  }
+
+  # ARNs are spelled out from the names (the same ones the modules create) so
+  # that every policy is fully known at plan time and can be checked there.
+  sqs_arn_prefix = "arn:${local.partition}:sqs:${local.region}:${local.account_id}"
+  arn = {
+    tasks_queue  = "${local.sqs_arn_prefix}:${var.name}-tasks"
+    tasks_dlq    = "${local.sqs_arn_prefix}:${var.name}-tasks-dlq"
+    events_queue = "${local.sqs_arn_prefix}:${var.name}-events"
+    bucket       = "arn:${local.partition}:s3:::${local.bucket}"
+    table        = "arn:${local.partition}:dynamodb:${local.region}:${local.account_id}:table/${local.table_name}"
+  }
+  arn_index = "${local.arn.table}/index/by_kind"
+}
+
+# ---------------------------------------------------------------- storage and queues
+
+module "tasks_queue" {
+  source = "./modules/queues"
+
+  name                       = "${var.name}-tasks"
+  visibility_timeout_seconds = var.tasks_visibility_timeout_seconds
+  message_retention_seconds  = var.message_retention_seconds
+  max_receive_count          = var.max_receive_count
+}
+
+module "events_queue" {
+  source = "./modules/queues"
+
+  name                       = "${var.name}-events"
+  visibility_timeout_seconds = var.events_visibility_timeout_seconds
+  message_retention_seconds  = var.message_retention_seconds
+  max_receive_count          = var.max_receive_count
+}
+
+module "archive" {
+  source = "./modules/archive"
+
+  bucket        = local.bucket
+  force_destroy = var.bucket_force_destroy
+  expiration_days = {
+    payloads = var.payloads_expiration_days
+    results  = var.results_expiration_days
+    logs     = var.logs_expiration_days
+    poison   = var.poison_expiration_days
+  }
+}
+
+module "status_table" {
+  source = "./modules/status_table"
+
+  name                   = local.table_name
+  point_in_time_recovery = var.status_point_in_time_recovery
+  deletion_protection    = var.status_deletion_protection
+}
+
+# ---------------------------------------------------------------- configuration (DROVER_*)
+
+locals {
+  tasks_host      = replace(module.tasks_queue.url, "/^https?:\\/\\//", "")
+  tasks_dlq_host  = replace(module.tasks_queue.dlq_url, "/^https?:\\/\\//", "")
+  events_host     = replace(module.events_queue.url, "/^https?:\\/\\//", "")
+  subscription_qs = "?raw=true&nacklazy=true"
+
+  drover_env = {
+    DROVER_TASKS_TOPIC         = "awssqs://${local.tasks_host}"
+    DROVER_TASKS_SUBSCRIPTION  = "awssqs://${local.tasks_host}${local.subscription_qs}"
+    DROVER_EVENTS_TOPIC        = "awssqs://${local.events_host}"
+    DROVER_EVENTS_SUBSCRIPTION = "awssqs://${local.events_host}${local.subscription_qs}"
+    DROVER_DLQ_SUBSCRIPTION    = "awssqs://${local.tasks_dlq_host}${local.subscription_qs}"
+    DROVER_BUCKET              = "s3://${module.archive.bucket}${var.bucket_url_query == "" ? "" : "?${var.bucket_url_query}"}"
+    DROVER_STATUS              = "dynamodb://${module.status_table.name}?partition_key=id&allow_scans=true"
+  }
+
+  # Each function gets only the variables it reads.
+  env_keys = {
+    dispatch = ["DROVER_TASKS_TOPIC", "DROVER_BUCKET", "DROVER_STATUS"]
+    runner   = ["DROVER_TASKS_SUBSCRIPTION", "DROVER_EVENTS_TOPIC", "DROVER_BUCKET", "DROVER_STATUS"]
+    collect  = ["DROVER_EVENTS_SUBSCRIPTION", "DROVER_DLQ_SUBSCRIPTION", "DROVER_BUCKET", "DROVER_STATUS"]
+  }
+  env = { for fn, keys in local.env_keys : fn => { for k in keys : k => local.drover_env[k] } }
+}
+
+# ---------------------------------------------------------------- least-privilege grants
+
+locals {
+  grants = {
+    dispatch = [
+      {
+        sid       = "EnqueueTasks"
+        actions   = ["sqs:SendMessage"]
+        resources = [local.arn.tasks_queue]
+      },
+      {
+        sid       = "WritePayloads"
+        actions   = ["s3:GetObject", "s3:PutObject"]
+        resources = ["${local.arn.bucket}/payloads/*"]
+      },
+      {
+        sid       = "ReadResults"
+        actions   = ["s3:GetObject"]
+        resources = ["${local.arn.bucket}/results/*"]
+      },
+      {
+        # Without ListBucket a missing key reads as 403 instead of 404.
+        sid       = "ListOwnPrefixes"
+        actions   = ["s3:ListBucket"]
+        resources = [local.arn.bucket]
+        condition = { StringLike = { "s3:prefix" = ["payloads/*", "results/*"] } }
+      },
+      {
+        # DescribeTable: gocloud's docstore reads the key schema on open;
+        # BatchGetItem: its Get; Scan: listing with allow_scans=true.
+        sid       = "StatusTable"
+        actions   = ["dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem", "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:UpdateItem"]
+        resources = [local.arn.table]
+      },
+      {
+        sid       = "StatusIndex"
+        actions   = ["dynamodb:Query", "dynamodb:Scan"]
+        resources = [local.arn_index]
+      },
+    ]
+
+    runner = [
+      {
+        # GetQueueAttributes: required by the Lambda event source mapping.
+        sid       = "ConsumeTasks"
+        actions   = ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
+        resources = [local.arn.tasks_queue]
+      },
+      {
+        sid       = "PublishEvents"
+        actions   = ["sqs:SendMessage"]
+        resources = [local.arn.events_queue]
+      },
+      {
+        sid       = "ReadPayloads"
+        actions   = ["s3:GetObject"]
+        resources = ["${local.arn.bucket}/payloads/*"]
+      },
+      {
+        sid       = "WriteResultsAndLogs"
+        actions   = ["s3:PutObject"]
+        resources = ["${local.arn.bucket}/results/*", "${local.arn.bucket}/logs/*"]
+      },
+      {
+        sid       = "ListPayloads"
+        actions   = ["s3:ListBucket"]
+        resources = [local.arn.bucket]
+        condition = { StringLike = { "s3:prefix" = ["payloads/*"] } }
+      },
+      {
+        sid       = "ReadStatus"
+        actions   = ["dynamodb:BatchGetItem", "dynamodb:DescribeTable", "dynamodb:GetItem"]
+        resources = [local.arn.table]
+      },
+    ]
+
+    collect = [
+      {
+        sid       = "ConsumeEventsAndDeadLetters"
+        actions   = ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
+        resources = [local.arn.events_queue, local.arn.tasks_dlq]
+      },
+      {
+        sid       = "WriteStatus"
+        actions   = ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+        resources = [local.arn.table]
+      },
+      {
+        sid       = "ArchivePoison"
+        actions   = ["s3:PutObject"]
+        resources = ["${local.arn.bucket}/poison/*"]
+      },
+    ]
+  }
+}
+
+# ---------------------------------------------------------------- functions
+
+module "dispatch" {
+  source = "./modules/lambda_function"
+
+  name               = local.functions.dispatch
+  description        = "Drover dispatch: HTTP API, enqueues tasks"
+  zip_file           = "${local.lambda_dir}/dispatch.zip"
+  architectures      = [var.lambda_architecture]
+  memory_size        = var.dispatch_memory_mb
+  timeout            = var.dispatch_timeout_seconds
+  log_retention_days = var.log_retention_days
+  policy_statements  = local.grants.dispatch
+  environment = merge(
+    local.env.dispatch,
+    length(var.dispatch_api_keys) == 0 ? {} : { DROVER_API_KEYS = join(",", var.dispatch_api_keys) },
+  )
+  partition  = local.partition
+  region     = local.region
+  account_id = local.account_id
+}
+
+module "runner" {
+  source = "./modules/lambda_function"
+
+  name               = local.functions.runner
+  description        = "Drover runner: runs tasks from the tasks queue"
+  zip_file           = "${local.lambda_dir}/runner.zip"
+  architectures      = [var.lambda_architecture]
+  memory_size        = var.runner_memory_mb
+  timeout            = var.runner_timeout_seconds
+  log_retention_days = var.log_retention_days
+  policy_statements  = local.grants.runner
+  environment        = local.env.runner
+  partition          = local.partition
+  region             = local.region
+  account_id         = local.account_id
+}
+
+module "collect" {
+  source = "./modules/lambda_function"
+
+  name               = local.functions.collect
+  description        = "Drover collect: applies runner events to task statuses"
+  zip_file           = "${local.lambda_dir}/collect.zip"
+  architectures      = [var.lambda_architecture]
+  memory_size        = var.collect_memory_mb
+  timeout            = var.collect_timeout_seconds
+  log_retention_days = var.log_retention_days
+  policy_statements  = local.grants.collect
+  environment        = local.env.collect
+  partition          = local.partition
+  region             = local.region
+  account_id         = local.account_id
+}
+
+resource "aws_lambda_function_url" "dispatch" {
+  function_name      = module.dispatch.function_name
+  authorization_type = var.dispatch_auth_type
+}
+
+resource "aws_lambda_permission" "dispatch_public_url" {
+  count = var.dispatch_auth_type == "NONE" ? 1 : 0
+
+  statement_id           = "PublicFunctionUrlApiKeysCheckedByDispatch"
+  action                 = "lambda:InvokeFunctionUrl"
+  function_name          = module.dispatch.function_name
+  principal              = "*"
+  function_url_auth_type = "NONE"
+}
+
+# ---------------------------------------------------------------- triggers
+
+resource "aws_lambda_event_source_mapping" "runner_tasks" {
+  event_source_arn                   = module.tasks_queue.arn
+  function_name                      = module.runner.function_arn
+  enabled                            = var.event_source_mappings_enabled
+  batch_size                         = var.runner_batch_size
+  maximum_batching_window_in_seconds = var.runner_batching_window_seconds
+  function_response_types            = ["ReportBatchItemFailures"]
+
+  scaling_config {
+    maximum_concurrency = var.runner_maximum_concurrency
+  }
+}
+
+resource "aws_lambda_event_source_mapping" "collect_events" {
+  event_source_arn        = module.events_queue.arn
+  function_name           = module.collect.function_arn
+  enabled                 = var.event_source_mappings_enabled
+  batch_size              = var.collect_batch_size
+  function_response_types = ["ReportBatchItemFailures"]
+
+  scaling_config {
+    maximum_concurrency = var.collect_maximum_concurrency
+  }
+}
+
+resource "aws_lambda_event_source_mapping" "collect_tasks_dlq" {
+  count = var.collect_sweeps_dlq ? 1 : 0
+
+  event_source_arn        = module.tasks_queue.dlq_arn
+  function_name           = module.collect.function_arn
+  enabled                 = var.event_source_mappings_enabled
+  batch_size              = var.collect_batch_size
+  function_response_types = ["ReportBatchItemFailures"]
+
+  scaling_config {
+    maximum_concurrency = 2
+  }
+}
+
+# ---------------------------------------------------------------- VM runners (optional)
+
+module "vm_runner" {
+  source = "./modules/vm_runner"
+  count  = var.vm_runner_enabled ? 1 : 0
+
+  name                 = "${var.name}-vm-runner"
+  ami_id               = var.vm_ami_id
+  instance_type        = var.vm_instance_type
+  subnet_ids           = var.vm_subnet_ids
+  min_size             = var.vm_min_size
+  max_size             = var.vm_max_size
+  backlog_per_instance = var.vm_backlog_per_instance
+  tasks_queue_name     = module.tasks_queue.name
+  binary_bucket        = coalesce(var.vm_binary_bucket, local.bucket)
+  binary_key           = var.vm_binary_key
+  environment          = local.env.runner
+  policy_statements    = local.grants.runner
+  partition            = local.partition
+  region               = local.region
+}
+
+# ---------------------------------------------------------------- alarms
+
+module "alarms" {
+  source = "./modules/alarms"
+
+  dead_letter_queues = {
+    tasks  = module.tasks_queue.dlq_name
+    events = module.events_queue.dlq_name
+  }
+  work_queues = {
+    tasks  = module.tasks_queue.name
+    events = module.events_queue.name
+  }
+  oldest_message_age_seconds = var.oldest_message_age_alarm_seconds
+  alarm_actions              = var.alarm_actions
+}

@@ -1,0 +1,1099 @@
+package terraform_test
+
+// Tests of the Terraform configuration in this directory:
+//
+//   - terraform fmt -check, init (offline, -plugin-dir) and validate;
+//   - a wrong visibility timeout / runner timeout pair fails at plan, naming
+//     the variable to change;
+//   - a static check of every IAM policy in the plan: no wildcard actions or
+//     resources, and each function's role only reaches its own resources
+//     (TestIAMCheckerCatchesBadPolicies proves the checker fails bad ones);
+//   - apply against moto_server, an end-to-end run of 100 tasks through the
+//     VM-mode dispatch, runner and collect processes configured from
+//     `terraform output -json`, and destroy.
+//
+// Everything runs under TestTerraform so that moto_server starts once.
+// Requires terraform on PATH; the provider comes from the filesystem mirror
+// in $TF_PLUGIN_DIR (default /opt/tf-plugins) when it exists. Skipped with -short.
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/droverhq/drover/internal/awstest"
+)
+
+const (
+	// Values of env/local.tfvars the checks rely on.
+	localName   = "drover-local"
+	localRegion = awstest.Region
+	account     = awstest.AccountID
+
+	// The VM runner is enabled in the moto run (moto applies launch
+	// templates, autoscaling groups and target-tracking policies).
+	vmBinaryKey = "bin/drover-linux-amd64"
+	vmAMI       = "ami-12c6146b" // any id: moto does not validate AMIs by default
+)
+
+// ---------------------------------------------------------------- the test
+
+func TestTerraform(t *testing.T) {
+	if testing.Short() {
+		t.Skip("applies a stack to moto_server: not in -short mode")
+	}
+	if _, err := exec.LookPath("terraform"); err != nil {
+		t.Fatal("terraform is not on PATH: make test needs it (see infra/terraform/README.md)")
+	}
+	src, err := filepath.Abs(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := filepath.Clean(filepath.Join(src, "..", ".."))
+
+	// fmt runs on the source tree; everything else on a copy in a temp dir,
+	// so that .terraform, the lock file and state never land in the tree.
+	step(t, "fmt", func(t *testing.T) {
+		out, err := newTF(t, src, "").run("fmt", "-check", "-recursive", "-diff")
+		if err != nil {
+			t.Fatalf("terraform fmt -check -recursive: %v\n%s\nfix with: terraform -chdir=infra/terraform fmt -recursive", err, out)
+		}
+	})
+
+	work := t.TempDir()
+	dir := filepath.Join(work, "config")
+	copyConfig(t, src, dir)
+	state := filepath.Join(work, "state", "terraform.tfstate")
+	tf := newTF(t, dir, filepath.Join(work, "tfdata"))
+
+	if !step(t, "init+validate", func(t *testing.T) {
+		args := []string{"init", "-input=false", "-backend-config=path=" + state}
+		if d := pluginDir(); d != "" {
+			args = append(args, "-plugin-dir="+d)
+		}
+		if out, err := tf.run(args...); err != nil {
+			t.Fatalf("terraform init: %v\n%s", err, out)
+		}
+		if out, err := tf.run("validate", "-no-color"); err != nil {
+			t.Fatalf("terraform validate: %v\n%s", err, out)
+		}
+	}) {
+		t.FailNow()
+	}
+
+	step(t, "plan rejects visibility below 6x runner timeout", func(t *testing.T) {
+		// Variable validation fails before any API call; the endpoint points
+		// nowhere so that nothing could reach real AWS anyway.
+		for _, tc := range []struct {
+			name string
+			args []string
+			want []string
+		}{
+			{"local tfvars", []string{"-var-file=env/local.tfvars", "-var", "runner_timeout_seconds=31"},
+				[]string{"tasks_visibility_timeout_seconds (180) must be at least 6 x runner_timeout_seconds (31) = 186", "raise tasks_visibility_timeout_seconds"}},
+			{"defaults", []string{"-var", "tasks_visibility_timeout_seconds=900"},
+				[]string{"tasks_visibility_timeout_seconds (900) must be at least 6 x runner_timeout_seconds (300)", "raise tasks_visibility_timeout_seconds to 1800"}},
+			{"events pair", []string{"-var", "collect_timeout_seconds=60"},
+				[]string{"events_visibility_timeout_seconds (180) must be at least 6 x collect_timeout_seconds (60)", "raise events_visibility_timeout_seconds"}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				args := append([]string{"plan", "-input=false", "-no-color", "-lock=false", "-refresh=false",
+					"-var", "aws_endpoint_url=http://127.0.0.1:9", "-var", "lambda_dir=" + work}, tc.args...)
+				out, err := tf.run(args...)
+				if err == nil {
+					t.Fatalf("plan succeeded, want a validation error")
+				}
+				flat := strings.Join(strings.Fields(out), " ")
+				for _, w := range tc.want {
+					if !strings.Contains(flat, w) {
+						t.Errorf("plan error does not say %q:\n%s", w, out)
+					}
+				}
+			})
+		}
+	})
+
+	// Lambda packages: the real functions when they build, else a placeholder.
+	lambdaDir := filepath.Join(work, "lambda")
+	step(t, "lambda zips", func(t *testing.T) { buildLambdaZips(t, repo, lambdaDir) })
+
+	moto, err := awstest.Start()
+	if err != nil {
+		t.Fatalf("start moto_server: %v", err)
+	}
+	t.Cleanup(moto.Stop)
+	tf.env = append(tf.env, moto.Env()...)
+
+	vars := []string{
+		"-var-file=env/local.tfvars",
+		"-var", "aws_endpoint_url=" + moto.Endpoint,
+		"-var", "lambda_dir=" + lambdaDir,
+		"-var", "lambda_architecture=x86_64",
+		"-var", "vm_runner_enabled=true",
+		"-var", "vm_ami_id=" + vmAMI,
+		"-var", "vm_instance_type=t3.small",
+		"-var", "vm_binary_key=" + vmBinaryKey,
+	}
+	planFile := filepath.Join(work, "plan.bin")
+
+	var planJSON []byte
+	if !step(t, "plan", func(t *testing.T) {
+		out, err := tf.run(append([]string{"plan", "-input=false", "-no-color", "-out=" + planFile}, vars...)...)
+		if err != nil {
+			t.Fatalf("terraform plan: %v\n%s", err, out)
+		}
+		planJSON, err = tf.output("show", "-json", planFile)
+		if err != nil {
+			t.Fatalf("terraform show -json plan: %v", err)
+		}
+	}) {
+		t.FailNow()
+	}
+
+	layout := Layout{Partition: "aws", Region: localRegion, Account: account, Name: localName,
+		Bucket: localName + "-archive-" + account, VMBinaryKey: vmBinaryKey}
+
+	step(t, "IAM least privilege (plan)", func(t *testing.T) {
+		checkIAM(t, planJSON, "planned_values", layout)
+	})
+
+	// Destroy runs however the steps below end; its success is asserted.
+	applied := false
+	t.Cleanup(func() {
+		if !applied {
+			return
+		}
+		start := time.Now()
+		out, err := tf.run(append([]string{"destroy", "-auto-approve", "-input=false", "-no-color"}, vars...)...)
+		if err != nil {
+			t.Errorf("terraform destroy: %v\n%s", err, tail(out, 4000))
+			return
+		}
+		if !strings.Contains(out, "Destroy complete!") {
+			t.Errorf("terraform destroy did not report completion:\n%s", tail(out, 2000))
+		}
+		st, err := tf.output("show", "-json")
+		if err != nil {
+			t.Errorf("terraform show -json after destroy: %v", err)
+		} else if n := countResources(st); n != 0 {
+			t.Errorf("%d resources left in state after destroy", n)
+		}
+		t.Logf("step destroy: ok in %s", time.Since(start).Round(time.Millisecond))
+	})
+
+	if !step(t, "apply", func(t *testing.T) {
+		applied = true
+		out, err := tf.run("apply", "-input=false", "-no-color", "-auto-approve", planFile)
+		if err != nil {
+			t.Fatalf("terraform apply: %v\n%s", err, tail(out, 6000))
+		}
+	}) {
+		t.FailNow()
+	}
+
+	var outputs Outputs
+	if !step(t, "outputs", func(t *testing.T) {
+		raw, err := tf.output("output", "-json")
+		if err != nil {
+			t.Fatalf("terraform output -json: %v", err)
+		}
+		outputs = parseOutputs(t, raw)
+		for k, v := range map[string]string{
+			"dispatch_url": outputs.DispatchURL, "tasks_queue_url": outputs.TasksQueueURL,
+			"events_queue_url": outputs.EventsQueueURL, "tasks_dlq_url": outputs.TasksDLQURL,
+			"bucket": outputs.Bucket, "status_table": outputs.StatusTable,
+		} {
+			if v == "" {
+				t.Errorf("output %s is empty", k)
+			}
+		}
+		if outputs.Bucket != layout.Bucket || outputs.StatusTable != localName+"-status" {
+			t.Errorf("bucket/table = %q/%q, want %q/%q", outputs.Bucket, outputs.StatusTable, layout.Bucket, localName+"-status")
+		}
+		want := []string{"DROVER_BUCKET", "DROVER_DLQ_SUBSCRIPTION", "DROVER_EVENTS_SUBSCRIPTION", "DROVER_EVENTS_TOPIC",
+			"DROVER_STATUS", "DROVER_TASKS_SUBSCRIPTION", "DROVER_TASKS_TOPIC"}
+		var got []string
+		for k := range outputs.Env {
+			got = append(got, k)
+		}
+		sort.Strings(got)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("drover_env keys = %v, want %v", got, want)
+		}
+		tasksHost := strings.TrimPrefix(strings.TrimPrefix(outputs.TasksQueueURL, "https://"), "http://")
+		if e := outputs.Env["DROVER_TASKS_SUBSCRIPTION"]; e != "awssqs://"+tasksHost+"?raw=true&nacklazy=true" {
+			t.Errorf("DROVER_TASKS_SUBSCRIPTION = %q", e)
+		}
+		if e := outputs.Env["DROVER_STATUS"]; e != "dynamodb://"+outputs.StatusTable+"?partition_key=id&allow_scans=true" {
+			t.Errorf("DROVER_STATUS = %q", e)
+		}
+		for k, v := range outputs.Env {
+			t.Logf("  %s=%s", k, v)
+		}
+	}) {
+		t.FailNow()
+	}
+
+	step(t, "IAM least privilege (applied state)", func(t *testing.T) {
+		st, err := tf.output("show", "-json")
+		if err != nil {
+			t.Fatalf("terraform show -json: %v", err)
+		}
+		checkIAM(t, st, "values", layout)
+	})
+
+	step(t, "end-to-end 100 tasks (VM mode)", func(t *testing.T) {
+		runEndToEnd(t, repo, moto, outputs, 100)
+	})
+}
+
+// step runs fn as a subtest and logs how long it took.
+func step(t *testing.T, name string, fn func(t *testing.T)) bool {
+	t.Helper()
+	start := time.Now()
+	ok := t.Run(name, fn)
+	verdict := "ok"
+	if !ok {
+		verdict = "FAILED"
+	}
+	t.Logf("step %s: %s in %s", name, verdict, time.Since(start).Round(time.Millisecond))
+	return ok
+}
+
+// ---------------------------------------------------------------- terraform
+
+type tfRunner struct {
+	t   *testing.T
+	dir string
+	env []string
+}
+
+func newTF(t *testing.T, dir, dataDir string) *tfRunner {
+	cfg := filepath.Join(t.TempDir(), "terraformrc")
+	if err := os.WriteFile(cfg, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"TF_IN_AUTOMATION=1", "TF_INPUT=0", "CHECKPOINT_DISABLE=1", "TF_CLI_CONFIG_FILE=" + cfg}
+	if dataDir != "" {
+		env = append(env, "TF_DATA_DIR="+dataDir)
+	}
+	return &tfRunner{t: t, dir: dir, env: env}
+}
+
+func (r *tfRunner) cmd(args ...string) *exec.Cmd {
+	cmd := exec.Command("terraform", args...)
+	cmd.Dir = r.dir
+	// The caller's AWS settings must not leak in: only what we set counts.
+	var base []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "AWS_") || strings.HasPrefix(kv, "TF_") {
+			continue
+		}
+		base = append(base, kv)
+	}
+	cmd.Env = append(base, r.env...)
+	return cmd
+}
+
+// run returns combined output.
+func (r *tfRunner) run(args ...string) (string, error) {
+	var buf bytes.Buffer
+	cmd := r.cmd(args...)
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	err := cmd.Run()
+	return buf.String(), err
+}
+
+// output returns stdout only (for -json).
+func (r *tfRunner) output(args ...string) ([]byte, error) {
+	var stderr bytes.Buffer
+	cmd := r.cmd(args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", err, stderr.String())
+	}
+	return out, nil
+}
+
+func pluginDir() string {
+	d := os.Getenv("TF_PLUGIN_DIR")
+	if d == "" {
+		d = "/opt/tf-plugins"
+	}
+	if st, err := os.Stat(d); err == nil && st.IsDir() {
+		return d
+	}
+	return ""
+}
+
+// copyConfig copies the configuration (*.tf, *.tftpl, *.tfvars) to dst.
+func copyConfig(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if d.IsDir() {
+			if strings.HasPrefix(d.Name(), ".") && rel != "." {
+				return filepath.SkipDir
+			}
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		switch filepath.Ext(p) {
+		case ".tf", ".tftpl", ".tfvars":
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("copy configuration: %v", err)
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
+}
+
+// countResources counts managed resources in `terraform show -json` of state.
+func countResources(raw []byte) int {
+	var doc struct {
+		Values *struct {
+			RootModule module `json:"root_module"`
+		} `json:"values"`
+	}
+	if json.Unmarshal(raw, &doc) != nil || doc.Values == nil {
+		return 0
+	}
+	n := 0
+	for _, r := range doc.Values.RootModule.all() {
+		if r.Mode == "managed" {
+			n++
+		}
+	}
+	return n
+}
+
+// ---------------------------------------------------------------- lambda zips
+
+// buildLambdaZips writes dispatch.zip, collect.zip and runner.zip, each
+// holding a linux/amd64 bootstrap built from ./functions/<fn>, or from a
+// placeholder main while that does not compile yet.
+func buildLambdaZips(t *testing.T, repo, out string) {
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fns := []string{"dispatch", "collect", "runner"}
+	bins := make([]string, len(fns))
+	errs := make([]error, len(fns))
+	var wg sync.WaitGroup
+	for i, fn := range fns {
+		bins[i] = filepath.Join(t.TempDir(), "bootstrap")
+		wg.Go(func() { errs[i] = goBuild(repo, bins[i], "./functions/"+fn, "linux", "amd64") })
+	}
+	wg.Wait()
+	placeholder := ""
+	for i, fn := range fns {
+		bin := bins[i]
+		if errs[i] != nil {
+			// TODO(lead): functions/<fn> does not build yet; the stack is
+			// applied with a placeholder bootstrap. The moto run does not
+			// invoke functions (triggers paused), so this only matters on AWS.
+			t.Logf("TODO(lead): ./functions/%s does not build (%v); using a placeholder bootstrap", fn, firstLine(errs[i].Error()))
+			if placeholder == "" {
+				placeholder = buildPlaceholder(t)
+			}
+			bin = placeholder
+		}
+		if err := zipBootstrap(bin, filepath.Join(out, fn+".zip")); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func goBuild(dir, out, pkg, goos, goarch string) error {
+	cmd := exec.Command("go", "build", "-trimpath", "-o", out, pkg)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOOS="+goos, "GOARCH="+goarch, "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %v: %s", pkg, err, strings.TrimSpace(string(b)))
+	}
+	return nil
+}
+
+func buildPlaceholder(t *testing.T) string {
+	dir := t.TempDir()
+	files := map[string]string{
+		"go.mod":  "module placeholder\n\ngo 1.26\n",
+		"main.go": "// Placeholder Lambda bootstrap until functions/<fn> builds.\npackage main\n\nfunc main() {}\n",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin := filepath.Join(dir, "bootstrap")
+	if err := goBuild(dir, bin, ".", "linux", "amd64"); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+func zipBootstrap(bin, dst string) error {
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		return err
+	}
+	f, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	zw := zip.NewWriter(f)
+	h := &zip.FileHeader{Name: "bootstrap", Method: zip.Deflate}
+	h.SetMode(0o755)
+	w, err := zw.CreateHeader(h)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(b); err != nil {
+		return err
+	}
+	return zw.Close()
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return s
+}
+
+// ---------------------------------------------------------------- outputs
+
+type Outputs struct {
+	DispatchURL, TasksQueueURL, EventsQueueURL, TasksDLQURL, Bucket, StatusTable string
+	Env                                                                          map[string]string
+}
+
+func parseOutputs(t *testing.T, raw []byte) Outputs {
+	t.Helper()
+	var m map[string]struct {
+		Value json.RawMessage `json:"value"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("parse terraform output -json: %v", err)
+	}
+	str := func(k string) string {
+		var s string
+		if v, ok := m[k]; ok {
+			_ = json.Unmarshal(v.Value, &s)
+		}
+		return s
+	}
+	o := Outputs{
+		DispatchURL: str("dispatch_url"), TasksQueueURL: str("tasks_queue_url"),
+		EventsQueueURL: str("events_queue_url"), TasksDLQURL: str("tasks_dlq_url"),
+		Bucket: str("bucket"), StatusTable: str("status_table"),
+	}
+	if v, ok := m["drover_env"]; ok {
+		if err := json.Unmarshal(v.Value, &o.Env); err != nil {
+			t.Fatalf("parse drover_env: %v", err)
+		}
+	}
+	return o
+}
+
+// ---------------------------------------------------------------- IAM check
+
+// Layout is the naming contract of the stack, from which the checker derives
+// the ARNs each role may reach.
+type Layout struct {
+	Partition, Region, Account, Name, Bucket string
+	VMBinaryKey                              string
+}
+
+func (l Layout) sqs(q string) string {
+	return fmt.Sprintf("arn:%s:sqs:%s:%s:%s-%s", l.Partition, l.Region, l.Account, l.Name, q)
+}
+func (l Layout) s3(key string) string {
+	if key == "" {
+		return fmt.Sprintf("arn:%s:s3:::%s", l.Partition, l.Bucket)
+	}
+	return fmt.Sprintf("arn:%s:s3:::%s/%s", l.Partition, l.Bucket, key)
+}
+func (l Layout) table() string {
+	return fmt.Sprintf("arn:%s:dynamodb:%s:%s:table/%s-status", l.Partition, l.Region, l.Account, l.Name)
+}
+func (l Layout) logGroup(fn string) string {
+	return fmt.Sprintf("arn:%s:logs:%s:%s:log-group:/aws/lambda/%s-%s", l.Partition, l.Region, l.Account, l.Name, fn)
+}
+func (l Layout) function(fn string) string {
+	return fmt.Sprintf("arn:%s:lambda:%s:%s:function:%s-%s", l.Partition, l.Region, l.Account, l.Name, fn)
+}
+
+var functionNames = []string{"dispatch", "runner", "collect"}
+
+// grants is the reviewed permission matrix: role owner -> resource ARN ->
+// allowed actions. Anything a policy grants beyond it fails the check.
+func (l Layout) grants() map[string]map[string][]string {
+	table := l.table()
+	logs := []string{"logs:CreateLogStream", "logs:PutLogEvents"}
+	runner := map[string][]string{
+		l.sqs("tasks"):              {"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"},
+		l.sqs("events"):             {"sqs:SendMessage"},
+		l.s3("payloads/*"):          {"s3:GetObject"},
+		l.s3("results/*"):           {"s3:PutObject"},
+		l.s3("logs/*"):              {"s3:PutObject"},
+		l.s3(""):                    {"s3:ListBucket"},
+		table:                       {"dynamodb:BatchGetItem", "dynamodb:DescribeTable", "dynamodb:GetItem"},
+		l.logGroup("runner") + ":*": logs,
+	}
+	vm := map[string][]string{}
+	for k, v := range runner {
+		if !strings.Contains(k, ":log-group:") {
+			vm[k] = v
+		}
+	}
+	if l.VMBinaryKey != "" {
+		vm[l.s3(l.VMBinaryKey)] = []string{"s3:GetObject"}
+	}
+	return map[string]map[string][]string{
+		"dispatch": {
+			l.sqs("tasks"):                {"sqs:SendMessage"},
+			l.s3("payloads/*"):            {"s3:GetObject", "s3:PutObject"},
+			l.s3("results/*"):             {"s3:GetObject"},
+			l.s3(""):                      {"s3:ListBucket"},
+			table:                         {"dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem", "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:UpdateItem"},
+			table + "/index/by_kind":      {"dynamodb:Query", "dynamodb:Scan"},
+			l.logGroup("dispatch") + ":*": logs,
+		},
+		"runner": runner,
+		"collect": {
+			l.sqs("events"):              {"sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"},
+			l.sqs("tasks-dlq"):           {"sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"},
+			table:                        {"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
+			l.s3("poison/*"):             {"s3:PutObject"},
+			l.logGroup("collect") + ":*": logs,
+		},
+		"vm_runner": vm,
+	}
+}
+
+// RolePolicy is one identity policy attached to a role, by the function
+// (module) that owns the role.
+type RolePolicy struct {
+	Owner   string // dispatch, runner, collect, vm_runner
+	Address string
+	JSON    string
+}
+
+type module struct {
+	Address   string     `json:"address"`
+	Resources []resource `json:"resources"`
+	Children  []module   `json:"child_modules"`
+}
+
+type resource struct {
+	Address string         `json:"address"`
+	Mode    string         `json:"mode"`
+	Type    string         `json:"type"`
+	Values  map[string]any `json:"values"`
+}
+
+func (m module) all() []resource {
+	out := slices.Clone(m.Resources)
+	for _, c := range m.Children {
+		out = append(out, c.all()...)
+	}
+	return out
+}
+
+// policiesFrom extracts role policies from `terraform show -json` output, of
+// a plan (key "planned_values") or of state (key "values"). Ways of granting
+// that the stack must not use (managed policies, attachments, inline_policy
+// blocks) are reported as problems.
+func policiesFrom(raw []byte, key string) ([]RolePolicy, []string, error) {
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return nil, nil, err
+	}
+	var vals struct {
+		RootModule module `json:"root_module"`
+	}
+	if err := json.Unmarshal(doc[key], &vals); err != nil {
+		return nil, nil, fmt.Errorf("no %s in terraform show output: %w", key, err)
+	}
+	var pols []RolePolicy
+	var problems []string
+	for _, r := range vals.RootModule.all() {
+		if r.Mode != "managed" {
+			continue
+		}
+		switch r.Type {
+		case "aws_iam_role_policy":
+			p, ok := r.Values["policy"].(string)
+			if !ok {
+				problems = append(problems, r.Address+": policy not known at plan time (build ARNs from names so it can be checked)")
+				continue
+			}
+			pols = append(pols, RolePolicy{Owner: ownerOf(r.Address), Address: r.Address, JSON: p})
+		case "aws_iam_role":
+			if v, ok := r.Values["managed_policy_arns"].([]any); ok && len(v) > 0 {
+				problems = append(problems, fmt.Sprintf("%s: managed policies attached: %v", r.Address, v))
+			}
+			if v, ok := r.Values["inline_policy"].([]any); ok {
+				for _, ip := range v {
+					if m, _ := ip.(map[string]any); m != nil && m["policy"] != nil && m["policy"] != "" {
+						problems = append(problems, r.Address+": inline_policy block (use aws_iam_role_policy so it is checked)")
+					}
+				}
+			}
+		case "aws_iam_policy", "aws_iam_role_policy_attachment", "aws_iam_policy_attachment",
+			"aws_iam_role_policies_exclusive", "aws_iam_role_policy_attachments_exclusive":
+			problems = append(problems, r.Address+": "+r.Type+" not allowed; each function's role holds one inline policy")
+		}
+	}
+	return pols, problems, nil
+}
+
+// ownerOf maps "module.dispatch.aws_iam_role_policy.this" to "dispatch" and
+// "module.vm_runner[0]...." to "vm_runner".
+func ownerOf(address string) string {
+	rest, ok := strings.CutPrefix(address, "module.")
+	if !ok {
+		return "root"
+	}
+	name, _, _ := strings.Cut(rest, ".")
+	name, _, _ = strings.Cut(name, "[")
+	return name
+}
+
+type statement struct {
+	Sid         string          `json:"Sid"`
+	Effect      string          `json:"Effect"`
+	Action      stringList      `json:"Action"`
+	NotAction   stringList      `json:"NotAction"`
+	Resource    stringList      `json:"Resource"`
+	NotResource stringList      `json:"NotResource"`
+	Principal   json.RawMessage `json:"Principal"`
+}
+
+// stringList is an IAM string-or-list.
+type stringList []string
+
+func (s *stringList) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*s = []string{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return err
+	}
+	*s = many
+	return nil
+}
+
+// CheckPolicies returns every violation: wildcard actions or resources,
+// NotAction/NotResource, a role reaching another function's resources, and
+// any (action, resource) pair outside the owner's reviewed grants.
+func CheckPolicies(l Layout, pols []RolePolicy) []string {
+	grants := l.grants()
+	var bad []string
+	for _, p := range pols {
+		var doc struct {
+			Statement json.RawMessage `json:"Statement"`
+		}
+		if err := json.Unmarshal([]byte(p.JSON), &doc); err != nil {
+			bad = append(bad, fmt.Sprintf("%s: policy is not JSON: %v", p.Address, err))
+			continue
+		}
+		var stmts []statement
+		if err := json.Unmarshal(doc.Statement, &stmts); err != nil {
+			var one statement
+			if err2 := json.Unmarshal(doc.Statement, &one); err2 != nil {
+				bad = append(bad, fmt.Sprintf("%s: cannot parse Statement: %v", p.Address, err))
+				continue
+			}
+			stmts = []statement{one}
+		}
+		allowed, known := grants[p.Owner]
+		if !known {
+			bad = append(bad, fmt.Sprintf("%s: role policy owned by %q, which has no reviewed grants", p.Address, p.Owner))
+		}
+		for i, s := range stmts {
+			where := fmt.Sprintf("%s statement %d (%s)", p.Address, i, s.Sid)
+			if len(s.NotAction) > 0 || len(s.NotResource) > 0 {
+				bad = append(bad, where+": NotAction/NotResource grant everything else")
+			}
+			if len(s.Principal) > 0 {
+				bad = append(bad, where+": Principal in an identity policy")
+			}
+			for _, a := range s.Action {
+				if strings.ContainsAny(a, "*?") {
+					bad = append(bad, fmt.Sprintf("%s: wildcard action %q", where, a))
+				}
+			}
+			for _, r := range s.Resource {
+				if msg := wildcardProblem(r); msg != "" {
+					bad = append(bad, fmt.Sprintf("%s: resource %q: %s", where, r, msg))
+				}
+				for _, other := range functionNames {
+					if other == p.Owner || (p.Owner == "vm_runner" && other == "runner") {
+						continue
+					}
+					if strings.HasPrefix(r, l.logGroup(other)) || strings.HasPrefix(r, l.function(other)) {
+						bad = append(bad, fmt.Sprintf("%s: %s's role reaches the %s function's resource %q", where, p.Owner, other, r))
+					}
+				}
+			}
+			if s.Effect != "Allow" {
+				continue // a Deny only narrows
+			}
+			for _, a := range s.Action {
+				for _, r := range s.Resource {
+					if !slices.Contains(allowed[r], a) {
+						bad = append(bad, fmt.Sprintf("%s: %s may not %s on %q (not in its reviewed grants)", where, p.Owner, a, r))
+					}
+				}
+			}
+		}
+	}
+	return bad
+}
+
+// wildcardProblem allows a wildcard only as a trailing "/*" (keys under a
+// fixed prefix) or ":*" (streams of one log group) after a complete ARN.
+func wildcardProblem(r string) string {
+	if r == "*" {
+		return "all resources"
+	}
+	if !strings.HasPrefix(r, "arn:") {
+		return "not an ARN"
+	}
+	base := r
+	if strings.HasSuffix(r, "/*") || strings.HasSuffix(r, ":*") {
+		base = r[:len(r)-2]
+	}
+	if strings.ContainsAny(base, "*?") {
+		return "wildcard inside the ARN"
+	}
+	parts := strings.SplitN(base, ":", 6)
+	if len(parts) < 6 || parts[5] == "" {
+		return "incomplete ARN"
+	}
+	if parts[2] == "s3" && base == "arn:"+parts[1]+":s3:::" {
+		return "every bucket"
+	}
+	return ""
+}
+
+func checkIAM(t *testing.T, raw []byte, key string, l Layout) {
+	t.Helper()
+	pols, problems, err := policiesFrom(raw, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owners := map[string]bool{}
+	for _, p := range pols {
+		owners[p.Owner] = true
+	}
+	for _, want := range []string{"dispatch", "runner", "collect", "vm_runner"} {
+		if !owners[want] {
+			t.Errorf("no role policy found for %s (the check would pass vacuously)", want)
+		}
+	}
+	for _, p := range append(problems, CheckPolicies(l, pols)...) {
+		t.Error(p)
+	}
+	t.Logf("checked %d role policies: %v", len(pols), slices.Sorted(maps.Keys(owners)))
+}
+
+// TestIAMCheckerCatchesBadPolicies proves the checker fails on what it must.
+func TestIAMCheckerCatchesBadPolicies(t *testing.T) {
+	l := Layout{Partition: "aws", Region: "us-east-1", Account: "123456789012", Name: "drover", Bucket: "drover-archive-123456789012"}
+	good := RolePolicy{Owner: "dispatch", Address: "module.dispatch.aws_iam_role_policy.this", JSON: fmt.Sprintf(`{
+		"Version": "2012-10-17",
+		"Statement": [
+			{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": %q},
+			{"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": [%q]},
+			{"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": [%q]}
+		]}`, l.sqs("tasks"), l.s3("payloads/*"), l.logGroup("dispatch")+":*")}
+	if bad := CheckPolicies(l, []RolePolicy{good}); len(bad) != 0 {
+		t.Fatalf("a least-privilege policy was rejected: %v", bad)
+	}
+
+	stmt := func(owner, statement string) RolePolicy {
+		return RolePolicy{Owner: owner, Address: "module." + owner + ".aws_iam_role_policy.this",
+			JSON: `{"Version": "2012-10-17", "Statement": [` + statement + `]}`}
+	}
+	for _, tc := range []struct {
+		name string
+		pol  RolePolicy
+		want string
+	}{
+		{"star action", stmt("runner", `{"Effect": "Allow", "Action": "*", "Resource": "`+l.sqs("tasks")+`"}`), `wildcard action "*"`},
+		{"service star action", stmt("collect", `{"Effect": "Allow", "Action": "dynamodb:*", "Resource": "`+l.table()+`"}`), `wildcard action "dynamodb:*"`},
+		{"partial star action", stmt("runner", `{"Effect": "Allow", "Action": ["sqs:Get*"], "Resource": "`+l.sqs("tasks")+`"}`), `wildcard action "sqs:Get*"`},
+		{"star resource", stmt("dispatch", `{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "*"}`), "all resources"},
+		{"wildcard queue ARN", stmt("dispatch", `{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "arn:aws:sqs:us-east-1:123456789012:drover-*"}`), "wildcard inside the ARN"},
+		{"whole bucket objects", stmt("runner", `{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "`+l.s3("*")+`"}`), "may not s3:GetObject"},
+		{"NotAction", stmt("runner", `{"Effect": "Allow", "NotAction": "iam:PassRole", "Resource": "`+l.sqs("tasks")+`"}`), "NotAction/NotResource"},
+		{"dispatch deletes tasks", stmt("dispatch", `{"Effect": "Allow", "Action": ["sqs:SendMessage", "sqs:DeleteMessage"], "Resource": "`+l.sqs("tasks")+`"}`), "dispatch may not sqs:DeleteMessage"},
+		{"runner writes dispatch logs", stmt("runner", `{"Effect": "Allow", "Action": "logs:PutLogEvents", "Resource": "`+l.logGroup("dispatch")+`:*"}`), "runner's role reaches the dispatch function's resource"},
+		{"collect invokes runner", stmt("collect", `{"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": "`+l.function("runner")+`"}`), "collect's role reaches the runner function's resource"},
+		{"runner sends tasks", stmt("runner", `{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "`+l.sqs("tasks")+`"}`), "runner may not sqs:SendMessage"},
+		{"collect writes payloads", stmt("collect", `{"Effect": "Allow", "Action": "s3:PutObject", "Resource": "`+l.s3("payloads/*")+`"}`), "collect may not s3:PutObject"},
+		{"unknown owner", stmt("stranger", `{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "`+l.sqs("tasks")+`"}`), "no reviewed grants"},
+	} {
+		bad := CheckPolicies(l, []RolePolicy{tc.pol})
+		if !slices.ContainsFunc(bad, func(s string) bool { return strings.Contains(s, tc.want) }) {
+			t.Errorf("%s: checker did not report %q; got %q", tc.name, tc.want, bad)
+		}
+	}
+
+	// Attachments and managed policies are reported too.
+	plan := []byte(`{"planned_values": {"root_module": {"child_modules": [{"address": "module.runner", "resources": [
+		{"address": "module.runner.aws_iam_role_policy_attachment.admin", "mode": "managed", "type": "aws_iam_role_policy_attachment", "values": {"policy_arn": "arn:aws:iam::aws:policy/AdministratorAccess"}},
+		{"address": "module.runner.aws_iam_role.this", "mode": "managed", "type": "aws_iam_role", "values": {"managed_policy_arns": ["arn:aws:iam::aws:policy/PowerUserAccess"]}}
+	]}]}}}`)
+	_, problems, err := policiesFrom(plan, "planned_values")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(problems) != 2 {
+		t.Errorf("attachment and managed policy not both reported: %q", problems)
+	}
+}
+
+// ---------------------------------------------------------------- end to end
+
+// runEndToEnd builds cmd/drover, runs `drover dispatch`, `drover runner` and
+// `drover collect` configured from the Terraform outputs against moto, and
+// runs n echo tasks through them.
+func runEndToEnd(t *testing.T, repo string, moto *awstest.Moto, o Outputs, n int) {
+	bin := filepath.Join(t.TempDir(), "drover")
+	if err := goBuild(repo, bin, "./cmd/drover", runtime.GOOS, runtime.GOARCH); err != nil {
+		t.Fatalf("build cmd/drover: %v", err)
+	}
+
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AWS_") && !strings.HasPrefix(kv, "DROVER_") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, moto.Env()...)
+	for k, v := range o.Env {
+		env = append(env, k+"="+v)
+	}
+	addr := freeAddr(t)
+	logs := t.TempDir()
+	for _, role := range []string{"collect", "runner", "dispatch"} {
+		a := addr
+		if role != "dispatch" {
+			a = freeAddr(t) // in case they serve health endpoints too
+		}
+		startProcess(t, bin, role, append(slices.Clone(env), "DROVER_ADDR="+a), logs)
+	}
+	base := "http://" + addr
+
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	client := &http.Client{Timeout: 40 * time.Second}
+
+	// Wait for dispatch.
+	start := time.Now()
+	for {
+		resp, err := client.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Since(start) > time.Minute {
+			t.Fatalf("dispatch did not answer /healthz within a minute (last error %v); logs:\n%s", err, readLogs(logs))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("dispatch ready in %s", time.Since(start).Round(time.Millisecond))
+
+	// Submit n tasks in one batch.
+	type spec struct {
+		Function string         `json:"function"`
+		Args     map[string]int `json:"args"`
+	}
+	batch := struct {
+		Tasks []spec `json:"tasks"`
+	}{}
+	for i := range n {
+		batch.Tasks = append(batch.Tasks, spec{Function: "echo", Args: map[string]int{"i": i}})
+	}
+	body, _ := json.Marshal(batch)
+	resp, err := client.Post(base+"/v1/tasks/batch", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("POST /v1/tasks/batch: %v", err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST /v1/tasks/batch: %s: %s", resp.Status, raw)
+	}
+	var submitted struct {
+		Tasks []struct {
+			ID    string `json:"id"`
+			State string `json:"state"`
+		} `json:"tasks"`
+	}
+	if err := json.Unmarshal(raw, &submitted); err != nil || len(submitted.Tasks) != n {
+		t.Fatalf("batch response: %d tasks, err %v: %s", len(submitted.Tasks), err, tail(string(raw), 500))
+	}
+	pending := map[string]int{}
+	for i, st := range submitted.Tasks {
+		if st.ID == "" {
+			t.Fatalf("task %d has no id", i)
+		}
+		pending[st.ID] = i
+	}
+	t.Logf("submitted %d tasks", n)
+
+	// Poll until every task is terminal.
+	submittedAt := time.Now()
+	for len(pending) > 0 {
+		if ctx.Err() != nil {
+			t.Fatalf("%d of %d tasks not succeeded after %s; logs:\n%s", len(pending), n, time.Since(submittedAt).Round(time.Second), readLogs(logs))
+		}
+		for id, i := range pending {
+			doc, err := getStatus(ctx, client, base, id)
+			if err != nil {
+				if ctx.Err() == nil {
+					t.Logf("GET /v1/tasks/%s: %v", id, err)
+				}
+				continue
+			}
+			switch doc.State {
+			case "succeeded":
+				if len(doc.Result) > 0 && string(doc.Result) != "null" {
+					var got map[string]int
+					if err := json.Unmarshal(doc.Result, &got); err != nil || got["i"] != i || len(got) != 1 {
+						t.Errorf("task %s (i=%d): result %s, want {\"i\":%d}", id, i, doc.Result, i)
+					}
+				} else if doc.ResultRef == "" {
+					t.Errorf("task %s (i=%d) succeeded with neither result nor result_ref", id, i)
+				}
+				delete(pending, id)
+			case "failed", "cancelled":
+				t.Errorf("task %s (i=%d) ended %s: %s", id, i, doc.State, doc.Error)
+				delete(pending, id)
+			}
+		}
+		if len(pending) > 0 {
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+	t.Logf("%d tasks terminal %s after submission", n, time.Since(submittedAt).Round(time.Millisecond))
+	if t.Failed() {
+		t.Logf("logs:\n%s", readLogs(logs))
+	}
+}
+
+type statusDoc struct {
+	ID        string          `json:"id"`
+	State     string          `json:"state"`
+	Error     string          `json:"error"`
+	Result    json.RawMessage `json:"result"`
+	ResultRef string          `json:"result_ref"`
+}
+
+func getStatus(ctx context.Context, c *http.Client, base, id string) (statusDoc, error) {
+	var doc statusDoc
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/tasks/"+id, nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		return doc, err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return doc, fmt.Errorf("%s: %s", resp.Status, tail(string(raw), 300))
+	}
+	return doc, json.Unmarshal(raw, &doc)
+}
+
+func startProcess(t *testing.T, bin, role string, env []string, logDir string) {
+	t.Helper()
+	f, err := os.Create(filepath.Join(logDir, role+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, role)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		t.Fatalf("start drover %s: %v", role, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		// Only the process group this test started.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		f.Close()
+	})
+}
+
+func readLogs(dir string) string {
+	var b strings.Builder
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		data, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+		fmt.Fprintf(&b, "---- %s\n%s\n", e.Name(), tail(string(data), 3000))
+	}
+	return b.String()
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}

@@ -1,0 +1,428 @@
+# ---------------------------------------------------------------- provider
+
+variable "aws_region" {
+  description = "Region to deploy to; null to take it from AWS_REGION / the AWS profile."
+  type        = string
+  default     = null
+}
+
+variable "aws_endpoint_url" {
+  description = "Single endpoint for every AWS service (LocalStack, moto_server), e.g. http://127.0.0.1:4566. null for real AWS."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.aws_endpoint_url == null || can(regex("^https?://[^/]+/?$", var.aws_endpoint_url))
+    error_message = "aws_endpoint_url must be a base URL such as http://127.0.0.1:4566, or null for real AWS."
+  }
+}
+
+# ---------------------------------------------------------------- naming
+
+variable "name" {
+  description = "Prefix of every resource name (queues, bucket, table, functions, roles)."
+  type        = string
+  default     = "drover"
+  validation {
+    # 32 keeps "<name>-archive-<12-digit account>" within S3's 63 characters
+    # and "<name>-dispatch" etc. within Lambda's and IAM's 64.
+    condition     = can(regex("^[a-z][a-z0-9-]{0,30}[a-z0-9]$", var.name))
+    error_message = "name must be 2-32 characters of lowercase letters, digits and '-', starting with a letter and not ending with '-' (it is used in S3 bucket, SQS, DynamoDB, Lambda and IAM names)."
+  }
+}
+
+variable "tags" {
+  description = "Tags added to every resource."
+  type        = map(string)
+  default     = {}
+}
+
+# ---------------------------------------------------------------- queues
+
+variable "max_receive_count" {
+  description = "Receives of one message before SQS moves it to the dead-letter queue. Keep it above the tasks' max_attempts: heartbeats and retries receive the same message again."
+  type        = number
+  default     = 30
+  validation {
+    condition     = var.max_receive_count >= 1 && var.max_receive_count <= 1000 && floor(var.max_receive_count) == var.max_receive_count
+    error_message = "max_receive_count must be a whole number from 1 to 1000."
+  }
+}
+
+variable "message_retention_seconds" {
+  description = "How long the tasks and events queues keep an unconsumed message (dead-letter queues keep 14 days)."
+  type        = number
+  default     = 345600
+  validation {
+    condition     = var.message_retention_seconds >= 60 && var.message_retention_seconds <= 1209600
+    error_message = "message_retention_seconds must be from 60 to 1209600 (14 days)."
+  }
+}
+
+variable "tasks_visibility_timeout_seconds" {
+  description = "Visibility timeout of the tasks queue (and its DLQ). AWS guidance for Lambda SQS triggers: at least 6 x runner_timeout_seconds."
+  type        = number
+  default     = 1800
+  validation {
+    condition     = var.tasks_visibility_timeout_seconds >= 0 && var.tasks_visibility_timeout_seconds <= 43200 && floor(var.tasks_visibility_timeout_seconds) == var.tasks_visibility_timeout_seconds
+    error_message = "tasks_visibility_timeout_seconds must be a whole number from 0 to 43200 (SQS maximum, 12 h)."
+  }
+  validation {
+    condition     = var.tasks_visibility_timeout_seconds >= 6 * var.runner_timeout_seconds
+    error_message = "tasks_visibility_timeout_seconds (${var.tasks_visibility_timeout_seconds}) must be at least 6 x runner_timeout_seconds (${var.runner_timeout_seconds}) = ${6 * var.runner_timeout_seconds}, AWS's guidance for a Lambda function triggered by SQS: raise tasks_visibility_timeout_seconds to ${6 * var.runner_timeout_seconds} or more, or lower runner_timeout_seconds to ${floor(var.tasks_visibility_timeout_seconds / 6)} or less."
+  }
+}
+
+variable "events_visibility_timeout_seconds" {
+  description = "Visibility timeout of the events queue (and its DLQ): at least 6 x collect_timeout_seconds."
+  type        = number
+  default     = 180
+  validation {
+    condition     = var.events_visibility_timeout_seconds >= 0 && var.events_visibility_timeout_seconds <= 43200 && floor(var.events_visibility_timeout_seconds) == var.events_visibility_timeout_seconds
+    error_message = "events_visibility_timeout_seconds must be a whole number from 0 to 43200 (SQS maximum, 12 h)."
+  }
+  validation {
+    condition     = var.events_visibility_timeout_seconds >= 6 * var.collect_timeout_seconds
+    error_message = "events_visibility_timeout_seconds (${var.events_visibility_timeout_seconds}) must be at least 6 x collect_timeout_seconds (${var.collect_timeout_seconds}) = ${6 * var.collect_timeout_seconds}, AWS's guidance for a Lambda function triggered by SQS: raise events_visibility_timeout_seconds to ${6 * var.collect_timeout_seconds} or more, or lower collect_timeout_seconds to ${floor(var.events_visibility_timeout_seconds / 6)} or less."
+  }
+}
+
+# ---------------------------------------------------------------- archive bucket
+
+variable "bucket_name" {
+  description = "Archive bucket name; null for \"<name>-archive-<account id>\"."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.bucket_name == null || (can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", coalesce(var.bucket_name, "x"))) && !strcontains(coalesce(var.bucket_name, "x"), ".."))
+    error_message = "bucket_name must be 3-63 characters of lowercase letters, digits, '.' and '-', starting and ending with a letter or digit."
+  }
+}
+
+variable "bucket_force_destroy" {
+  description = "Let `terraform destroy` delete the archive bucket with its objects. Leave false in production; true for throwaway stacks."
+  type        = bool
+  default     = false
+}
+
+variable "bucket_url_query" {
+  description = "Extra query for DROVER_BUCKET, e.g. \"use_path_style=true\" for an emulator."
+  type        = string
+  default     = ""
+}
+
+variable "payloads_expiration_days" {
+  description = "Days before objects under payloads/ expire."
+  type        = number
+  default     = 30
+  validation {
+    condition     = var.payloads_expiration_days >= 1 && floor(var.payloads_expiration_days) == var.payloads_expiration_days
+    error_message = "payloads_expiration_days must be a whole number, at least 1."
+  }
+}
+
+variable "results_expiration_days" {
+  description = "Days before objects under results/ expire."
+  type        = number
+  default     = 30
+  validation {
+    condition     = var.results_expiration_days >= 1 && floor(var.results_expiration_days) == var.results_expiration_days
+    error_message = "results_expiration_days must be a whole number, at least 1."
+  }
+}
+
+variable "logs_expiration_days" {
+  description = "Days before objects under logs/ expire."
+  type        = number
+  default     = 14
+  validation {
+    condition     = var.logs_expiration_days >= 1 && floor(var.logs_expiration_days) == var.logs_expiration_days
+    error_message = "logs_expiration_days must be a whole number, at least 1."
+  }
+}
+
+variable "poison_expiration_days" {
+  description = "Days before objects under poison/ (undecodable or dead-lettered messages) expire."
+  type        = number
+  default     = 90
+  validation {
+    condition     = var.poison_expiration_days >= 1 && floor(var.poison_expiration_days) == var.poison_expiration_days
+    error_message = "poison_expiration_days must be a whole number, at least 1."
+  }
+}
+
+# ---------------------------------------------------------------- status table
+
+variable "status_point_in_time_recovery" {
+  description = "Enable DynamoDB point-in-time recovery on the status table (billed per GB-month)."
+  type        = bool
+  default     = false
+}
+
+variable "status_deletion_protection" {
+  description = "Protect the status table from deletion (destroy then fails until it is turned off)."
+  type        = bool
+  default     = false
+}
+
+# ---------------------------------------------------------------- Lambda functions
+
+variable "lambda_dir" {
+  description = "Directory holding dispatch.zip, collect.zip and runner.zip (from `make lambda`); null for build/lambda/<arm64|amd64> at the repository root, after lambda_architecture."
+  type        = string
+  default     = null
+}
+
+variable "lambda_architecture" {
+  description = "Architecture the zips were built for: arm64 or x86_64."
+  type        = string
+  default     = "arm64"
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.lambda_architecture)
+    error_message = "lambda_architecture must be \"arm64\" or \"x86_64\"."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Retention of each function's CloudWatch log group."
+  type        = number
+  default     = 14
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be one of CloudWatch's values: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653."
+  }
+}
+
+variable "dispatch_timeout_seconds" {
+  type    = number
+  default = 30
+  validation {
+    condition     = var.dispatch_timeout_seconds >= 1 && var.dispatch_timeout_seconds <= 900
+    error_message = "dispatch_timeout_seconds must be from 1 to 900."
+  }
+}
+
+variable "runner_timeout_seconds" {
+  description = "Timeout of the runner function: the longest a task can run on Lambda (use VM runners for longer)."
+  type        = number
+  default     = 300
+  validation {
+    condition     = var.runner_timeout_seconds >= 1 && var.runner_timeout_seconds <= 900
+    error_message = "runner_timeout_seconds must be from 1 to 900 (Lambda's maximum)."
+  }
+}
+
+variable "collect_timeout_seconds" {
+  type    = number
+  default = 30
+  validation {
+    condition     = var.collect_timeout_seconds >= 1 && var.collect_timeout_seconds <= 900
+    error_message = "collect_timeout_seconds must be from 1 to 900."
+  }
+}
+
+variable "dispatch_memory_mb" {
+  type    = number
+  default = 256
+  validation {
+    condition     = var.dispatch_memory_mb >= 128 && var.dispatch_memory_mb <= 10240
+    error_message = "dispatch_memory_mb must be from 128 to 10240."
+  }
+}
+
+variable "runner_memory_mb" {
+  type    = number
+  default = 512
+  validation {
+    condition     = var.runner_memory_mb >= 128 && var.runner_memory_mb <= 10240
+    error_message = "runner_memory_mb must be from 128 to 10240."
+  }
+}
+
+variable "collect_memory_mb" {
+  type    = number
+  default = 256
+  validation {
+    condition     = var.collect_memory_mb >= 128 && var.collect_memory_mb <= 10240
+    error_message = "collect_memory_mb must be from 128 to 10240."
+  }
+}
+
+variable "event_source_mappings_enabled" {
+  description = "Whether the runner and collect functions consume their queues. false keeps the mappings but pauses them (e.g. when only VM runners should run, or on an emulator that cannot invoke functions)."
+  type        = bool
+  default     = true
+}
+
+variable "runner_batch_size" {
+  description = "Task messages per runner invocation."
+  type        = number
+  default     = 1
+  validation {
+    condition     = var.runner_batch_size >= 1 && var.runner_batch_size <= 10000
+    error_message = "runner_batch_size must be from 1 to 10000."
+  }
+  validation {
+    condition     = var.runner_batch_size <= 10 || var.runner_batching_window_seconds >= 1
+    error_message = "runner_batch_size above 10 needs runner_batching_window_seconds of at least 1 (SQS event source rule): lower runner_batch_size or raise runner_batching_window_seconds."
+  }
+}
+
+variable "runner_batching_window_seconds" {
+  type    = number
+  default = 0
+  validation {
+    condition     = var.runner_batching_window_seconds >= 0 && var.runner_batching_window_seconds <= 300
+    error_message = "runner_batching_window_seconds must be from 0 to 300."
+  }
+}
+
+variable "runner_maximum_concurrency" {
+  description = "Most runner invocations at once from the tasks queue (event source mapping maximum concurrency)."
+  type        = number
+  default     = 10
+  validation {
+    condition     = var.runner_maximum_concurrency >= 2 && var.runner_maximum_concurrency <= 1000
+    error_message = "runner_maximum_concurrency must be from 2 to 1000 (SQS event source limits)."
+  }
+}
+
+variable "collect_batch_size" {
+  description = "Event messages per collect invocation."
+  type        = number
+  default     = 10
+  validation {
+    condition     = var.collect_batch_size >= 1 && var.collect_batch_size <= 10
+    error_message = "collect_batch_size must be from 1 to 10."
+  }
+}
+
+variable "collect_maximum_concurrency" {
+  type    = number
+  default = 5
+  validation {
+    condition     = var.collect_maximum_concurrency >= 2 && var.collect_maximum_concurrency <= 1000
+    error_message = "collect_maximum_concurrency must be from 2 to 1000 (SQS event source limits)."
+  }
+}
+
+variable "collect_sweeps_dlq" {
+  description = "Trigger the collect function from the tasks dead-letter queue too, so dead-lettered tasks become failed statuses (the sweeper)."
+  type        = bool
+  default     = true
+}
+
+variable "dispatch_auth_type" {
+  description = "Dispatch function URL auth: AWS_IAM (callers sign with SigV4 and need lambda:InvokeFunctionUrl) or NONE (public URL; bearer API keys checked by dispatch)."
+  type        = string
+  default     = "AWS_IAM"
+  validation {
+    condition     = contains(["AWS_IAM", "NONE"], var.dispatch_auth_type)
+    error_message = "dispatch_auth_type must be \"AWS_IAM\" or \"NONE\"."
+  }
+  validation {
+    condition     = var.dispatch_auth_type != "NONE" || length(var.dispatch_api_keys) > 0
+    error_message = "dispatch_auth_type = \"NONE\" makes the function URL public: set dispatch_api_keys (DROVER_API_KEYS) to at least one key, or keep dispatch_auth_type = \"AWS_IAM\"."
+  }
+}
+
+variable "dispatch_api_keys" {
+  description = "Bearer tokens accepted by dispatch (DROVER_API_KEYS), required when dispatch_auth_type is NONE. Pass with TF_VAR_dispatch_api_keys, never in a committed file."
+  type        = list(string)
+  default     = []
+  sensitive   = true
+  validation {
+    condition     = alltrue([for k in var.dispatch_api_keys : length(k) >= 16 && !strcontains(k, ",")])
+    error_message = "dispatch_api_keys: each key must be at least 16 characters and contain no comma."
+  }
+}
+
+# ---------------------------------------------------------------- alarms
+
+variable "alarm_actions" {
+  description = "ARNs (e.g. SNS topics) notified when an alarm fires or recovers."
+  type        = list(string)
+  default     = []
+}
+
+variable "oldest_message_age_alarm_seconds" {
+  description = "Alarm when the oldest message of the tasks or events queue is older than this."
+  type        = number
+  default     = 900
+  validation {
+    condition     = var.oldest_message_age_alarm_seconds >= 60
+    error_message = "oldest_message_age_alarm_seconds must be at least 60."
+  }
+}
+
+# ---------------------------------------------------------------- VM runners
+
+variable "vm_runner_enabled" {
+  description = "Create an autoscaling group of VM runners (`drover runner`) next to, or instead of, the runner function."
+  type        = bool
+  default     = false
+}
+
+variable "vm_ami_id" {
+  description = "AMI of the VM runners (Amazon Linux 2023 of the instance type's architecture); required when vm_runner_enabled."
+  type        = string
+  default     = null
+  validation {
+    condition     = !var.vm_runner_enabled || var.vm_ami_id != null
+    error_message = "vm_runner_enabled = true needs vm_ami_id (e.g. the SSM parameter /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64)."
+  }
+}
+
+variable "vm_instance_type" {
+  type    = string
+  default = "t4g.small"
+}
+
+variable "vm_subnet_ids" {
+  description = "Subnets of the VM runners; empty for the default VPC's. They need a route to SQS, S3 and DynamoDB (NAT or VPC endpoints)."
+  type        = list(string)
+  default     = []
+}
+
+variable "vm_min_size" {
+  type    = number
+  default = 1
+  validation {
+    condition     = var.vm_min_size >= 1
+    error_message = "vm_min_size must be at least 1: the scaling metric (backlog per instance) is undefined with no instance in service."
+  }
+}
+
+variable "vm_max_size" {
+  type    = number
+  default = 4
+  validation {
+    condition     = var.vm_max_size >= var.vm_min_size && var.vm_max_size <= 1000
+    error_message = "vm_max_size must be from vm_min_size to 1000."
+  }
+}
+
+variable "vm_backlog_per_instance" {
+  description = "Target tasks waiting per VM runner: the group scales out above it and in below it."
+  type        = number
+  default     = 20
+  validation {
+    condition     = var.vm_backlog_per_instance > 0
+    error_message = "vm_backlog_per_instance must be positive."
+  }
+}
+
+variable "vm_binary_bucket" {
+  description = "Bucket holding the drover binary for the VM runners; null for the archive bucket."
+  type        = string
+  default     = null
+}
+
+variable "vm_binary_key" {
+  description = "Key of the drover binary (linux, the instance type's architecture), e.g. bin/drover-linux-arm64; required when vm_runner_enabled."
+  type        = string
+  default     = null
+  validation {
+    condition     = !var.vm_runner_enabled || (var.vm_binary_key != null && !strcontains(coalesce(var.vm_binary_key, "x"), "*"))
+    error_message = "vm_runner_enabled = true needs vm_binary_key, the exact key (no wildcard) of the drover binary."
+  }
+}
