@@ -11,10 +11,18 @@ TEST_TIMEOUT ?= 25m
 # summaries only (go test prints its normal output either way).
 TEST_FLAGS ?= -race -count=1 -timeout $(TEST_TIMEOUT)
 
-.PHONY: run build lambda test test-short lint tools bench clean fmt
+.PHONY: run install build lambda test test-short lint tools bench clean fmt
 
-run:
-	$(GO) run ./cmd/drover dev
+GOBIN_DIR := $(or $(shell $(GO) env GOBIN),$(shell $(GO) env GOPATH)/bin)
+
+# Installs the drover CLI (so that `drover submit` works in another shell,
+# with $(GOBIN_DIR) on PATH) and runs the embedded default.
+run: install
+	$(GOBIN_DIR)/drover dev
+
+install:
+	@$(GO) install ./cmd/drover
+	@echo "installed $(GOBIN_DIR)/drover"
 
 build: lambda
 	$(GO) build -trimpath -o bin/drover ./cmd/drover
