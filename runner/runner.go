@@ -38,6 +38,13 @@ type Config struct {
 	// PayloadLimit caps claim-checked arguments read from the archive
 	// (64 MiB).
 	PayloadLimit int64
+	// StartedDelay is how long a task runs before its "started" event is
+	// published (20ms); a negative value publishes it at once. A task
+	// that ends sooner publishes only its outcome, which carries
+	// started_at: its status goes from queued straight to its outcome,
+	// and the events queue and status store do half the work. Tasks
+	// that run longer show as running, as before.
+	StartedDelay time.Duration
 }
 
 func (c *Config) defaults() {
@@ -69,7 +76,13 @@ func (c *Config) defaults() {
 	if c.PayloadLimit <= 0 {
 		c.PayloadLimit = 64 << 20
 	}
+	if c.StartedDelay == 0 {
+		c.StartedDelay = DefaultStartedDelay
+	}
 }
+
+// DefaultStartedDelay is Config.StartedDelay's default.
+const DefaultStartedDelay = 20 * time.Millisecond
 
 // Runner takes task messages, runs the registered functions and publishes
 // what happened. It acks a message only after the event recording its
@@ -80,6 +93,7 @@ type Runner struct {
 	events  *task.Topic
 	archive *task.Archive
 	store   *task.Store
+	checks  *stateChecks
 	log     *slog.Logger
 	cfg     Config
 	started time.Time
@@ -95,11 +109,15 @@ func New(mux *Mux, events *task.Topic, archive *task.Archive, store *task.Store,
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Runner{
+	r := &Runner{
 		mux: mux, events: events, archive: archive, store: store,
 		log: log.With("runner", cfg.Name), cfg: cfg, started: time.Now().UTC(),
 		active: map[*job]struct{}{},
 	}
+	if store != nil {
+		r.checks = &stateChecks{store: store}
+	}
+	return r
 }
 
 // Name returns the runner's name.
@@ -150,15 +168,15 @@ func (r *Runner) Process(ctx context.Context, d *task.Delivery) Outcome {
 		CreatedAt: m.CreatedAt, Attempt: attempt, Runner: r.cfg.Name, At: now, StartedAt: now,
 	}
 
-	if r.store != nil {
-		st, err := r.store.Get(ctx, m.ID)
+	if r.checks != nil {
+		state, err := r.checks.state(ctx, m.ID)
 		switch {
-		case err == nil && st.State.Terminal():
+		case err == nil && state.Terminal():
 			// A duplicate delivery of a finished or cancelled task.
-			log.Debug("task already terminal, dropping delivery", "state", st.State)
+			log.Debug("task already terminal, dropping delivery", "state", state)
 			d.Ack()
 			return Acked
-		case err != nil && !errors.Is(err, task.ErrNotFound):
+		case err != nil:
 			log.Warn("could not read status before running; running anyway", "err", err)
 		}
 	}
@@ -190,13 +208,21 @@ func (r *Runner) Process(ctx context.Context, d *task.Delivery) Outcome {
 
 	started := ev
 	started.Phase = task.PhaseStarted
-	go r.publishQuietly(ctx, log, &started)
+	var startedTimer *time.Timer
+	if r.cfg.StartedDelay < 0 {
+		go r.publishQuietly(ctx, log, &started)
+	} else {
+		startedTimer = time.AfterFunc(r.cfg.StartedDelay, func() { r.publishQuietly(ctx, log, &started) })
+	}
 
 	t := &task.Task{
 		ID: m.ID, Function: m.Function, Queue: m.Queue, Args: args, Timeout: m.Timeout(),
 		MaxAttempts: m.MaxAttempts, CreatedAt: m.CreatedAt, Attempt: attempt,
 	}
 	res, err := r.run(ctx, h, t, d.Lease)
+	if startedTimer != nil {
+		startedTimer.Stop()
+	}
 	ev.At = time.Now().UTC()
 	switch {
 	case err == nil:

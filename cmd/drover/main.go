@@ -29,6 +29,9 @@ func commands() map[string]*command {
 	for name, c := range clientCommands() {
 		cmds[name] = c
 	}
+	for name, c := range benchCommands() {
+		cmds[name] = c
+	}
 	return cmds
 }
 

@@ -87,6 +87,7 @@ func (c *Config) Runner(d *Deps, log *slog.Logger, name string, register func(*r
 	}
 	return runner.New(mux, d.Events, d.Archive, d.Store, log, runner.Config{
 		Name: name, Concurrency: c.Concurrency, Heartbeat: c.Heartbeat, Lease: c.Lease, Grace: c.Grace,
+		StartedDelay: c.StartedDelay,
 	})
 }
 

@@ -37,8 +37,13 @@ type Config struct {
 	Grace              time.Duration `env:"DROVER_GRACE" envDefault:"30s"`
 	Retention          time.Duration `env:"DROVER_RETENTION" envDefault:"168h"`
 	RunnerName         string        `env:"DROVER_RUNNER_NAME"`
-	LogLevel           string        `env:"DROVER_LOG_LEVEL" envDefault:"info"`
-	LogFormat          string        `env:"DROVER_LOG_FORMAT"`
+	// StartedDelay is how long a task runs before its runner publishes
+	// its "started" event (runner.Config.StartedDelay: 0 is the 20ms
+	// default, negative publishes at once). The Lambda runner publishes
+	// at once unless this is set.
+	StartedDelay time.Duration `env:"DROVER_STARTED_DELAY"`
+	LogLevel     string        `env:"DROVER_LOG_LEVEL" envDefault:"info"`
+	LogFormat    string        `env:"DROVER_LOG_FORMAT"`
 
 	// Lambda is set when the process is a Lambda bootstrap: the function
 	// URL's IAM auth (or DROVER_API_KEYS) guards it, not a listen address.

@@ -124,6 +124,11 @@ func (c *Config) LambdaRunner(ctx context.Context, log *slog.Logger, register fu
 		return nil, fmt.Errorf("AWS configuration: %w", err)
 	}
 	client := sqs.NewFromConfig(awsCfg)
+	if c.StartedDelay == 0 {
+		// An invocation's tasks are short-lived and its events are one
+		// batch: keep one "started" event per attempt there.
+		c.StartedDelay = -1
+	}
 	r := c.Runner(d, log, c.RunnerName, register)
 	return lambdaedge.SQS(func(ctx context.Context, recs []lambdaedge.Record) []string {
 		if dl, ok := ctx.Deadline(); ok {

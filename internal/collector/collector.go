@@ -122,7 +122,11 @@ func receiveBatches(ctx context.Context, log *slog.Logger, what string, open Ope
 				continue
 			}
 			began := time.Now()
-			err = receiveInto(ctx, sub, ch, 4)
+			if sub.Batched() {
+				err = receiveBatchesInto(ctx, sub, ch, maxBatch)
+			} else {
+				err = receiveInto(ctx, sub, ch, 4)
+			}
 			if time.Since(began) > time.Minute {
 				wait = 100 * time.Millisecond // it worked for a while: start backing off afresh
 			}
@@ -185,6 +189,27 @@ func receiveInto(ctx context.Context, sub *task.Subscription, ch chan<- *task.De
 		return err
 	}
 	return fmt.Errorf("receive: %w", context.Cause(rctx))
+}
+
+// receiveBatchesInto receives whole batches from a Batched subscription
+// until ctx is done or receiving fails, returning the failure.
+func receiveBatchesInto(ctx context.Context, sub *task.Subscription, ch chan<- *task.Delivery, max int) error {
+	for {
+		ds, err := sub.ReceiveBatch(ctx, max)
+		if err != nil {
+			return err
+		}
+		for i, d := range ds {
+			select {
+			case ch <- d:
+			case <-ctx.Done():
+				for _, d := range ds[i:] {
+					d.Nack()
+				}
+				return ctx.Err()
+			}
+		}
+	}
 }
 
 func sleep(ctx context.Context, d time.Duration) {

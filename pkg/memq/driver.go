@@ -243,14 +243,55 @@ func parseDelay(s string) (time.Duration, error) {
 // IsRetryable implements driver.Topic.
 func (*topic) IsRetryable(error) bool { return false }
 
-// As implements driver.Topic. It supports *task.TopicFeatures.
-func (*topic) As(i any) bool {
-	p, ok := i.(*task.TopicFeatures)
-	if !ok {
-		return false
+// As implements driver.Topic. It supports *task.TopicFeatures and
+// *task.DirectSender.
+func (t *topic) As(i any) bool {
+	switch p := i.(type) {
+	case *task.TopicFeatures:
+		*p = features{}
+		return true
+	case *task.DirectSender:
+		*p = t
+		return true
 	}
-	*p = features{}
-	return true
+	return false
+}
+
+// SendDirect implements task.DirectSender: the bodies are queued as one
+// batch, all or none, without copies (the caller hands them over).
+func (t *topic) SendDirect(ctx context.Context, bodies [][]byte, delays []time.Duration) error {
+	if t.q == nil {
+		return errNotFound
+	}
+	if t.closed.Load() {
+		return errClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for _, d := range delays {
+		if d < 0 || d > MaxDelay {
+			return errorf(codeInvalid, "memq: delay %v out of range [0, %v]", d, MaxDelay)
+		}
+	}
+	q := t.q
+	var now time.Time
+	if delays != nil {
+		now = time.Now()
+	}
+	q.mu.Lock()
+	for i, b := range bodies {
+		q.nextID++
+		m := &message{id: q.nextID, body: b}
+		if delays != nil && delays[i] > 0 {
+			q.toWaiting(m, now.Add(delays[i]))
+		} else {
+			q.toReady(m)
+		}
+	}
+	q.sent += uint64(len(bodies))
+	q.mu.Unlock()
+	return nil
 }
 
 // ErrorAs implements driver.Topic.
@@ -302,6 +343,31 @@ func (s *subscription) ReceiveBatch(ctx context.Context, maxMessages int) ([]*dr
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	var out []*driver.Message
+	err := s.await(ctx, func(q *queue, now time.Time) { out = q.take(now, maxMessages, s.visibility) })
+	return out, err
+}
+
+// ReceiveDirect implements task.DirectReceiver, blocking as ReceiveBatch
+// does. Its deliveries settle at once when acked or nacked.
+func (s *subscription) ReceiveDirect(ctx context.Context, max int) ([]*task.Delivery, error) {
+	if s.q == nil {
+		return nil, errNotFound
+	}
+	if s.closed.Load() {
+		return nil, errClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []*task.Delivery
+	err := s.await(ctx, func(q *queue, now time.Time) { out = q.takeDirect(now, max, s.visibility) })
+	return out, err
+}
+
+// await waits until a message is ready and calls take with the queue
+// locked, or returns after the subscription's wait without calling it.
+func (s *subscription) await(ctx context.Context, take func(q *queue, now time.Time)) error {
 	q := s.q
 	var (
 		deadline time.Time
@@ -320,13 +386,13 @@ func (s *subscription) ReceiveBatch(ctx context.Context, maxMessages int) ([]*dr
 		q.mu.Lock()
 		q.advance(now)
 		if q.nReady > 0 {
-			ms := q.take(now, maxMessages, s.visibility)
+			take(q, now)
 			q.mu.Unlock()
-			return ms, nil
+			return nil
 		}
 		if !now.Before(deadline) {
 			q.mu.Unlock()
-			return nil, nil
+			return nil
 		}
 		until := deadline
 		if len(q.waiting) > 0 && q.waiting[0].at.Before(until) {
@@ -342,7 +408,7 @@ func (s *subscription) ReceiveBatch(ctx context.Context, maxMessages int) ([]*dr
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-wake:
 		case <-timer.C:
 		}
@@ -402,8 +468,14 @@ func (s *subscription) settle(ctx context.Context, ids []driver.AckID, op func(*
 // IsRetryable implements driver.Subscription.
 func (*subscription) IsRetryable(error) bool { return false }
 
-// As implements driver.Subscription. It supports no types.
-func (*subscription) As(any) bool { return false }
+// As implements driver.Subscription. It supports *task.DirectReceiver.
+func (s *subscription) As(i any) bool {
+	if p, ok := i.(*task.DirectReceiver); ok {
+		*p = s
+		return true
+	}
+	return false
+}
 
 // ErrorAs implements driver.Subscription.
 func (*subscription) ErrorAs(error, any) bool { return false }

@@ -234,6 +234,49 @@ func (q *queue) take(now time.Time, max int, vis time.Duration) []*driver.Messag
 	return out
 }
 
+// takeDirect delivers up to max ready messages as task deliveries, hiding
+// each for vis.
+func (q *queue) takeDirect(now time.Time, max int, vis time.Duration) []*task.Delivery {
+	n := min(max, q.nReady)
+	out := make([]*task.Delivery, 0, n)
+	for len(out) < n {
+		e, ok := q.ready.pop()
+		if !ok {
+			break
+		}
+		m := e.m
+		if m.state != stReady || m.epoch != e.epoch {
+			continue
+		}
+		m.gen++
+		m.receives++
+		m.visSet = false
+		q.toWaiting(m, now.Add(vis))
+		d := &delivery{q: q, m: m, gen: m.gen, count: m.receives}
+		out = append(out, &task.Delivery{
+			ID:    q.name + "/" + strconv.FormatUint(m.id, 10),
+			Body:  m.body,
+			Lease: d,
+			Ack:   d.ackNow,
+			Nack:  d.nackNow,
+		})
+	}
+	q.ready.shrink()
+	return out
+}
+
+// ackNow and nackNow settle a direct delivery at once.
+func (d *delivery) ackNow()  { d.settleNow((*queue).ack) }
+func (d *delivery) nackNow() { d.settleNow((*queue).nack) }
+
+func (d *delivery) settleNow(op func(*queue, *delivery)) {
+	q := d.q
+	q.mu.Lock()
+	op(q, d)
+	q.waiting.shrink()
+	q.mu.Unlock()
+}
+
 // current reports whether d is still the latest delivery of a live message.
 func (d *delivery) current() bool {
 	return d.m.state != stDeleted && d.m.gen == d.gen
@@ -252,6 +295,7 @@ func (q *queue) ack(d *delivery) {
 		q.nReady-- // its FIFO entry goes stale
 	}
 	m.state = stDeleted
+	m.body, m.md = nil, nil // receivers keep their own slice headers
 	q.acked++
 }
 

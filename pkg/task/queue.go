@@ -19,6 +19,28 @@ const (
 	DefaultResultLimit  = 4 << 10
 )
 
+// DirectSender is implemented, through pubsub.Topic.As, by in-process
+// drivers (memq) that can queue a batch of bodies in one step without the
+// portable type's per-message work (a tracing span, a batcher hand-off and
+// a goroutine per message). Drover's Topic uses it when the driver has it
+// and the portable path otherwise; the delivery rules do not change.
+type DirectSender interface {
+	// SendDirect queues every body or none, body i held back for
+	// delays[i] (delays may be nil). It takes ownership of the bodies.
+	SendDirect(ctx context.Context, bodies [][]byte, delays []time.Duration) error
+}
+
+// DirectReceiver is implemented, through pubsub.Subscription.As, by
+// in-process drivers (memq) that hand out deliveries without the portable
+// type's per-message work (a tracing span, a finalizer, a runtime.Caller
+// and an ack batcher). Deliveries it returns are settled at once by their
+// Ack and Nack.
+type DirectReceiver interface {
+	// ReceiveDirect returns up to max deliveries, blocking until one is
+	// ready or the driver's wait passes (then it returns none).
+	ReceiveDirect(ctx context.Context, max int) ([]*Delivery, error)
+}
+
 // Topic publishes task messages or events on a gocloud topic.
 type Topic struct {
 	topic    *pubsub.Topic
@@ -26,6 +48,7 @@ type Topic struct {
 	rawURL   string
 	maxDelay time.Duration
 	sqs      bool
+	direct   DirectSender // nil unless the driver has it
 }
 
 // OpenTopic opens a topic at a gocloud pubsub URL.
@@ -47,6 +70,10 @@ func NewTopic(t *pubsub.Topic, url string) *Topic {
 	case SQSTopicDelay(t):
 		tp.maxDelay, tp.sqs = SQSMaxDelay, true
 	}
+	var ds DirectSender
+	if t.As(&ds) {
+		tp.direct = ds
+	}
 	return tp
 }
 
@@ -56,11 +83,21 @@ func (t *Topic) MaxDelay() time.Duration { return t.maxDelay }
 // Send publishes one message body, held back for delay before its first
 // delivery.
 func (t *Topic) Send(ctx context.Context, body []byte, delay time.Duration) error {
+	if delay > t.maxDelay {
+		return fmt.Errorf("send to %s: delay %s is longer than the topic's %s maximum", t.url, delay, t.maxDelay)
+	}
+	if t.direct != nil {
+		var delays []time.Duration
+		if delay > 0 {
+			delays = []time.Duration{delay}
+		}
+		if err := t.direct.SendDirect(ctx, [][]byte{body}, delays); err != nil {
+			return fmt.Errorf("send to %s: %w", t.url, err)
+		}
+		return nil
+	}
 	m := &pubsub.Message{Body: body}
 	if delay > 0 {
-		if delay > t.maxDelay {
-			return fmt.Errorf("send to %s: delay %s is longer than the topic's %s maximum", t.url, delay, t.maxDelay)
-		}
 		if t.sqs {
 			WithSQSDelay(m, delay)
 		} else {
@@ -76,6 +113,9 @@ func (t *Topic) Send(ctx context.Context, body []byte, delay time.Duration) erro
 // SendAll publishes bodies concurrently, so that the driver batches them.
 // It returns the index of each body that failed with its error.
 func (t *Topic) SendAll(ctx context.Context, bodies [][]byte, delays []time.Duration) map[int]error {
+	if t.direct != nil {
+		return t.sendDirect(ctx, bodies, delays)
+	}
 	var (
 		g    errgroup.Group
 		errs = make([]error, len(bodies))
@@ -102,6 +142,43 @@ func (t *Topic) SendAll(ctx context.Context, bodies [][]byte, delays []time.Dura
 		}
 	}
 	return failed
+}
+
+// sendDirect queues bodies through the driver's DirectSender in one batch
+// (all or none), after checking each delay as Send does.
+func (t *Topic) sendDirect(ctx context.Context, bodies [][]byte, delays []time.Duration) map[int]error {
+	failed := map[int]error{}
+	for i, d := range delays {
+		if d > t.maxDelay {
+			failed[i] = fmt.Errorf("send to %s: delay %s is longer than the topic's %s maximum", t.url, d, t.maxDelay)
+		}
+	}
+	if len(failed) > 0 {
+		// Send the others, keeping indexes.
+		var (
+			idx []int
+			bs  [][]byte
+			ds  []time.Duration
+		)
+		for i := range bodies {
+			if _, bad := failed[i]; !bad {
+				idx, bs, ds = append(idx, i), append(bs, bodies[i]), append(ds, delays[i])
+			}
+		}
+		if err := t.direct.SendDirect(ctx, bs, ds); err != nil {
+			for _, i := range idx {
+				failed[i] = fmt.Errorf("send to %s: %w", t.url, err)
+			}
+		}
+		return failed
+	}
+	if err := t.direct.SendDirect(ctx, bodies, delays); err != nil {
+		for i := range bodies {
+			failed[i] = fmt.Errorf("send to %s: %w", t.url, err)
+		}
+		return failed
+	}
+	return nil
 }
 
 // Shutdown flushes pending sends and closes the topic.
@@ -135,7 +212,8 @@ func (d *Delivery) Attempt() int {
 type Subscription struct {
 	sub      *pubsub.Subscription
 	url      string
-	queueURL string // for SQS, the queue the subscription reads
+	queueURL string         // for SQS, the queue the subscription reads
+	direct   DirectReceiver // nil unless the driver has it
 }
 
 // OpenSubscription opens a subscription at a gocloud pubsub URL. For
@@ -158,11 +236,51 @@ func OpenSubscription(ctx context.Context, rawURL string) (*Subscription, error)
 		return nil, fmt.Errorf("open subscription %s: %w", redactURL(rawURL), err)
 	}
 	qURL, _ := SQSQueueURL(u)
-	return &Subscription{sub: s, url: redactURL(rawURL), queueURL: qURL}, nil
+	sub := &Subscription{sub: s, url: redactURL(rawURL), queueURL: qURL}
+	var dr DirectReceiver
+	if s.As(&dr) {
+		sub.direct = dr
+	}
+	return sub, nil
+}
+
+// Batched reports whether ReceiveBatch can return more than one delivery
+// per call (the driver is a DirectReceiver).
+func (s *Subscription) Batched() bool { return s.direct != nil }
+
+// ReceiveBatch waits for the next deliveries, up to max: as many as are
+// ready where the subscription is Batched, else one.
+func (s *Subscription) ReceiveBatch(ctx context.Context, max int) ([]*Delivery, error) {
+	if s.direct == nil {
+		d, err := s.Receive(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return []*Delivery{d}, nil
+	}
+	for {
+		ds, err := s.direct.ReceiveDirect(ctx, max)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("receive from %s: %w", s.url, err)
+		}
+		if len(ds) > 0 {
+			return ds, nil
+		}
+	}
 }
 
 // Receive waits for the next delivery.
 func (s *Subscription) Receive(ctx context.Context) (*Delivery, error) {
+	if s.direct != nil {
+		ds, err := s.ReceiveBatch(ctx, 1)
+		if err != nil {
+			return nil, err
+		}
+		return ds[0], nil
+	}
 	m, err := s.sub.Receive(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("receive from %s: %w", s.url, err)

@@ -31,6 +31,12 @@ type Store struct {
 	// expires_at, honoured by stores with TTL such as DynamoDB). Zero
 	// keeps them forever.
 	Retention time.Duration
+	// Observe, if not nil, is called after Apply has written a task
+	// document, with the document as written, once per document per
+	// successful write. It runs on the collector's goroutine: it must not
+	// block or modify the document. Benchmarks use it to see state
+	// transitions without polling; nil costs nothing.
+	Observe func(*Status)
 }
 
 // OpenStore opens the status collection at a gocloud docstore URL
@@ -112,6 +118,42 @@ func (s *Store) GetMany(ctx context.Context, ids []string) ([]*Status, error) {
 			out[i] = nil
 		} else if st != nil {
 			st.loaded()
+		}
+	}
+	return out, nil
+}
+
+// States returns the states of the tasks ids, in order, "" where a task
+// has no document. It reads only the state (and kind) of each document,
+// all in one action list, which is what a runner needs before it runs a
+// delivery.
+func (s *Store) States(ctx context.Context, ids []string) ([]State, error) {
+	out := make([]State, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	docs := make([]Status, len(ids))
+	al := s.coll.Actions()
+	for i, id := range ids {
+		docs[i].ID = id
+		al.Get(&docs[i], "state", "kind")
+	}
+	missing := map[int]bool{}
+	if err := al.Do(ctx); err != nil {
+		var ale docstore.ActionListError
+		if !errors.As(err, &ale) {
+			return nil, fmt.Errorf("get %d states: %w", len(ids), err)
+		}
+		for _, e := range ale {
+			if gcerrors.Code(e.Err) != gcerrors.NotFound {
+				return nil, fmt.Errorf("get state of %s: %w", ids[e.Index], e.Err)
+			}
+			missing[e.Index] = true
+		}
+	}
+	for i := range docs {
+		if !missing[i] && docs[i].Kind == KindTask {
+			out[i] = docs[i].State
 		}
 	}
 	return out, nil
@@ -200,7 +242,10 @@ func (s *Store) Apply(ctx context.Context, events []*Event) error {
 			return err
 		}
 		al := s.coll.Actions()
-		var written []string
+		var (
+			written     []string
+			writtenDocs []*Status
+		)
 		for i, id := range pending {
 			st := docs[i]
 			fresh := st == nil
@@ -224,13 +269,15 @@ func (s *Store) Apply(ctx context.Context, events []*Event) error {
 				al.Replace(st)
 			}
 			written = append(written, id)
+			writtenDocs = append(writtenDocs, st)
 		}
 		pending = nil
 		if len(written) == 0 {
 			break
 		}
-		if err := al.Do(ctx); err != nil {
-			var ale docstore.ActionListError
+		err = al.Do(ctx)
+		var ale docstore.ActionListError
+		if err != nil {
 			if !errors.As(err, &ale) {
 				return fmt.Errorf("write %d statuses: %w", len(written), err)
 			}
@@ -241,8 +288,25 @@ func (s *Store) Apply(ctx context.Context, events []*Event) error {
 				pending = append(pending, written[e.Index])
 			}
 		}
+		if s.Observe != nil {
+			s.observe(writtenDocs, ale)
+		}
 	}
 	return nil
+}
+
+// observe hands the documents of a write to Observe, skipping those whose
+// write failed.
+func (s *Store) observe(docs []*Status, failed docstore.ActionListError) {
+	skip := map[int]bool{}
+	for _, e := range failed {
+		skip[e.Index] = true
+	}
+	for i, st := range docs {
+		if !skip[i] {
+			s.Observe(st)
+		}
+	}
 }
 
 // Cancel moves task id to cancelled unless it is already terminal, in

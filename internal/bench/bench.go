@@ -1,0 +1,607 @@
+// Package bench measures Drover's whole pipeline: HTTP batch submit →
+// tasks queue → runners → events queue → collector → status store, with
+// no-op functions, in one process on the embedded default or against the
+// backends DROVER_* and AWS_* point at. It is the engine of `drover bench`.
+//
+// Phases, each on the same running system:
+//
+//   - burn-down: submit Tasks tasks with the runners stopped (enqueue
+//     rate), then start the runners and time the drain;
+//   - steady: Tasks tasks submitted as fast as the clients can while the
+//     runners run (closed loop), timed from the first submit to the last
+//     terminal status;
+//   - one open-loop phase per offered rate: task i is due at start+i/rate;
+//     clients send whatever is due in one batch request, and latencies are
+//     timed from each task's due time, so a slow system cannot hide
+//     queueing behind its own slowness (no coordinated omission).
+//
+// Latencies come from the store's Observe hook: submit→running is the
+// terminal document's started_at minus the due time, submit→terminal the
+// moment the collector wrote the terminal document minus the due time.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/droverhq/drover/client"
+	"github.com/droverhq/drover/internal/app"
+	"github.com/droverhq/drover/internal/collector"
+	"github.com/droverhq/drover/pkg/task"
+	"github.com/droverhq/drover/runner"
+)
+
+// Backends.
+const (
+	Embedded = "embedded" // in-process memq queues, memory store and bucket
+	Env      = "env"      // DROVER_* and AWS_* from the environment
+	Moto     = "moto"     // a moto_server started here, with a fresh stack
+)
+
+// Options configure Run. Zero values take the defaults in parentheses.
+type Options struct {
+	Backend string // Embedded, Env or Moto (Embedded)
+	// Tasks is the size of the burn-down and steady phases (100000).
+	Tasks int
+	// Rates are the offered rates of the open-loop phases, tasks/s.
+	Rates []int
+	// Duration is how long each open-loop phase offers its rate (5s).
+	Duration time.Duration
+	// Runners and Concurrency: runners started, tasks each runs at once
+	// (2, 8: the embedded default's).
+	Runners, Concurrency int
+	// Clients is how many HTTP requests are in flight at most (4), Batch
+	// the most tasks one request carries (1000, the API's limit).
+	Clients, Batch int
+	// Drain is how long a phase waits for its last tasks before counting
+	// them unanswered (60s).
+	Drain time.Duration
+	// SkipSteady skips the steady phase; SkipBurn the burn-down.
+	SkipSteady, SkipBurn bool
+	// SDKCeiling measures the raw SQS ceiling too (moto and env on SQS).
+	SDKCeiling bool
+	// CPUProfile, if set, is written for the whole run.
+	CPUProfile string
+	// Log receives the system's warnings (nil: discarded).
+	Log *slog.Logger
+}
+
+func (o *Options) defaults() {
+	if o.Backend == "" {
+		o.Backend = Embedded
+	}
+	if o.Tasks <= 0 {
+		o.Tasks = 100000
+	}
+	if o.Duration <= 0 {
+		o.Duration = 5 * time.Second
+	}
+	if o.Runners <= 0 {
+		o.Runners = 2
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 8
+	}
+	if o.Clients <= 0 {
+		o.Clients = 4
+	}
+	if o.Batch <= 0 || o.Batch > 1000 {
+		o.Batch = 1000
+	}
+	if o.Drain <= 0 {
+		o.Drain = 60 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Latency summarises one histogram.
+type Latency struct {
+	Min  time.Duration `json:"min_ns"`
+	Mean time.Duration `json:"mean_ns"`
+	P50  time.Duration `json:"p50_ns"`
+	P99  time.Duration `json:"p99_ns"`
+	P999 time.Duration `json:"p999_ns"`
+	Max  time.Duration `json:"max_ns"`
+}
+
+func summarise(h *Histogram) Latency {
+	return Latency{Min: h.Min(), Mean: h.Mean(), P50: h.Quantile(0.5), P99: h.Quantile(0.99), P999: h.Quantile(0.999), Max: h.Max()}
+}
+
+// Phase is what one phase measured.
+type Phase struct {
+	Name string `json:"name"`
+	// Offered is the open-loop rate, tasks/s (0 for closed-loop phases).
+	Offered float64 `json:"offered_per_s,omitempty"`
+	// Sent tasks were accepted by the API; Completed reached a terminal
+	// state within the phase; Failed of those ended failed or cancelled;
+	// Unanswered never finished before the drain timeout; Errors counts
+	// tasks whose submit request failed.
+	Sent       int `json:"sent"`
+	Completed  int `json:"completed"`
+	Failed     int `json:"failed"`
+	Unanswered int `json:"unanswered"`
+	Errors     int `json:"errors"`
+	// Enqueue is the submit rate of the burn-down's submit step, tasks/s.
+	Enqueue float64 `json:"enqueue_per_s,omitempty"`
+	// Throughput is Completed over Elapsed (for the burn-down, over the
+	// drain alone).
+	Throughput float64       `json:"throughput_per_s"`
+	Elapsed    time.Duration `json:"elapsed_ns"`
+	// CPUPer1k is CPU seconds (user+system, whole process: clients, API,
+	// runners, collector, store) per 1000 completed tasks.
+	CPUPer1k float64 `json:"cpu_s_per_1k"`
+	// RSS is the resident set at the end of the phase, bytes.
+	RSS      int64   `json:"rss_bytes"`
+	Running  Latency `json:"submit_to_running"`
+	Terminal Latency `json:"submit_to_terminal"`
+}
+
+// Report is the outcome of Run.
+type Report struct {
+	Backend     string  `json:"backend"`
+	Runners     int     `json:"runners"`
+	Concurrency int     `json:"concurrency"`
+	Clients     int     `json:"clients"`
+	GOMAXPROCS  int     `json:"gomaxprocs"`
+	Phases      []Phase `json:"phases"`
+	// PeakRSS is the process's high-water resident set (VmHWM), bytes.
+	PeakRSS int64             `json:"peak_rss_bytes"`
+	SDK     *SDKCeiling       `json:"sdk_ceiling,omitempty"`
+	Ratio   float64           `json:"drover_to_sdk,omitempty"`
+	Notes   []string          `json:"notes,omitempty"`
+	Start   time.Time         `json:"start"`
+	Config  map[string]string `json:"config,omitempty"`
+}
+
+var benchSeq atomic.Int64
+
+// system is a running Drover: API, collector and (once started) runners.
+type system struct {
+	cfg     *app.Config
+	deps    *app.Deps
+	base    string
+	cl      *client.Client
+	tracker atomic.Pointer[tracker]
+
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+	runCtx  context.Context
+	runStop context.CancelFunc
+	runners sync.WaitGroup
+	log     *slog.Logger
+	opts    *Options
+}
+
+func (s *system) observe(st *task.Status) {
+	if t := s.tracker.Load(); t != nil {
+		t.observe(st)
+	}
+}
+
+// config returns the configuration of the backend.
+func benchConfig(o *Options) (*app.Config, error) {
+	var c *app.Config
+	switch o.Backend {
+	case Embedded:
+		n := fmt.Sprintf("bench-%d-%d", os.Getpid(), benchSeq.Add(1))
+		c = &app.Config{
+			TasksTopic:         "memq://" + n + "-tasks",
+			TasksSubscription:  "memq://" + n + "-tasks?visibility=30s",
+			EventsTopic:        "memq://" + n + "-events",
+			EventsSubscription: "memq://" + n + "-events?visibility=30s",
+			Bucket:             "mem://",
+			Status:             "mem://" + n + "/id",
+			Heartbeat:          time.Second,
+			Visibility:         30 * time.Second,
+			Grace:              5 * time.Second,
+			Retention:          168 * time.Hour,
+			LogLevel:           "warn",
+		}
+	case Env, Moto:
+		var err error
+		if c, err = app.Load(); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("backend %q: want embedded, env or moto", o.Backend)
+	}
+	c.Addr = "127.0.0.1:0"
+	c.APIKeys = nil
+	c.Runners, c.Concurrency = o.Runners, o.Concurrency
+	if err := c.Validate(app.PartDev); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// start opens the system and serves the API and the collector; runners
+// start with startRunners.
+func start(ctx context.Context, o *Options) (*system, error) {
+	cfg, err := benchConfig(o)
+	if err != nil {
+		return nil, err
+	}
+	d, err := cfg.Open(ctx, app.PartDev)
+	if err != nil {
+		return nil, err
+	}
+	s := &system{cfg: cfg, deps: d, log: o.Log, opts: o}
+	d.Store.Observe = s.observe
+	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s.stop = stop
+	addr := make(chan net.Addr, 1)
+	s.wg.Go(func() {
+		if err := app.Serve(sctx, cfg.Addr, cfg.API(d, o.Log), o.Log, func(a net.Addr) { addr <- a }); err != nil {
+			o.Log.Error("bench API", "err", err)
+			close(addr)
+		}
+	})
+	col := collector.New(d.Store, d.Archive, o.Log)
+	s.wg.Go(func() {
+		_ = col.Run(sctx, func(ctx context.Context) (*task.Subscription, error) {
+			return task.OpenSubscription(ctx, cfg.EventsSubscription)
+		})
+	})
+	a, ok := <-addr
+	if !ok {
+		s.close()
+		return nil, errors.New("bench: the API did not start")
+	}
+	s.base = "http://" + a.String()
+	tr := &http.Transport{MaxIdleConnsPerHost: o.Clients * 2, MaxConnsPerHost: o.Clients * 2, DisableCompression: true}
+	s.cl = client.New(s.base, client.WithHTTPClient(&http.Client{Transport: tr, Timeout: time.Minute}))
+	return s, nil
+}
+
+func noop(context.Context, *task.Task) (task.Result, error) { return nil, nil }
+
+func (s *system) startRunners() {
+	if s.runCtx != nil {
+		return
+	}
+	s.runCtx, s.runStop = context.WithCancel(context.Background())
+	for i := range s.cfg.Runners {
+		r := s.cfg.Runner(s.deps, s.log, fmt.Sprintf("bench-%d", i+1), func(m *runner.Mux) { m.HandleFunc("noop", noop) })
+		s.runners.Go(func() {
+			_ = r.Run(s.runCtx, func(ctx context.Context) (*task.Subscription, error) {
+				return task.OpenSubscription(ctx, s.cfg.TasksSubscription)
+			})
+		})
+	}
+}
+
+func (s *system) close() {
+	if s.runStop != nil {
+		s.runStop()
+		s.runners.Wait()
+	}
+	time.Sleep(100 * time.Millisecond)
+	s.stop()
+	s.wg.Wait()
+	s.deps.Close(context.Background())
+}
+
+// tracker matches terminal documents to the due times of their tasks.
+type tracker struct {
+	mu       sync.Mutex
+	due      map[string]time.Time // submitted, not yet terminal
+	early    map[string]seen      // terminal before its submit returned
+	running  Histogram
+	terminal Histogram
+	done     int
+	failed   int
+}
+
+type seen struct {
+	started, at time.Time
+	failed      bool
+}
+
+func newTracker(n int) *tracker {
+	return &tracker{due: make(map[string]time.Time, n), early: map[string]seen{}}
+}
+
+func (t *tracker) observe(st *task.Status) {
+	if !st.State.Terminal() {
+		return
+	}
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	x := seen{started: st.StartedAt, at: now, failed: st.State != task.Succeeded}
+	if due, ok := t.due[st.ID]; ok {
+		delete(t.due, st.ID)
+		t.record(due, x)
+	} else {
+		t.early[st.ID] = x
+	}
+}
+
+func (t *tracker) record(due time.Time, x seen) {
+	t.done++
+	if x.failed {
+		t.failed++
+	}
+	if !x.started.IsZero() {
+		t.running.Record(x.started.Sub(due))
+	}
+	t.terminal.Record(x.at.Sub(due))
+}
+
+// submitted registers tasks accepted by the API with their due times.
+func (t *tracker) submitted(sts []*task.Status, due []time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i, st := range sts {
+		if x, ok := t.early[st.ID]; ok {
+			delete(t.early, st.ID)
+			t.record(due[i], x)
+		} else {
+			t.due[st.ID] = due[i]
+		}
+	}
+}
+
+func (t *tracker) counts() (done, pending int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.done, len(t.due)
+}
+
+// schedule hands out tasks to clients: all of them at once (rate 0) or
+// task i at t0+i/rate.
+type schedule struct {
+	mu    sync.Mutex
+	next  int
+	count int
+	rate  float64
+	t0    time.Time
+}
+
+func (g *schedule) dueAt(i int) time.Time {
+	if g.rate == 0 {
+		return g.t0
+	}
+	return g.t0.Add(time.Duration(float64(i) / g.rate * float64(time.Second)))
+}
+
+// take returns the tasks [first, first+n) that are due, at most max; n is
+// 0 with wait > 0 when none is due yet, and n is 0 with wait 0 when the
+// schedule is done.
+func (g *schedule) take(max int) (first, n int, wait time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.next >= g.count {
+		return 0, 0, 0
+	}
+	due := g.count
+	if g.rate > 0 {
+		due = min(int(time.Since(g.t0).Seconds()*g.rate)+1, g.count)
+	}
+	n = min(due-g.next, max)
+	if n <= 0 {
+		return 0, 0, max1(time.Until(g.dueAt(g.next)))
+	}
+	first = g.next
+	g.next += n
+	return first, n, 0
+}
+
+func max1(d time.Duration) time.Duration { return max(d, time.Microsecond) }
+
+// submit runs the schedule with the clients; it returns the tasks
+// accepted and those whose requests failed.
+func (s *system) submit(ctx context.Context, g *schedule, t *tracker) (sent, errs int) {
+	var (
+		wg         sync.WaitGroup
+		nSent, nEr atomic.Int64
+		logged     sync.Once
+	)
+	for range s.opts.Clients {
+		wg.Go(func() {
+			specs := make([]task.Spec, 0, s.opts.Batch)
+			due := make([]time.Time, 0, s.opts.Batch)
+			for ctx.Err() == nil {
+				first, n, wait := g.take(s.opts.Batch)
+				if n == 0 && wait == 0 {
+					return
+				}
+				if n == 0 {
+					time.Sleep(wait)
+					continue
+				}
+				specs, due = specs[:0], due[:0]
+				for i := first; i < first+n; i++ {
+					specs = append(specs, task.Spec{Function: "noop"})
+					due = append(due, g.dueAt(i))
+				}
+				sts, err := s.cl.SubmitBatch(ctx, specs)
+				if err != nil {
+					nEr.Add(int64(n))
+					logged.Do(func() { s.log.Error("bench: submit failed", "err", err) })
+					continue
+				}
+				t.submitted(sts, due)
+				nSent.Add(int64(n))
+			}
+		})
+	}
+	wg.Wait()
+	return int(nSent.Load()), int(nEr.Load())
+}
+
+// wait waits until every submitted task of t is terminal or the drain
+// time passes after the last submit; it returns when the last finished.
+func (s *system) wait(t *tracker, sent int) time.Time {
+	deadline := time.Now().Add(s.opts.Drain)
+	last := time.Now()
+	prev := -1
+	for time.Now().Before(deadline) {
+		done, _ := t.counts()
+		if done != prev {
+			prev, last = done, time.Now()
+		}
+		if done >= sent {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return last
+}
+
+// phase runs one schedule to its end and measures it.
+func (s *system) phase(ctx context.Context, name string, count int, rate float64) Phase {
+	t := newTracker(count)
+	s.tracker.Store(t)
+	cpu0 := cpuTime()
+	g := &schedule{count: count, rate: rate, t0: time.Now()}
+	sent, errs := s.submit(ctx, g, t)
+	end := s.wait(t, sent)
+	cpu := cpuTime() - cpu0
+	return s.result(name, rate, t, sent, errs, end.Sub(g.t0), cpu)
+}
+
+func (s *system) result(name string, rate float64, t *tracker, sent, errs int, elapsed, cpu time.Duration) Phase {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := Phase{
+		Name: name, Offered: rate, Sent: sent, Completed: t.done, Failed: t.failed,
+		Unanswered: len(t.due), Errors: errs, Elapsed: elapsed, RSS: rss("VmRSS"),
+		Running: summarise(&t.running), Terminal: summarise(&t.terminal),
+	}
+	if elapsed > 0 {
+		p.Throughput = float64(t.done) / elapsed.Seconds()
+	}
+	if t.done > 0 {
+		p.CPUPer1k = cpu.Seconds() / float64(t.done) * 1000
+	}
+	return p
+}
+
+// burnDown submits Tasks tasks with the runners stopped, then starts them
+// and times the drain.
+func (s *system) burnDown(ctx context.Context) Phase {
+	n := s.opts.Tasks
+	t := newTracker(n)
+	s.tracker.Store(t)
+	g := &schedule{count: n, t0: time.Now()}
+	sent, errs := s.submit(ctx, g, t)
+	enq := time.Since(g.t0)
+	cpu0 := cpuTime()
+	t0 := time.Now()
+	s.startRunners()
+	end := s.wait(t, sent)
+	p := s.result("burn-down", 0, t, sent, errs, end.Sub(t0), cpuTime()-cpu0)
+	p.Enqueue = float64(sent) / enq.Seconds()
+	return p
+}
+
+// Run starts the system, runs the phases and returns what they measured.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	o.defaults()
+	rep := &Report{
+		Backend: o.Backend, Runners: o.Runners, Concurrency: o.Concurrency, Clients: o.Clients,
+		GOMAXPROCS: runtime.GOMAXPROCS(0), Start: time.Now().UTC(),
+	}
+	if o.Backend == Moto {
+		stop, err := startMoto(ctx, &o)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+	}
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err != nil {
+			return nil, fmt.Errorf("cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	s, err := start(ctx, &o)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	rep.Config = map[string]string{
+		"tasks_topic": s.cfg.TasksTopic, "events_topic": s.cfg.EventsTopic,
+		"status": s.cfg.Status, "bucket": s.cfg.Bucket,
+	}
+	if !o.SkipBurn {
+		rep.Phases = append(rep.Phases, s.burnDown(ctx))
+	}
+	s.startRunners()
+	if !o.SkipSteady && ctx.Err() == nil {
+		rep.Phases = append(rep.Phases, s.phase(ctx, "steady", o.Tasks, 0))
+	}
+	for _, r := range o.Rates {
+		if ctx.Err() != nil || r <= 0 {
+			break
+		}
+		n := max(int(float64(r)*o.Duration.Seconds()), 1)
+		rep.Phases = append(rep.Phases, s.phase(ctx, "rate "+strconv.Itoa(r)+"/s", n, float64(r)))
+	}
+	if o.SDKCeiling && ctx.Err() == nil {
+		c, err := sqsCeiling(ctx, &o)
+		if err != nil {
+			rep.Notes = append(rep.Notes, "SDK ceiling: "+err.Error())
+		} else {
+			rep.SDK = c
+			var best float64
+			for _, p := range rep.Phases {
+				if p.Name == "burn-down" || p.Name == "steady" {
+					best = max(best, p.Throughput)
+				}
+			}
+			if c.PerSecond > 0 {
+				rep.Ratio = best / c.PerSecond
+			}
+		}
+	}
+	rep.PeakRSS = rss("VmHWM")
+	return rep, ctx.Err()
+}
+
+// cpuTime is the process's user+system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// rss reads a size field (VmRSS, VmHWM) of /proc/self/status, in bytes;
+// 0 where there is no /proc.
+func rss(field string) int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}

@@ -1,0 +1,62 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+)
+
+// Print writes the report as tables for people.
+func (r *Report) Print(w io.Writer) {
+	fmt.Fprintf(w, "drover bench: backend %s, %d runners × %d, %d clients, GOMAXPROCS %d\n", r.Backend, r.Runners, r.Concurrency, r.Clients, r.GOMAXPROCS)
+	if r.Config != nil {
+		fmt.Fprintf(w, "  tasks %s, events %s, status %s\n", r.Config["tasks_topic"], r.Config["events_topic"], r.Config["status"])
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "phase\tsent\tcompleted\tunanswered\terrors\ttasks/s\tenqueue/s\tcpu s/1k\tRSS MiB\t")
+	for _, p := range r.Phases {
+		enq := "-"
+		if p.Enqueue > 0 {
+			enq = fmt.Sprintf("%.0f", p.Enqueue)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.0f\t%s\t%.3f\t%.0f\t\n", p.Name, p.Sent, p.Completed, p.Unanswered, p.Errors, p.Throughput, enq, p.CPUPer1k, float64(p.RSS)/(1<<20))
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "latency from each task's due time (open loop) or submit (closed loop):")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "phase\tto\tmin\tavg\tp50\tp99\tp99.9\tmax\t")
+	for _, p := range r.Phases {
+		for _, l := range []struct {
+			to string
+			l  Latency
+		}{{"running", p.Running}, {"terminal", p.Terminal}} {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", p.Name, l.to, ms(l.l.Min), ms(l.l.Mean), ms(l.l.P50), ms(l.l.P99), ms(l.l.P999), ms(l.l.Max))
+		}
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\npeak RSS (VmHWM): %.0f MiB\n", float64(r.PeakRSS)/(1<<20))
+	if r.SDK != nil {
+		fmt.Fprintf(w, "raw SDK ceiling on the same endpoint: %d messages, %d senders (SendMessageBatch 10), %d receivers (ReceiveMessage 10 + DeleteMessageBatch): %.0f msgs/s (send alone %.0f/s)\n",
+			r.SDK.Messages, r.SDK.Senders, r.SDK.Receivers, r.SDK.PerSecond, r.SDK.SendPerSecond)
+		fmt.Fprintf(w, "drover / raw SDK: %.0f%% (best closed-loop tasks/s over raw msgs/s; a Drover task makes two queue hops plus status writes)\n", 100*r.Ratio)
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintln(w, "note:", n)
+	}
+	fmt.Fprintln(w, "\ntargets (embedded): burn-down ≥ 30000 tasks/s; p99 submit→terminal ≤ 5ms at 15000/s and ≤ 20ms at 100/s; moto ≥ 80% of the raw SDK")
+}
+
+func ms(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "-"
+	case d < 10*time.Millisecond:
+		return fmt.Sprintf("%.2fms", float64(d)/1e6)
+	case d < 10*time.Second:
+		return fmt.Sprintf("%.0fms", float64(d)/1e6)
+	}
+	return fmt.Sprintf("%.1fs", d.Seconds())
+}

@@ -1,0 +1,157 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/droverhq/drover/internal/awstest"
+)
+
+// startMoto starts a moto_server, creates a fresh stack on it and points
+// this process's DROVER_* and AWS_* variables at both; stop undoes it.
+func startMoto(ctx context.Context, o *Options) (stop func(), err error) {
+	m, err := awstest.Start()
+	if err != nil {
+		return nil, err
+	}
+	m.Setenv()
+	st, err := awstest.CreateStack(ctx, fmt.Sprintf("bench-%d", os.Getpid()), awstest.StackOptions{})
+	if err != nil {
+		m.Stop()
+		return nil, err
+	}
+	for _, kv := range st.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		if k == "DROVER_DLQ_SUBSCRIPTION" {
+			continue
+		}
+		os.Setenv(k, v)
+	}
+	o.SDKCeiling = true
+	return m.Stop, nil
+}
+
+// SDKCeiling is what the raw AWS SDK achieves against the same SQS
+// endpoint: messages sent with SendMessageBatch (10), received with
+// ReceiveMessage (10) and deleted with DeleteMessageBatch, senders and
+// receivers running together; no Drover.
+type SDKCeiling struct {
+	Messages  int           `json:"messages"`
+	Senders   int           `json:"senders"`
+	Receivers int           `json:"receivers"`
+	Elapsed   time.Duration `json:"elapsed_ns"`
+	PerSecond float64       `json:"per_s"`
+	// SendPerSecond is the send rate alone (the senders' own elapsed).
+	SendPerSecond float64 `json:"send_per_s"`
+}
+
+// sqsCeiling measures SDKCeiling on a fresh queue at the endpoint of the
+// environment's AWS configuration.
+func sqsCeiling(ctx context.Context, o *Options) (*SDKCeiling, error) {
+	if !strings.HasPrefix(os.Getenv("DROVER_TASKS_TOPIC"), "awssqs://") {
+		return nil, errors.New("DROVER_TASKS_TOPIC is not an awssqs:// queue")
+	}
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS config: %w", err)
+	}
+	c := sqs.NewFromConfig(cfg)
+	name := fmt.Sprintf("bench-sdk-%d-%d", os.Getpid(), benchSeq.Add(1))
+	q, err := c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: &name, Attributes: map[string]string{"VisibilityTimeout": "30"}})
+	if err != nil {
+		return nil, fmt.Errorf("create queue %s: %w", name, err)
+	}
+	defer c.DeleteQueue(context.WithoutCancel(ctx), &sqs.DeleteQueueInput{QueueUrl: q.QueueUrl})
+
+	n := min(o.Tasks, 20000)
+	res := &SDKCeiling{Messages: n, Senders: o.Clients, Receivers: o.Runners * o.Concurrency}
+	// A body the size of a Drover task message.
+	body := `{"v":1,"id":"01JZ0000000000000000000000","function":"noop","queue":"default","timeout_ms":300000,"max_attempts":3,"created_at":"2026-01-01T00:00:00.000000000Z"}`
+	var (
+		next, got atomic.Int64
+		wg        sync.WaitGroup
+		firstErr  error
+		errOnce   sync.Once
+	)
+	fail := func(err error) { errOnce.Do(func() { firstErr = err }) }
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	t0 := time.Now()
+	var sendEnd atomic.Int64
+	var senders sync.WaitGroup
+	for range res.Senders {
+		senders.Go(func() {
+			for {
+				first := int(next.Add(10)) - 10
+				if first >= n {
+					return
+				}
+				var entries []sqstypes.SendMessageBatchRequestEntry
+				for i := first; i < min(first+10, n); i++ {
+					entries = append(entries, sqstypes.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(body)})
+				}
+				out, err := c.SendMessageBatch(rctx, &sqs.SendMessageBatchInput{QueueUrl: q.QueueUrl, Entries: entries})
+				if err == nil && len(out.Failed) > 0 {
+					err = fmt.Errorf("send: %d failed: %s", len(out.Failed), aws.ToString(out.Failed[0].Message))
+				}
+				if err != nil {
+					fail(err)
+					cancel()
+					return
+				}
+			}
+		})
+	}
+	wg.Go(func() { senders.Wait(); sendEnd.Store(int64(time.Since(t0))) })
+	for range res.Receivers {
+		wg.Go(func() {
+			for rctx.Err() == nil && got.Load() < int64(n) {
+				out, err := c.ReceiveMessage(rctx, &sqs.ReceiveMessageInput{QueueUrl: q.QueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+				if err != nil {
+					if rctx.Err() == nil {
+						fail(err)
+						cancel()
+					}
+					return
+				}
+				if len(out.Messages) == 0 {
+					continue
+				}
+				var del []sqstypes.DeleteMessageBatchRequestEntry
+				for i, m := range out.Messages {
+					del = append(del, sqstypes.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle})
+				}
+				if _, err := c.DeleteMessageBatch(rctx, &sqs.DeleteMessageBatchInput{QueueUrl: q.QueueUrl, Entries: del}); err != nil {
+					fail(err)
+					cancel()
+					return
+				}
+				if got.Add(int64(len(out.Messages))) >= int64(n) {
+					cancel()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	res.Elapsed = time.Since(t0)
+	res.PerSecond = float64(got.Load()) / res.Elapsed.Seconds()
+	if d := time.Duration(sendEnd.Load()); d > 0 {
+		res.SendPerSecond = float64(n) / d.Seconds()
+	}
+	return res, nil
+}
