@@ -11,6 +11,7 @@ require (
 	github.com/aws/aws-sdk-go-v2/service/s3 v1.111.0
 	github.com/aws/aws-sdk-go-v2/service/sqs v1.51.0
 	github.com/caarlos0/env/v10 v10.0.0
+	github.com/google/btree v1.1.3
 	github.com/oklog/ulid/v2 v2.1.2
 	gocloud.dev v0.47.0
 	golang.org/x/sync v0.22.0

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,8 +73,8 @@ const (
 )
 
 // Embedded fills the embedded default's URLs into unset variables: the
-// in-process memq queues, a file bucket and a persisted memory store under
-// DataDir.
+// in-process memq queues, a file bucket and a persisted memstore status
+// store under DataDir.
 func (c *Config) Embedded() error {
 	dir, err := filepath.Abs(c.DataDir)
 	if err != nil {
@@ -93,11 +94,28 @@ func (c *Config) Embedded() error {
 	def(&c.EventsTopic, "memq://events")
 	def(&c.EventsSubscription, "memq://events?visibility="+vis)
 	def(&c.Bucket, "file://"+filepath.ToSlash(filepath.Join(dir, "archive"))+"?create_dir=1&no_tmp_dir=1")
-	def(&c.Status, "mem://drover/id?filename="+filepath.Join(dir, "status.gob"))
+	def(&c.Status, EmbeddedStatusURL("drover", filepath.Join(dir, "status.gob")))
 	if c.Heartbeat == 0 {
 		c.Heartbeat = time.Second
 	}
 	return nil
+}
+
+// EmbeddedStatusKeep is how many finished tasks the embedded status store
+// keeps at most (besides DROVER_RETENTION): beyond it, those finished
+// first are dropped. Queued and running tasks are always kept.
+const EmbeddedStatusKeep = 100_000
+
+// EmbeddedStatusURL is the embedded default's status store: Drover's
+// in-process docstore (pkg/memstore) named name, saved to filename at
+// shutdown (none if empty), dropping documents at their expires_at and
+// keeping at most EmbeddedStatusKeep finished tasks.
+func EmbeddedStatusURL(name, filename string) string {
+	u := fmt.Sprintf("memstore://%s/id?expiry_field=expires_at&cap=%d&cap_where=kind:task", name, EmbeddedStatusKeep)
+	if filename != "" {
+		u += "&filename=" + url.QueryEscape(filename)
+	}
+	return u
 }
 
 // Validate checks what part needs, returning a one-line error that names

@@ -206,7 +206,7 @@ func benchConfig(o *Options) (*app.Config, error) {
 			EventsTopic:        "memq://" + n + "-events",
 			EventsSubscription: "memq://" + n + "-events?visibility=30s",
 			Bucket:             "mem://",
-			Status:             "mem://" + n + "/id",
+			Status:             app.EmbeddedStatusURL(n, ""),
 			Heartbeat:          time.Second,
 			Visibility:         30 * time.Second,
 			Grace:              5 * time.Second,

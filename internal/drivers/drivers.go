@@ -16,7 +16,9 @@ import (
 	_ "gocloud.dev/blob/memblob"
 	_ "gocloud.dev/blob/s3blob"
 
-	// Status stores: memory (persisted to a file), DynamoDB.
+	// Status stores: Drover's in-process store (the embedded default),
+	// gocloud's memory store (both persisted to a file), DynamoDB.
+	_ "github.com/droverhq/drover/pkg/memstore"
 	_ "gocloud.dev/docstore/awsdynamodb/v2"
 	_ "gocloud.dev/docstore/memdocstore"
 )

@@ -1,0 +1,742 @@
+package memstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"reflect"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/btree"
+	"gocloud.dev/docstore"
+	"gocloud.dev/docstore/driver"
+	"gocloud.dev/gcerrors"
+)
+
+// Options configure a collection.
+type Options struct {
+	// RevisionField names the field holding the document revision
+	// (docstore.DefaultRevisionField when empty).
+	RevisionField string
+	// Filename, if set, is where the collection is loaded from at open
+	// (if it exists) and saved to at Close.
+	Filename string
+	// ExpiryField, if set, names a field holding when a document may be
+	// dropped, in seconds since the Unix epoch (as DynamoDB's TTL): a
+	// sweep every second drops the documents whose time has come. Zero
+	// or a missing field never expires.
+	ExpiryField string
+	// Cap, if positive, bounds how many documents carrying an expiry
+	// (and, with CapField, whose CapField equals CapValue) are kept:
+	// beyond it, the sweep drops those of them that expire soonest.
+	// Documents without an expiry never count and are never dropped.
+	Cap      int
+	CapField string
+	CapValue string
+
+	onClose func()
+}
+
+// shards is the number of independently locked parts of a collection.
+const shards = 64
+
+// A stored document is immutable once stored: a write stores a new one.
+// Exactly one of rec (typed) and m (generic) is set.
+type stored struct {
+	ti     *typeInfo
+	rec    reflect.Value
+	m      map[string]any
+	rev    int64 // 0: the document has no revision
+	expiry int64 // epoch seconds, 0: never
+	capped bool  // counts against Options.Cap
+}
+
+// cappedExpiry is the expiry s is indexed under for the cap.
+func (s *stored) cappedExpiry() int64 {
+	if s == nil || !s.capped {
+		return 0
+	}
+	return s.expiry
+}
+
+type shard struct {
+	mu   sync.RWMutex
+	docs map[any]*stored
+}
+
+type collection struct {
+	keyField string
+	keyFunc  func(docstore.Document) any
+	opts     Options
+	seed     maphash.Seed
+	shards   [shards]shard
+	revision atomic.Int64
+
+	// index orders the string keys, for queries ordered by the key
+	// field. Lock order: a shard's lock, then index's.
+	indexMu sync.RWMutex
+	index   *btree.BTreeG[string]
+	other   atomic.Int64 // documents whose key is not a string
+
+	exp       *expiries // nil without ExpiryField
+	capped    *expiries // nil without Cap
+	stop      chan struct{}
+	sweepDone chan struct{}
+	closeOnce sync.Once
+}
+
+// OpenCollection returns a collection keyed by keyField.
+func OpenCollection(keyField string, opts *Options) (*docstore.Collection, error) {
+	c, err := newCollection(keyField, nil, opts)
+	if err != nil {
+		return nil, err
+	}
+	return docstore.NewCollection(c), nil
+}
+
+// OpenCollectionWithKeyFunc returns a collection whose keys keyFunc
+// computes from a document (a *struct or a map[string]any); it returns
+// nil when the document lacks what the key is made of.
+func OpenCollectionWithKeyFunc(keyFunc func(docstore.Document) any, opts *Options) (*docstore.Collection, error) {
+	c, err := newCollection("", keyFunc, opts)
+	if err != nil {
+		return nil, err
+	}
+	return docstore.NewCollection(c), nil
+}
+
+func newCollection(keyField string, keyFunc func(docstore.Document) any, opts *Options) (*collection, error) {
+	if keyField == "" && keyFunc == nil {
+		return nil, errorf(gcerrors.InvalidArgument, "must provide either keyField or keyFunc")
+	}
+	c := &collection{keyField: keyField, keyFunc: keyFunc, seed: maphash.MakeSeed(), index: btree.NewOrderedG[string](32)}
+	if opts != nil {
+		c.opts = *opts
+	}
+	if c.opts.RevisionField == "" {
+		c.opts.RevisionField = docstore.DefaultRevisionField
+	}
+	for i := range c.shards {
+		c.shards[i].docs = map[any]*stored{}
+	}
+	if c.opts.ExpiryField != "" {
+		c.exp = newExpiries()
+		if c.opts.Cap > 0 {
+			c.capped = newExpiries()
+		}
+	}
+	if err := c.load(); err != nil {
+		return nil, err
+	}
+	if c.exp != nil {
+		c.stop = make(chan struct{})
+		c.sweepDone = make(chan struct{})
+		go c.sweepLoop()
+	}
+	return c, nil
+}
+
+func (c *collection) shardOf(key any) *shard {
+	if s, ok := key.(string); ok {
+		return &c.shards[maphash.String(c.seed, s)%shards]
+	}
+	return &c.shards[maphash.Comparable(c.seed, key)%shards]
+}
+
+// Key implements driver.Collection.
+func (c *collection) Key(doc driver.Document) (any, error) {
+	if c.keyField != "" {
+		key, _ := doc.GetField(c.keyField) // a missing key is nil
+		if key != nil && !reflect.TypeOf(key).Comparable() {
+			return nil, errorf(gcerrors.InvalidArgument, "key of type %T is not comparable", key)
+		}
+		return key, nil
+	}
+	key := c.keyFunc(doc.Origin)
+	if key == nil || driver.IsEmptyValue(reflect.ValueOf(key)) {
+		return nil, errorf(gcerrors.InvalidArgument, "missing document key")
+	}
+	return key, nil
+}
+
+// RevisionField implements driver.Collection.
+func (c *collection) RevisionField() string { return c.opts.RevisionField }
+
+// RunActions implements driver.Collection. Actions run inline, in the
+// groups driver.GroupActions forms.
+func (c *collection) RunActions(ctx context.Context, actions []*driver.Action, opts *driver.RunActionsOptions) driver.ActionListError {
+	errs := make([]error, len(actions))
+	if opts.BeforeDo != nil {
+		if err := opts.BeforeDo(func(any) bool { return false }); err != nil {
+			for i := range errs {
+				errs[i] = err
+			}
+			return driver.NewActionListError(errs)
+		}
+	}
+	run := func(as []*driver.Action) {
+		for _, a := range as {
+			errs[a.Index] = c.runAction(ctx, a)
+		}
+	}
+	if len(actions) == 1 && !actions[0].InAtomicWrite {
+		run(actions)
+		return driver.NewActionListError(errs)
+	}
+	beforeGets, gets, writes, writesTx, afterGets := driver.GroupActions(actions)
+	run(beforeGets)
+	run(gets)
+	run(writes)
+	if len(writesTx) > 0 {
+		c.runAtomicWrites(ctx, writesTx, errs)
+	}
+	run(afterGets)
+	return driver.NewActionListError(errs)
+}
+
+func (c *collection) runAction(ctx context.Context, a *driver.Action) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var sh *shard
+	if a.Key != nil {
+		sh = c.shardOf(a.Key)
+	} else {
+		// Create without a key: the key is made below, under the shard
+		// of... a key we do not have yet. Make it first.
+		if a.Kind != driver.Create {
+			return errorf(gcerrors.InvalidArgument, "missing document key")
+		}
+		a.Key = driver.UniqueString()
+		if err := a.Doc.SetField(c.keyField, a.Key); err != nil {
+			return errorf(gcerrors.InvalidArgument, "cannot set key field %q", c.keyField)
+		}
+		sh = c.shardOf(a.Key)
+	}
+	if a.Kind == driver.Get {
+		sh.mu.RLock()
+		cur := sh.docs[a.Key]
+		sh.mu.RUnlock()
+		if cur == nil {
+			return errorf(gcerrors.NotFound, "document with key %v does not exist", a.Key)
+		}
+		return c.decode(cur, a.Doc, a.FieldPaths)
+	}
+	// Encode before taking the lock.
+	var next *stored
+	if a.Kind == driver.Create || a.Kind == driver.Replace || a.Kind == driver.Put {
+		var err error
+		if next, err = c.encode(a.Doc); err != nil {
+			return err
+		}
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	cur := sh.docs[a.Key]
+	if err := c.check(a, cur); err != nil {
+		return err
+	}
+	return c.execute(sh, a, cur, next)
+}
+
+// check returns the error an action meets on the current document, if
+// any. Call with the shard locked.
+func (c *collection) check(a *driver.Action, cur *stored) error {
+	switch a.Kind {
+	case driver.Create:
+		if cur != nil {
+			return errorf(gcerrors.AlreadyExists, "Create: document with key %v exists", a.Key)
+		}
+		return nil
+	case driver.Replace, driver.Update, driver.Get:
+		if cur == nil {
+			return errorf(gcerrors.NotFound, "document with key %v does not exist", a.Key)
+		}
+	}
+	if a.Kind == driver.Get || cur == nil || cur.rev == 0 {
+		return nil
+	}
+	r, err := a.Doc.GetField(c.opts.RevisionField)
+	if err != nil || r == nil {
+		return nil // no incoming revision: nothing to check
+	}
+	want, ok := r.(int64)
+	if !ok {
+		return errorf(gcerrors.InvalidArgument, "revision field %s is not an int64", c.opts.RevisionField)
+	}
+	if want != cur.rev {
+		return errorf(gcerrors.FailedPrecondition, "mismatched revisions: want %d, current %d", want, cur.rev)
+	}
+	return nil
+}
+
+// execute applies a checked write. next is the encoded document of a
+// Create, Replace or Put. Call with the shard locked.
+func (c *collection) execute(sh *shard, a *driver.Action, cur, next *stored) error {
+	switch a.Kind {
+	case driver.Create, driver.Replace, driver.Put:
+		if next.hasRevision(a.Doc, c.opts.RevisionField) {
+			next.rev = c.revision.Add(1)
+			if err := c.setRevision(a.Doc, next); err != nil {
+				return err
+			}
+		}
+		c.store(sh, a.Key, cur, next)
+	case driver.Delete:
+		if cur != nil {
+			c.remove(sh, a.Key, cur)
+		}
+	case driver.Update:
+		m := cur.m
+		if m == nil {
+			m = cur.ti.toMap(cur.rec, c.opts.RevisionField, cur.rev, cur.rev != 0)
+		} else {
+			m = deepCopyMap(m)
+		}
+		if err := update(m, a.Mods); err != nil {
+			return err
+		}
+		next := &stored{m: m}
+		c.setExpiry(next)
+		if a.Doc.HasField(c.opts.RevisionField) {
+			next.rev = c.revision.Add(1)
+			m[c.opts.RevisionField] = next.rev
+			if err := a.Doc.SetField(c.opts.RevisionField, next.rev); err != nil {
+				return err
+			}
+		} else if r, ok := m[c.opts.RevisionField].(int64); ok {
+			next.rev = r
+		}
+		c.store(sh, a.Key, cur, next)
+	default:
+		return errorf(gcerrors.Internal, "unknown kind %v", a.Kind)
+	}
+	return nil
+}
+
+func (s *stored) hasRevision(doc driver.Document, revField string) bool {
+	if s.ti != nil {
+		return s.ti.rev != nil
+	}
+	return doc.HasField(revField)
+}
+
+func (c *collection) setRevision(doc driver.Document, s *stored) error {
+	if s.ti != nil {
+		reflect.ValueOf(doc.Origin).Elem().FieldByIndex(s.ti.rev).Set(reflect.ValueOf(s.rev))
+		return nil
+	}
+	s.m[c.opts.RevisionField] = s.rev
+	return doc.SetField(c.opts.RevisionField, s.rev)
+}
+
+// encode makes the stored form of a document.
+func (c *collection) encode(doc driver.Document) (*stored, error) {
+	var s *stored
+	if _, isMap := doc.Origin.(map[string]any); !isMap {
+		if ti := typeOf(doc, c.opts.RevisionField); ti.flat {
+			s = &stored{ti: ti, rec: ti.snapshot(reflect.ValueOf(doc.Origin).Elem())}
+		}
+	}
+	if s == nil {
+		m, err := encodeDoc(doc)
+		if err != nil {
+			return nil, err
+		}
+		s = &stored{m: m}
+	}
+	c.setExpiry(s)
+	return s, nil
+}
+
+// setExpiry reads the expiry of s, and whether it counts against the cap.
+func (c *collection) setExpiry(s *stored) {
+	if c.exp == nil {
+		return
+	}
+	s.expiry = s.int64Field(c.opts.ExpiryField)
+	if c.capped != nil && s.expiry != 0 {
+		s.capped = true
+		if c.opts.CapField != "" {
+			v, _ := s.field([]string{c.opts.CapField})
+			s.capped = v == c.opts.CapValue
+		}
+	}
+}
+
+// int64Field returns an integer field of s, 0 if missing or not one.
+func (s *stored) int64Field(name string) int64 {
+	v, _ := s.field([]string{name})
+	n, _ := v.(int64)
+	return n
+}
+
+// field returns the value at fp in the generic encoding.
+func (s *stored) field(fp []string) (any, bool) {
+	if s.m != nil {
+		v, err := getAtFieldPath(s.m, fp, false)
+		return v, err == nil
+	}
+	if len(fp) != 1 {
+		return nil, false
+	}
+	i, ok := s.ti.byName[fp[0]]
+	if !ok {
+		if s.ti.rev != nil && s.rev != 0 && fp[0] == "" {
+			return s.rev, true
+		}
+		return nil, false
+	}
+	return s.ti.fields[i].value(s.rec), true
+}
+
+// decode copies s into doc: field by field when doc is of s's flat type,
+// through the generic decoder otherwise.
+func (c *collection) decode(s *stored, doc driver.Document, fps [][]string) error {
+	if s.ti != nil && reflect.TypeOf(doc.Origin).Elem() == s.ti.typ {
+		if _, isMap := doc.Origin.(map[string]any); !isMap {
+			if ok := c.decodeTyped(s, reflect.ValueOf(doc.Origin).Elem(), fps); ok {
+				return nil
+			}
+		}
+	}
+	m := s.m
+	if m == nil {
+		m = s.ti.toMap(s.rec, c.opts.RevisionField, s.rev, s.rev != 0)
+	}
+	return decodeDoc(m, doc, fps)
+}
+
+// decodeTyped copies the fields of s named by fps (all when empty) into
+// dst. It reports false, having changed nothing, for field paths it does
+// not serve.
+func (c *collection) decodeTyped(s *stored, dst reflect.Value, fps [][]string) bool {
+	ti := s.ti
+	if len(fps) == 0 {
+		for i := range ti.fields {
+			copyField(dst, s.rec, &ti.fields[i])
+		}
+		if ti.rev != nil && s.rev != 0 {
+			dst.FieldByIndex(ti.rev).Set(reflect.ValueOf(s.rev))
+		}
+		return true
+	}
+	for _, fp := range fps {
+		if len(fp) != 1 {
+			return false
+		}
+		if _, ok := ti.byName[fp[0]]; !ok && fp[0] != c.opts.RevisionField {
+			return false
+		}
+	}
+	for _, fp := range fps {
+		if i, ok := ti.byName[fp[0]]; ok {
+			copyField(dst, s.rec, &ti.fields[i])
+		} else if ti.rev != nil && s.rev != 0 {
+			dst.FieldByIndex(ti.rev).Set(reflect.ValueOf(s.rev))
+		}
+	}
+	return true
+}
+
+// store puts next in place of cur (nil when new). Call with the shard
+// locked.
+func (c *collection) store(sh *shard, key any, cur, next *stored) {
+	sh.docs[key] = next
+	if cur == nil {
+		c.indexAdd(key)
+	}
+	if c.exp != nil {
+		var old int64
+		if cur != nil {
+			old = cur.expiry
+		}
+		c.exp.change(key, old, next.expiry)
+	}
+	if c.capped != nil {
+		c.capped.change(key, cur.cappedExpiry(), next.cappedExpiry())
+	}
+}
+
+// remove drops the document cur at key. Call with the shard locked.
+func (c *collection) remove(sh *shard, key any, cur *stored) {
+	delete(sh.docs, key)
+	c.indexDelete(key)
+	if c.exp != nil && cur.expiry != 0 {
+		c.exp.change(key, cur.expiry, 0)
+	}
+	if c.capped != nil {
+		c.capped.change(key, cur.cappedExpiry(), 0)
+	}
+}
+
+func (c *collection) indexAdd(key any) {
+	s, ok := key.(string)
+	if !ok {
+		c.other.Add(1)
+		return
+	}
+	c.indexMu.Lock()
+	c.index.ReplaceOrInsert(s)
+	c.indexMu.Unlock()
+}
+
+func (c *collection) indexDelete(key any) {
+	s, ok := key.(string)
+	if !ok {
+		c.other.Add(-1)
+		return
+	}
+	c.indexMu.Lock()
+	c.index.Delete(s)
+	c.indexMu.Unlock()
+}
+
+// runAtomicWrites applies actions all or none, under the locks of every
+// shard they touch (taken in shard order).
+func (c *collection) runAtomicWrites(ctx context.Context, actions []*driver.Action, errs []error) {
+	fail := func(err error) {
+		for _, a := range actions {
+			errs[a.Index] = err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		fail(err)
+		return
+	}
+	nexts := make([]*stored, len(actions))
+	var idx []int
+	for i, a := range actions {
+		if a.Key == nil {
+			if a.Kind != driver.Create {
+				fail(errorf(gcerrors.InvalidArgument, "missing document key"))
+				return
+			}
+			a.Key = driver.UniqueString()
+			if err := a.Doc.SetField(c.keyField, a.Key); err != nil {
+				fail(errorf(gcerrors.InvalidArgument, "cannot set key field %q", c.keyField))
+				return
+			}
+		}
+		if a.Kind == driver.Create || a.Kind == driver.Replace || a.Kind == driver.Put {
+			n, err := c.encode(a.Doc)
+			if err != nil {
+				fail(err)
+				return
+			}
+			nexts[i] = n
+		}
+		j := int(c.shardIndex(a.Key))
+		if !slices.Contains(idx, j) {
+			idx = append(idx, j)
+		}
+	}
+	slices.Sort(idx)
+	for _, j := range idx {
+		c.shards[j].mu.Lock()
+		defer c.shards[j].mu.Unlock()
+	}
+	curs := make([]*stored, len(actions))
+	seen := map[any]*stored{}
+	for i, a := range actions {
+		cur, ok := seen[a.Key]
+		if !ok {
+			cur = c.shardOf(a.Key).docs[a.Key]
+		}
+		if err := c.check(a, cur); err != nil {
+			fail(err)
+			return
+		}
+		curs[i] = cur
+		seen[a.Key] = cur
+	}
+	for i, a := range actions {
+		sh := c.shardOf(a.Key)
+		cur := sh.docs[a.Key]
+		if err := c.execute(sh, a, cur, nexts[i]); err != nil {
+			fail(err)
+			return
+		}
+	}
+}
+
+func (c *collection) shardIndex(key any) uint64 {
+	if s, ok := key.(string); ok {
+		return maphash.String(c.seed, s) % shards
+	}
+	return maphash.Comparable(c.seed, key) % shards
+}
+
+// RevisionToBytes implements driver.Collection.
+func (c *collection) RevisionToBytes(rev any) ([]byte, error) {
+	r, ok := rev.(int64)
+	if !ok {
+		return nil, errorf(gcerrors.InvalidArgument, "revision %v of type %[1]T is not an int64", rev)
+	}
+	return strconv.AppendInt(nil, r, 10), nil
+}
+
+// BytesToRevision implements driver.Collection.
+func (c *collection) BytesToRevision(b []byte) (any, error) {
+	return strconv.ParseInt(string(b), 10, 64)
+}
+
+// As implements driver.Collection.
+func (c *collection) As(any) bool { return false }
+
+// ErrorAs implements driver.Collection.
+func (c *collection) ErrorAs(error, any) bool { return false }
+
+// ErrorCode implements driver.Collection.
+func (c *collection) ErrorCode(err error) gcerrors.ErrorCode { return codeOf(err) }
+
+func codeOf(err error) gcerrors.ErrorCode {
+	var ce *codeError
+	switch {
+	case errors.As(err, &ce):
+		return ce.code
+	case errors.Is(err, context.Canceled):
+		return gcerrors.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		return gcerrors.DeadlineExceeded
+	}
+	return gcerrors.Code(err)
+}
+
+// Close implements driver.Collection: it stops the sweep and saves the
+// file, if any.
+func (c *collection) Close() error {
+	var err error
+	c.closeOnce.Do(func() {
+		if c.stop != nil {
+			close(c.stop)
+			<-c.sweepDone
+		}
+		if c.opts.onClose != nil {
+			c.opts.onClose()
+		}
+		err = c.save()
+	})
+	return err
+}
+
+// sweepLoop drops expired documents once a second until Close.
+func (c *collection) sweepLoop() {
+	defer close(c.sweepDone)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case now := <-t.C:
+			c.sweep(now)
+		}
+	}
+}
+
+// sweep drops the documents that expire at or before now, and, over the
+// cap, those of the capped ones that expire soonest.
+func (c *collection) sweep(now time.Time) {
+	due := c.exp.due(now.Unix(), 0)
+	if c.capped != nil {
+		due = append(due, c.capped.due(now.Unix(), c.opts.Cap)...)
+	}
+	for _, k := range due {
+		sh := c.shardOf(k.key)
+		sh.mu.Lock()
+		if cur := sh.docs[k.key]; cur != nil && cur.expiry == k.at {
+			c.remove(sh, k.key, cur)
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// codeError is an error with a gcerrors code.
+type codeError struct {
+	code gcerrors.ErrorCode
+	msg  string
+}
+
+func (e *codeError) Error() string { return e.msg }
+
+func errorf(code gcerrors.ErrorCode, format string, args ...any) error {
+	return &codeError{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+// update applies mods to doc (adapted from memdocstore): all or nothing.
+func update(doc map[string]any, mods []driver.Mod) error {
+	slices.SortFunc(mods, func(a, b driver.Mod) int {
+		switch {
+		case a.FieldPath[0] < b.FieldPath[0]:
+			return -1
+		case a.FieldPath[0] > b.FieldPath[0]:
+			return 1
+		}
+		return 0
+	})
+	type guaranteedMod struct {
+		parentMap    map[string]any
+		key          string
+		encodedValue any
+	}
+	gmods := make([]guaranteedMod, len(mods))
+	var err error
+	for i, mod := range mods {
+		gmod := &gmods[i]
+		if gmod.parentMap, err = getParentMap(doc, mod.FieldPath, false); err != nil {
+			return err
+		}
+		gmod.key = mod.FieldPath[len(mod.FieldPath)-1]
+		if inc, ok := mod.Value.(driver.IncOp); ok {
+			amt, err := encodeValue(inc.Amount)
+			if err != nil {
+				return err
+			}
+			if gmod.encodedValue, err = add(gmod.parentMap[gmod.key], amt); err != nil {
+				return err
+			}
+		} else if mod.Value != nil {
+			if gmod.encodedValue, err = encodeValue(mod.Value); err != nil {
+				return err
+			}
+		}
+	}
+	for _, m := range gmods {
+		if m.encodedValue == nil {
+			delete(m.parentMap, m.key)
+		} else {
+			m.parentMap[m.key] = m.encodedValue
+		}
+	}
+	return nil
+}
+
+// deepCopyMap copies the maps and lists of a generic document, so that an
+// update never changes a stored one.
+func deepCopyMap(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = deepCopyValue(v)
+	}
+	return out
+}
+
+func deepCopyValue(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		return deepCopyMap(v)
+	case []any:
+		out := make([]any, len(v))
+		for i, x := range v {
+			out[i] = deepCopyValue(x)
+		}
+		return out
+	}
+	return v
+}
