@@ -70,3 +70,4 @@ clean:
 	rm -rf bin build .drover
 
 -include infra/terraform/terraform.mk
+-include internal/reliability/reliability.mk

@@ -1,0 +1,282 @@
+package reliability
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/droverhq/drover/client"
+	"github.com/droverhq/drover/internal/awstest"
+	"github.com/droverhq/drover/pkg/task"
+)
+
+// The moto backend runs `drover dispatch`, `drover collect` and relrunner
+// (drover runner plus the rel- functions) as separate processes against
+// moto_server, as internal/e2e does; Kill is a real SIGKILL.
+type motoBackend struct{}
+
+func (motoBackend) name() string { return "moto" }
+
+var stackSeq atomic.Int64
+
+type motoEnv struct {
+	t       *testing.T
+	stack   *awstest.Stack
+	vars    []string
+	vis     time.Duration
+	store   *task.Store
+	archive *task.Archive
+	tasks   *task.Topic
+	sqs     *sqs.Client
+	url     string
+	cl      *client.Client
+	mu      sync.Mutex
+	procs   []*osProc
+}
+
+func (motoBackend) newEnv(t *testing.T, o envOpts) env {
+	t.Helper()
+	if o.Faults != nil {
+		t.Fatal("blob faults are injected in the embedded backend only")
+	}
+	if o.Visibility == 0 {
+		o.Visibility = 2 * time.Second
+	}
+	ctx := context.Background()
+	prefix := fmt.Sprintf("rel%d", stackSeq.Add(1))
+	st, err := awstest.CreateStack(ctx, prefix, awstest.StackOptions{VisibilityTimeout: o.Visibility, MaxReceiveCount: 100})
+	if err != nil {
+		t.Fatalf("create stack: %v", err)
+	}
+	e := &motoEnv{t: t, stack: st, vis: o.Visibility}
+	hb := 500 * time.Millisecond
+	e.vars = append(append(append([]string{}, moto.Env()...), st.Env()...),
+		"DROVER_LOG_LEVEL=warn", "DROVER_GRACE=1s", "DROVER_HEARTBEAT="+hb.String(),
+		"DROVER_LEASE="+max(o.Visibility, 2*hb).String())
+	if e.store, err = task.OpenStore(ctx, st.Lookup("DROVER_STATUS")); err != nil {
+		t.Fatal(err)
+	}
+	if e.archive, err = task.OpenArchive(ctx, st.Lookup("DROVER_BUCKET")); err != nil {
+		t.Fatal(err)
+	}
+	if e.tasks, err = task.OpenTopic(ctx, st.Lookup("DROVER_TASKS_TOPIC")); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.sqs = sqs.NewFromConfig(cfg)
+	t.Cleanup(func() {
+		e.mu.Lock()
+		procs := e.procs
+		e.mu.Unlock()
+		for _, p := range procs {
+			p.stop()
+		}
+		if t.Failed() {
+			for _, p := range procs {
+				t.Logf("---- %s log (last 2000 bytes) ----\n%s", p.name, p.tail(2000))
+			}
+		}
+		_ = e.tasks.Shutdown(ctx)
+		_ = e.store.Close()
+		_ = e.archive.Close()
+		if err := st.Delete(ctx); err != nil {
+			t.Logf("delete stack: %v", err)
+		}
+	})
+	if !o.NoDispatch {
+		e.startDispatch()
+	}
+	return e
+}
+
+func (e *motoEnv) Client() *client.Client { return e.cl }
+func (e *motoEnv) DispatchURL() string    { return e.url }
+func (e *motoEnv) Store() *task.Store     { return e.store }
+func (e *motoEnv) Archive() *task.Archive { return e.archive }
+
+func (e *motoEnv) Executions(t *testing.T) map[string]int {
+	n, err := CountBlobExecutions(context.Background(), e.archive.Bucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func (e *motoEnv) ExecutionRunners(t *testing.T) map[string][]string {
+	n, err := ExecutionRunners(context.Background(), e.archive.Bucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func (e *motoEnv) SendRaw(t *testing.T, body []byte) {
+	if err := e.tasks.Send(context.Background(), body, 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *motoEnv) Pending(t *testing.T) int {
+	out, err := e.sqs.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{
+		QueueUrl: aws.String(e.stack.TasksQueueURL),
+		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameApproximateNumberOfMessages,
+			sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible, sqstypes.QueueAttributeNameApproximateNumberOfMessagesDelayed},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, v := range out.Attributes {
+		k, _ := strconv.Atoi(v)
+		n += k
+	}
+	return n
+}
+
+// osProc is a process the test started.
+type osProc struct {
+	name string
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	out  bytes.Buffer
+	done chan struct{}
+}
+
+func (p *osProc) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.out.Len() > 1<<20 {
+		p.out.Next(p.out.Len() - 1<<19)
+	}
+	return p.out.Write(b)
+}
+
+func (p *osProc) tail(n int) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b := p.out.Bytes()
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
+
+func (p *osProc) Done() <-chan struct{} { return p.done }
+
+func (p *osProc) Kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+func (p *osProc) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		p.Kill()
+	}
+}
+
+// cpu returns the process's user+system CPU time so far.
+func (p *osProc) cpu() (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name, which is in parentheses.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	const hz = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / hz, nil
+}
+
+func (e *motoEnv) start(name, bin string, args []string, extra ...string) *osProc {
+	e.t.Helper()
+	p := &osProc{name: name, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = append(append(append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, e.vars...), "DROVER_RUNNER_NAME="+name), extra...)
+	p.cmd.Stdout, p.cmd.Stderr = p, p
+	if err := p.cmd.Start(); err != nil {
+		e.t.Fatalf("start %s: %v", name, err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	e.mu.Lock()
+	e.procs = append(e.procs, p)
+	e.mu.Unlock()
+	return p
+}
+
+func (e *motoEnv) startDispatch(extra ...string) *osProc {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	p := e.start("dispatch", droverBin, []string{"dispatch"}, append([]string{"DROVER_ADDR=" + addr}, extra...)...)
+	e.url = "http://" + addr
+	e.cl = client.New(e.url)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(e.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p
+			}
+		}
+		select {
+		case <-p.done:
+			e.t.Fatalf("dispatch exited: %s", p.tail(2000))
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("dispatch not ready after 30s: %s", p.tail(2000))
+		}
+	}
+}
+
+func (e *motoEnv) StartRunner(name string, o runnerOpts) proc {
+	if o.Concurrency <= 0 {
+		o.Concurrency = 1
+	}
+	extra := []string{"DROVER_CONCURRENCY=" + strconv.Itoa(o.Concurrency)}
+	if o.NoHeartbeat {
+		// One beat at start, none while tasks run: leases are never
+		// extended. (DROVER_VISIBILITY only has to pass validation.)
+		extra = append(extra, "DROVER_HEARTBEAT=1h", "DROVER_LEASE=2h", "DROVER_VISIBILITY=3h")
+	}
+	if o.CrashAfterOutcome {
+		extra = append(extra, "REL_CRASH_AFTER_OUTCOME=1")
+	}
+	return e.start(name, relrunBin, []string{"runner"}, extra...)
+}
+
+func (e *motoEnv) StartCollector(name string) proc {
+	return e.start(name, droverBin, []string{"collect"})
+}
