@@ -121,7 +121,7 @@ func TestAWSKillRunner(t *testing.T) {
 	}
 	// Kill the victim once it is running tasks.
 	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(victim.tail(1<<20), "started") {
+	for !strings.Contains(victim.Tail(1<<20), "started") {
 		running := 0
 		for _, id := range ids[:10] {
 			if st, err := c.Get(context.Background(), id); err == nil && st.State == task.Running {
@@ -136,7 +136,7 @@ func TestAWSKillRunner(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	victim.kill9()
+	victim.Kill()
 	e.start("survivor", "runner", "DROVER_CONCURRENCY=25", "DROVER_LEASE=3s")
 
 	final := waitAll(t, c, ids, 2*time.Minute)

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -13,12 +12,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/droverhq/drover/client"
 	"github.com/droverhq/drover/internal/awstest"
+	"github.com/droverhq/drover/internal/proctest"
 	"github.com/droverhq/drover/pkg/task"
 )
 
@@ -67,7 +66,7 @@ type env struct {
 	t     *testing.T
 	stack *awstest.Stack
 	vars  []string
-	procs []*proc
+	procs []*proctest.Proc
 }
 
 // newEnv creates a fresh stack for the test and deletes it afterwards.
@@ -84,11 +83,11 @@ func newEnv(t *testing.T, opts awstest.StackOptions) *env {
 		"DROVER_LOG_LEVEL=info", "DROVER_GRACE=2s", "DROVER_HEARTBEAT=1s")
 	t.Cleanup(func() {
 		for _, p := range e.procs {
-			p.stop()
+			p.Stop()
 		}
 		if t.Failed() {
 			for _, p := range e.procs {
-				t.Logf("---- %s log (last 3000 bytes) ----\n%s", p.name, p.tail(3000))
+				t.Logf("---- %s log (last 3000 bytes) ----\n%s", p.Name, p.Tail(3000))
 			}
 		}
 		if err := st.Delete(context.Background()); err != nil {
@@ -98,65 +97,13 @@ func newEnv(t *testing.T, opts awstest.StackOptions) *env {
 	return e
 }
 
-// proc is a drover process the test started.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
-	done chan struct{}
-}
-
-func (p *proc) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
-}
-
-func (p *proc) tail(n int) string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	b := p.out.Bytes()
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
-}
-
 // start runs `drover <part>` with the env's variables plus extra.
-func (e *env) start(name, part string, extra ...string) *proc {
+func (e *env) start(name, part string, extra ...string) *proctest.Proc {
 	e.t.Helper()
-	p := &proc{name: name, done: make(chan struct{})}
-	p.cmd = exec.Command(droverBin, part)
-	p.cmd.Env = append(append(append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, e.vars...), "DROVER_RUNNER_NAME="+name), extra...)
-	p.cmd.Stdout, p.cmd.Stderr = p, p
-	if err := p.cmd.Start(); err != nil {
-		e.t.Fatalf("start %s: %v", name, err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	env := append(append(append([]string{}, e.vars...), "DROVER_RUNNER_NAME="+name), extra...)
+	p := proctest.Start(e.t, name, droverBin, []string{part}, env)
 	e.procs = append(e.procs, p)
 	return p
-}
-
-// kill9 ends the process at once, as a crash would.
-func (p *proc) kill9() {
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-}
-
-// stop asks the process to shut down and waits for it.
-func (p *proc) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(15 * time.Second):
-		p.kill9()
-	}
 }
 
 // dispatch starts a dispatch process on a free port and returns a client
@@ -181,12 +128,12 @@ func (e *env) dispatch() *client.Client {
 			}
 		}
 		select {
-		case <-p.done:
-			e.t.Fatalf("dispatch exited: %s", p.tail(2000))
+		case <-p.Done():
+			e.t.Fatalf("dispatch exited: %s", p.Tail(2000))
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			e.t.Fatalf("dispatch not ready after 30s: %s", p.tail(2000))
+			e.t.Fatalf("dispatch not ready after 30s: %s", p.Tail(2000))
 		}
 	}
 }

@@ -1,18 +1,13 @@
 package reliability
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +18,7 @@ import (
 
 	"github.com/droverhq/drover/client"
 	"github.com/droverhq/drover/internal/awstest"
+	"github.com/droverhq/drover/internal/proctest"
 	"github.com/droverhq/drover/pkg/task"
 )
 
@@ -88,11 +84,11 @@ func (motoBackend) newEnv(t *testing.T, o envOpts) env {
 		procs := e.procs
 		e.mu.Unlock()
 		for _, p := range procs {
-			p.stop()
+			p.Stop()
 		}
 		if t.Failed() {
 			for _, p := range procs {
-				t.Logf("---- %s log (last 2000 bytes) ----\n%s", p.name, p.tail(2000))
+				t.Logf("---- %s log (last 2000 bytes) ----\n%s", p.Name, p.Tail(2000))
 			}
 		}
 		_ = e.tasks.Shutdown(ctx)
@@ -153,78 +149,12 @@ func (e *motoEnv) Pending(t *testing.T) int {
 }
 
 // osProc is a process the test started.
-type osProc struct {
-	name string
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
-	done chan struct{}
-}
-
-func (p *osProc) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.out.Len() > 1<<20 {
-		p.out.Next(p.out.Len() - 1<<19)
-	}
-	return p.out.Write(b)
-}
-
-func (p *osProc) tail(n int) string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	b := p.out.Bytes()
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
-}
-
-func (p *osProc) Done() <-chan struct{} { return p.done }
-
-func (p *osProc) Kill() {
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-}
-
-func (p *osProc) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(15 * time.Second):
-		p.Kill()
-	}
-}
-
-// cpu returns the process's user+system CPU time so far.
-func (p *osProc) cpu() (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the command name, which is in parentheses.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	const hz = 100 // USER_HZ on Linux
-	return time.Duration(ut+st) * time.Second / hz, nil
-}
+type osProc = proctest.Proc
 
 func (e *motoEnv) start(name, bin string, args []string, extra ...string) *osProc {
 	e.t.Helper()
-	p := &osProc{name: name, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = append(append(append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, e.vars...), "DROVER_RUNNER_NAME="+name), extra...)
-	p.cmd.Stdout, p.cmd.Stderr = p, p
-	if err := p.cmd.Start(); err != nil {
-		e.t.Fatalf("start %s: %v", name, err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	env := append(append(append([]string{}, e.vars...), "DROVER_RUNNER_NAME="+name), extra...)
+	p := proctest.Start(e.t, name, bin, args, env)
 	e.mu.Lock()
 	e.procs = append(e.procs, p)
 	e.mu.Unlock()
@@ -251,12 +181,12 @@ func (e *motoEnv) startDispatch(extra ...string) *osProc {
 			}
 		}
 		select {
-		case <-p.done:
-			e.t.Fatalf("dispatch exited: %s", p.tail(2000))
+		case <-p.Done():
+			e.t.Fatalf("dispatch exited: %s", p.Tail(2000))
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			e.t.Fatalf("dispatch not ready after 30s: %s", p.tail(2000))
+			e.t.Fatalf("dispatch not ready after 30s: %s", p.Tail(2000))
 		}
 	}
 }

@@ -210,7 +210,7 @@ func TestQueueOutage(t *testing.T) {
 	paused := time.Now()
 	cpu0 := map[*osProc]time.Duration{}
 	for _, p := range append(rs, col) {
-		cpu0[p], _ = p.cpu()
+		cpu0[p], _ = p.CPU()
 	}
 	// Submits while the queue is unreachable: 503 problems, never 202.
 	var got202, got503, gotOther int
@@ -240,15 +240,15 @@ func TestQueueOutage(t *testing.T) {
 	window := time.Since(paused)
 	busy := ""
 	for _, p := range append(rs, col) {
-		c1, err := p.cpu()
+		c1, err := p.CPU()
 		if err != nil {
 			t.Fatal(err)
 		}
 		used := c1 - cpu0[p]
-		busy += fmt.Sprintf("%s %s; ", p.name, used.Round(10*time.Millisecond))
+		busy += fmt.Sprintf("%s %s; ", p.Name, used.Round(10*time.Millisecond))
 		// A busy loop burns a core; backing off uses next to nothing.
 		if used > window/5 {
-			t.Errorf("%s used %s of CPU during a %s outage: busy loop?", p.name, used, window.Round(time.Second))
+			t.Errorf("%s used %s of CPU during a %s outage: busy loop?", p.Name, used, window.Round(time.Second))
 		}
 	}
 	if err := moto.Resume(); err != nil {

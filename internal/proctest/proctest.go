@@ -1,0 +1,104 @@
+// Package proctest runs programs under test as separate processes: their
+// output kept for the test log, a clean stop or a kill -9 on demand, and
+// their CPU time, for suites that crash and measure real processes.
+package proctest
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Proc is a process a test started.
+type Proc struct {
+	Name string
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	out  bytes.Buffer
+	done chan struct{}
+}
+
+// maxOutput bounds the output kept per process; older output is dropped.
+const maxOutput = 1 << 20
+
+// Start runs bin with args and an environment of PATH, HOME and env
+// (KEY=VALUE, later values win), failing the test if it cannot start.
+func Start(t testing.TB, name, bin string, args []string, env []string) *Proc {
+	t.Helper()
+	p := &Proc{Name: name, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
+	p.cmd.Stdout, p.cmd.Stderr = p, p
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	return p
+}
+
+// Write collects the process's output.
+func (p *Proc) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.out.Len() > maxOutput {
+		p.out.Next(p.out.Len() - maxOutput/2)
+	}
+	return p.out.Write(b)
+}
+
+// Tail returns the last n bytes of the process's output.
+func (p *Proc) Tail(n int) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b := p.out.Bytes()
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
+
+// Done is closed when the process has exited.
+func (p *Proc) Done() <-chan struct{} { return p.done }
+
+// Kill ends the process at once (SIGKILL), as a crash would, and waits.
+func (p *Proc) Kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// Stop asks the process to shut down (SIGTERM) and waits up to 15s
+// before killing it.
+func (p *Proc) Stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		p.Kill()
+	}
+}
+
+// CPU returns the process's user+system CPU time so far (Linux).
+func (p *Proc) CPU() (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command name, which is in parentheses.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	const hz = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / hz, nil
+}
