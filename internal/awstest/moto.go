@@ -135,3 +135,20 @@ func freePort() (int, error) {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
+
+// Shared starts the emulator for a test binary's TestMain and points this
+// process's AWS SDK at it. Where moto_server is not installed it returns
+// nil (the tests that need it skip), except under CI=true, where a missing
+// emulator is a failure; any other start failure ends the process.
+func Shared(who string) *Moto {
+	m, err := Start()
+	if errors.Is(err, ErrNoEmulator) && os.Getenv("CI") == "" {
+		return nil
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", who, err)
+		os.Exit(1)
+	}
+	m.Setenv()
+	return m
+}

@@ -28,15 +28,7 @@ import (
 var moto *awstest.Moto
 
 func TestMain(m *testing.M) {
-	var err error
-	moto, err = awstest.Start()
-	if err != nil && !errors.Is(err, awstest.ErrNoEmulator) {
-		fmt.Fprintln(os.Stderr, "awstest:", err)
-		os.Exit(1)
-	}
-	if moto != nil {
-		moto.Setenv()
-	}
+	moto = awstest.Shared("awstest")
 	code := m.Run()
 	moto.Stop()
 	os.Exit(code)

@@ -2,7 +2,6 @@ package task_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -25,15 +24,7 @@ import (
 var moto *awstest.Moto
 
 func TestMain(m *testing.M) {
-	var err error
-	moto, err = awstest.Start()
-	if err != nil && !errors.Is(err, awstest.ErrNoEmulator) {
-		fmt.Fprintln(os.Stderr, "task tests:", err)
-		os.Exit(1)
-	}
-	if moto != nil {
-		moto.Setenv()
-	}
+	moto = awstest.Shared("task tests")
 	code := m.Run()
 	moto.Stop()
 	os.Exit(code)
