@@ -334,13 +334,7 @@ func newSubscription(q *queue, opts *SubscriptionOptions) (*subscription, error)
 // or the next visibility/delay deadline, never by polling) for at most the
 // subscription's wait, after which it returns an empty batch.
 func (s *subscription) ReceiveBatch(ctx context.Context, maxMessages int) ([]*driver.Message, error) {
-	if s.q == nil {
-		return nil, errNotFound
-	}
-	if s.closed.Load() {
-		return nil, errClosed
-	}
-	if err := ctx.Err(); err != nil {
+	if err := s.usable(ctx); err != nil {
 		return nil, err
 	}
 	var out []*driver.Message
@@ -351,18 +345,23 @@ func (s *subscription) ReceiveBatch(ctx context.Context, maxMessages int) ([]*dr
 // ReceiveDirect implements task.DirectReceiver, blocking as ReceiveBatch
 // does. Its deliveries settle at once when acked or nacked.
 func (s *subscription) ReceiveDirect(ctx context.Context, max int) ([]*task.Delivery, error) {
-	if s.q == nil {
-		return nil, errNotFound
-	}
-	if s.closed.Load() {
-		return nil, errClosed
-	}
-	if err := ctx.Err(); err != nil {
+	if err := s.usable(ctx); err != nil {
 		return nil, err
 	}
 	var out []*task.Delivery
 	err := s.await(ctx, func(q *queue, now time.Time) { out = q.takeDirect(now, max, s.visibility) })
 	return out, err
+}
+
+// usable reports why the subscription cannot receive now, if it cannot.
+func (s *subscription) usable(ctx context.Context) error {
+	switch {
+	case s.q == nil:
+		return errNotFound
+	case s.closed.Load():
+		return errClosed
+	}
+	return ctx.Err()
 }
 
 // await waits until a message is ready and calls take with the queue
