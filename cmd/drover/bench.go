@@ -40,6 +40,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.BoolVar(&o.SkipSteady, "no-steady", false, "skip the steady (closed-loop) phase")
 	fs.BoolVar(&o.SDKCeiling, "sdk", false, "also measure the raw AWS SDK's SQS ceiling (implied by --backend moto)")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
+	fs.StringVar(&o.MemProfile, "memprofile", "", "write a heap profile, taken after the last phase, to this file")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	verbose := fs.Bool("v", false, "log the system's warnings to stderr")
 	if err := fs.Parse(args); err != nil {

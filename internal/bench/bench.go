@@ -75,6 +75,9 @@ type Options struct {
 	SDKCeiling bool
 	// CPUProfile, if set, is written for the whole run.
 	CPUProfile string
+	// MemProfile, if set, gets a heap profile taken after the last phase,
+	// with the system still running (what it retains, not what it freed).
+	MemProfile string
 	// Log receives the system's warnings (nil: discarded).
 	Log *slog.Logger
 }
@@ -313,8 +316,12 @@ type seen struct {
 	failed      bool
 }
 
-func newTracker(n int) *tracker {
-	return &tracker{due: make(map[string]time.Time, n), early: map[string]seen{}}
+// newTracker returns an empty tracker. Its maps hold only the tasks in
+// flight, not the whole phase: Go maps never shrink, so sizing them to a
+// million-task phase would be retained memory the bench adds to the
+// system it measures.
+func newTracker() *tracker {
+	return &tracker{due: map[string]time.Time{}, early: map[string]seen{}}
 }
 
 func (t *tracker) observe(st *task.Status) {
@@ -467,7 +474,7 @@ func (s *system) wait(t *tracker, sent int) time.Time {
 
 // phase runs one schedule to its end and measures it.
 func (s *system) phase(ctx context.Context, name string, count int, rate float64) Phase {
-	t := newTracker(count)
+	t := newTracker()
 	s.tracker.Store(t)
 	cpu0 := cpuTime()
 	g := &schedule{count: count, rate: rate, t0: time.Now()}
@@ -498,7 +505,7 @@ func (s *system) result(name string, rate float64, t *tracker, sent, errs int, e
 // and times the drain.
 func (s *system) burnDown(ctx context.Context) Phase {
 	n := s.opts.Tasks
-	t := newTracker(n)
+	t := newTracker()
 	s.tracker.Store(t)
 	g := &schedule{count: n, t0: time.Now()}
 	sent, errs := s.submit(ctx, g, t)
@@ -577,8 +584,28 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			}
 		}
 	}
+	if o.MemProfile != "" {
+		if err := writeHeapProfile(o.MemProfile); err != nil {
+			rep.Notes = append(rep.Notes, "heap profile: "+err.Error())
+		}
+	}
 	rep.PeakRSS = rss("VmHWM")
 	return rep, ctx.Err()
+}
+
+// writeHeapProfile writes a heap profile after a GC, so that the in-use
+// figures are what the system retains.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // cpuTime is the process's user+system CPU time so far.
