@@ -55,6 +55,13 @@ func (e *expiries) change(key any, old, next int64) {
 	}
 }
 
+// over reports whether more than max keys are indexed.
+func (e *expiries) over(max int) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.count > max
+}
+
 // due takes out of the index, and returns, the keys that expire at or
 // before now and, while more than max (if positive) remain, those that
 // expire soonest.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"math"
 	"reflect"
 	"slices"
 	"strconv"
@@ -236,12 +237,16 @@ func (c *collection) runAction(ctx context.Context, a *driver.Action) error {
 		}
 	}
 	sh.mu.Lock()
-	defer sh.mu.Unlock()
 	cur := sh.docs[a.Key]
-	if err := c.check(a, cur); err != nil {
-		return err
+	err := c.check(a, cur)
+	if err == nil {
+		err = c.execute(sh, a, cur, next)
 	}
-	return c.execute(sh, a, cur, next)
+	sh.mu.Unlock()
+	if c.capped != nil && next.cappedExpiry() != 0 {
+		c.trimCap()
+	}
+	return err
 }
 
 // check returns the error an action meets on the current document, if
@@ -647,6 +652,23 @@ func (c *collection) sweep(now time.Time) {
 	if c.capped != nil {
 		due = append(due, c.capped.due(now.Unix(), c.opts.Cap)...)
 	}
+	c.drop(due)
+}
+
+// trimCap drops the capped documents over the cap that expire soonest.
+// The write that takes the count over the cap calls it, after releasing
+// its shard, so the cap costs each write about one removal instead of a
+// burst of every removal a second's writes made due, which stalled
+// writers behind the sweep once a second.
+func (c *collection) trimCap() {
+	if c.capped.over(c.opts.Cap) {
+		c.drop(c.capped.due(math.MinInt64, c.opts.Cap))
+	}
+}
+
+// drop removes the documents of due that still carry the expiry they
+// were indexed under.
+func (c *collection) drop(due []dueKey) {
 	for _, k := range due {
 		sh := c.shardOf(k.key)
 		sh.mu.Lock()

@@ -158,6 +158,29 @@ func TestExpiryAndCap(t *testing.T) {
 	}
 }
 
+// TestCapHeldByWrites: the write that goes over the cap drops the
+// capped document that expires soonest, with no sweep in between.
+func TestCapHeldByWrites(t *testing.T) {
+	ctx := context.Background()
+	_, coll := setup(t, &Options{ExpiryField: "expires_at", Cap: 3, CapField: "kind", CapValue: "task"})
+	base := time.Now().Add(time.Hour).Unix()
+	for i := range 10 {
+		if err := coll.Put(ctx, &doc{ID: fmt.Sprintf("t%d", i), Kind: "task", Expires: base + int64(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var left []string
+	for i := range 10 {
+		id := fmt.Sprintf("t%d", i)
+		if err := coll.Get(ctx, &doc{ID: id}); err == nil {
+			left = append(left, id)
+		}
+	}
+	if fmt.Sprint(left) != "[t7 t8 t9]" {
+		t.Fatalf("left %v, want the three that expire last", left)
+	}
+}
+
 func TestFile(t *testing.T) {
 	ctx := context.Background()
 	file := filepath.Join(t.TempDir(), "status.gob")
