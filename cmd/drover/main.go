@@ -11,6 +11,8 @@ import (
 	"os/signal"
 	"slices"
 	"syscall"
+
+	"github.com/droverhq/drover/internal/app"
 )
 
 // command is one verb of the CLI.
@@ -38,6 +40,7 @@ func commands() map[string]*command {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	app.QuietTelemetry()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 

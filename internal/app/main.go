@@ -20,6 +20,7 @@ func Main(part Part, register func(*runner.Mux)) {
 }
 
 func run(part Part, register func(*runner.Mux), stderr io.Writer) int {
+	QuietTelemetry()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg, err := Load()

@@ -1,0 +1,27 @@
+package app
+
+import (
+	"testing"
+
+	"go.opentelemetry.io/otel"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+)
+
+func TestQuietTelemetry(t *testing.T) {
+	if !otelDefault(otel.GetTracerProvider()) || !otelDefault(otel.GetMeterProvider()) {
+		t.Fatalf("OpenTelemetry's default providers (%T, %T) are not recognised: QuietTelemetry would do nothing",
+			otel.GetTracerProvider(), otel.GetMeterProvider())
+	}
+	QuietTelemetry()
+	if _, ok := otel.GetTracerProvider().(tracenoop.TracerProvider); !ok {
+		t.Errorf("tracer provider is %T, want the no-op one", otel.GetTracerProvider())
+	}
+	if _, ok := otel.GetMeterProvider().(metricnoop.MeterProvider); !ok {
+		t.Errorf("meter provider is %T, want the no-op one", otel.GetMeterProvider())
+	}
+	// A provider the program installed is left alone.
+	if otelDefault(tracenoop.NewTracerProvider()) {
+		t.Error("an installed provider counts as the default")
+	}
+}
