@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/droverhq/drover/pkg/task"
@@ -161,7 +162,7 @@ func (r *Runner) Process(ctx context.Context, d *task.Delivery) Outcome {
 		return r.poison(ctx, d, m, err)
 	}
 	attempt := d.Attempt()
-	log := r.log.With("task_id", m.ID, "attempt", attempt, "function", m.Function, "queue", m.Queue)
+	log := &taskLog{base: r.log, m: m, attempt: attempt}
 	now := time.Now().UTC()
 	ev := task.Event{
 		TaskID: m.ID, Function: m.Function, Queue: m.Queue, MaxAttempts: m.MaxAttempts,
@@ -288,7 +289,7 @@ func (r *Runner) run(ctx context.Context, h Handler, t *task.Task, lease task.Le
 
 // finish publishes a terminal event and acks the delivery; if the event
 // cannot be published the message is released to come back later.
-func (r *Runner) finish(ctx context.Context, d *task.Delivery, log *slog.Logger, ev *task.Event) Outcome {
+func (r *Runner) finish(ctx context.Context, d *task.Delivery, log *taskLog, ev *task.Event) Outcome {
 	if err := r.publish(ctx, ev); err != nil {
 		log.Error("could not publish outcome; releasing the message", "phase", ev.Phase, "err", err)
 		return r.release(context.WithoutCancel(ctx), d, r.backoff(1))
@@ -303,7 +304,7 @@ func (r *Runner) finish(ctx context.Context, d *task.Delivery, log *slog.Logger,
 }
 
 // retry records a failed attempt and hides the message for a backoff.
-func (r *Runner) retry(ctx context.Context, d *task.Delivery, log *slog.Logger, ev *task.Event, cause error) Outcome {
+func (r *Runner) retry(ctx context.Context, d *task.Delivery, log *taskLog, ev *task.Event, cause error) Outcome {
 	wait := r.backoff(ev.Attempt)
 	next := time.Now().UTC().Add(wait)
 	ev.Phase, ev.Error, ev.NextAttemptAt = task.PhaseRetrying, cause.Error(), next
@@ -360,7 +361,7 @@ func (r *Runner) publish(ctx context.Context, ev *task.Event) error {
 	return r.events.Send(ctx, b, 0)
 }
 
-func (r *Runner) publishQuietly(ctx context.Context, log *slog.Logger, ev *task.Event) {
+func (r *Runner) publishQuietly(ctx context.Context, log *taskLog, ev *task.Event) {
 	if err := r.publish(ctx, ev); err != nil && ctx.Err() == nil {
 		log.Warn("could not publish started event", "err", err)
 	}
@@ -377,3 +378,35 @@ func (r *Runner) backoff(attempt int) time.Duration {
 	half := d / 2
 	return half + rand.N(half+1)
 }
+
+// taskLog is the logger of one attempt, with the task's attributes. It is
+// built on first use: most attempts log nothing at the configured level,
+// and slog's With formats its attributes up front.
+type taskLog struct {
+	base    *slog.Logger
+	m       *task.Message
+	attempt int
+	l       atomic.Pointer[slog.Logger]
+}
+
+func (t *taskLog) logger() *slog.Logger {
+	if l := t.l.Load(); l != nil {
+		return l
+	}
+	l := t.base.With("task_id", t.m.ID, "attempt", t.attempt, "function", t.m.Function, "queue", t.m.Queue)
+	if !t.l.CompareAndSwap(nil, l) {
+		return t.l.Load()
+	}
+	return l
+}
+
+func (t *taskLog) log(level slog.Level, msg string, args ...any) {
+	if t.base.Enabled(context.Background(), level) {
+		t.logger().Log(context.Background(), level, msg, args...)
+	}
+}
+
+func (t *taskLog) Debug(msg string, args ...any) { t.log(slog.LevelDebug, msg, args...) }
+func (t *taskLog) Info(msg string, args ...any)  { t.log(slog.LevelInfo, msg, args...) }
+func (t *taskLog) Warn(msg string, args ...any)  { t.log(slog.LevelWarn, msg, args...) }
+func (t *taskLog) Error(msg string, args ...any) { t.log(slog.LevelError, msg, args...) }
