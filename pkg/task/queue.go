@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"gocloud.dev/pubsub"
@@ -48,7 +49,8 @@ type Topic struct {
 	rawURL   string
 	maxDelay time.Duration
 	sqs      bool
-	direct   DirectSender // nil unless the driver has it
+	direct   DirectSender    // nil unless the driver has it
+	batch    *sqsBatchSender // nil unless the topic is an SQS queue
 }
 
 // OpenTopic opens a topic at a gocloud pubsub URL.
@@ -69,6 +71,7 @@ func NewTopic(t *pubsub.Topic, url string) *Topic {
 		tp.maxDelay = tf.MaxDelay()
 	case SQSTopicDelay(t):
 		tp.maxDelay, tp.sqs = SQSMaxDelay, true
+		tp.batch = newSQSBatchSender(t, url)
 	}
 	var ds DirectSender
 	if t.As(&ds) {
@@ -96,6 +99,14 @@ func (t *Topic) Send(ctx context.Context, body []byte, delay time.Duration) erro
 		}
 		return nil
 	}
+	if t.batch != nil && batchable(body) {
+		it := &sqsSend{body: body, delay: delay, done: make(chan struct{})}
+		t.batch.send(ctx, []*sqsSend{it})
+		if it.err != nil {
+			return fmt.Errorf("send to %s: %w", t.url, it.err)
+		}
+		return nil
+	}
 	m := &pubsub.Message{Body: body}
 	if delay > 0 {
 		if t.sqs {
@@ -115,6 +126,9 @@ func (t *Topic) Send(ctx context.Context, body []byte, delay time.Duration) erro
 func (t *Topic) SendAll(ctx context.Context, bodies [][]byte, delays []time.Duration) map[int]error {
 	if t.direct != nil {
 		return t.sendDirect(ctx, bodies, delays)
+	}
+	if t.batch != nil {
+		return t.sendBatch(ctx, bodies, delays)
 	}
 	var (
 		g    errgroup.Group
@@ -179,6 +193,52 @@ func (t *Topic) sendDirect(ctx context.Context, bodies [][]byte, delays []time.D
 		return failed
 	}
 	return nil
+}
+
+// sendBatch queues bodies through the SQS batch sender together, so that
+// they go out ten to a request; bodies it cannot take go through Send.
+func (t *Topic) sendBatch(ctx context.Context, bodies [][]byte, delays []time.Duration) map[int]error {
+	failed := map[int]error{}
+	var (
+		items []*sqsSend
+		idx   []int
+		other sync.WaitGroup
+		mu    sync.Mutex
+	)
+	for i, b := range bodies {
+		var d time.Duration
+		if delays != nil {
+			d = delays[i]
+		}
+		switch {
+		case d > t.maxDelay:
+			failed[i] = fmt.Errorf("send to %s: delay %s is longer than the topic's %s maximum", t.url, d, t.maxDelay)
+		case !batchable(b):
+			other.Go(func() {
+				if err := t.Send(ctx, b, d); err != nil {
+					mu.Lock()
+					failed[i] = err
+					mu.Unlock()
+				}
+			})
+		default:
+			items = append(items, &sqsSend{body: b, delay: d, done: make(chan struct{})})
+			idx = append(idx, i)
+		}
+	}
+	if len(items) > 0 {
+		t.batch.send(ctx, items)
+	}
+	other.Wait()
+	for k, it := range items {
+		if it.err != nil {
+			failed[idx[k]] = fmt.Errorf("send to %s: %w", t.url, it.err)
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	return failed
 }
 
 // Shutdown flushes pending sends and closes the topic.
