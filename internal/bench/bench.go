@@ -73,6 +73,12 @@ type Options struct {
 	SkipSteady, SkipBurn bool
 	// SDKCeiling measures the raw SQS ceiling too (moto and env on SQS).
 	SDKCeiling bool
+	// CountRequests counts the requests sent to the AWS endpoint by
+	// operation, through a proxy in front of AWS_ENDPOINT_URL (moto, or
+	// env with an emulator endpoint).
+	CountRequests bool
+	counter       *reqCounter
+	count0        map[string]OpCount
 	// CPUProfile, if set, is written for the whole run.
 	CPUProfile string
 	// MemProfile, if set, gets a heap profile taken after the last phase,
@@ -164,12 +170,20 @@ type Report struct {
 	GOMAXPROCS  int     `json:"gomaxprocs"`
 	Phases      []Phase `json:"phases"`
 	// PeakRSS is the process's high-water resident set (VmHWM), bytes.
-	PeakRSS int64             `json:"peak_rss_bytes"`
-	SDK     *SDKCeiling       `json:"sdk_ceiling,omitempty"`
-	Ratio   float64           `json:"drover_to_sdk,omitempty"`
-	Notes   []string          `json:"notes,omitempty"`
-	Start   time.Time         `json:"start"`
-	Config  map[string]string `json:"config,omitempty"`
+	PeakRSS int64       `json:"peak_rss_bytes"`
+	SDK     *SDKCeiling `json:"sdk_ceiling,omitempty"`
+	Ratio   float64     `json:"drover_to_sdk,omitempty"`
+	// SamePath is the raw SDK doing a Drover task's queue and table work;
+	// RatioSamePath is Drover's steady tasks/s over its tasks/s.
+	SamePath      *SamePath `json:"sdk_same_path,omitempty"`
+	RatioSamePath float64   `json:"drover_to_sdk_same_path,omitempty"`
+	// Requests are what Drover's phases sent to the AWS endpoint, per
+	// completed task; SamePathRequests the same-path run's, per task.
+	Requests         *Requests         `json:"requests,omitempty"`
+	SamePathRequests *Requests         `json:"sdk_same_path_requests,omitempty"`
+	Notes            []string          `json:"notes,omitempty"`
+	Start            time.Time         `json:"start"`
+	Config           map[string]string `json:"config,omitempty"`
 }
 
 var benchSeq atomic.Int64
@@ -533,6 +547,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		defer stop()
 	}
+	if o.CountRequests {
+		stop, err := startCounting(&o)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+	}
 	if o.CPUProfile != "" {
 		f, err := os.Create(o.CPUProfile)
 		if err != nil {
@@ -567,22 +588,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		n := max(int(float64(r)*o.Duration.Seconds()), 1)
 		rep.Phases = append(rep.Phases, s.phase(ctx, "rate "+strconv.Itoa(r)+"/s", n, float64(r)))
 	}
-	if o.SDKCeiling && ctx.Err() == nil {
-		c, err := sqsCeiling(ctx, &o)
-		if err != nil {
-			rep.Notes = append(rep.Notes, "SDK ceiling: "+err.Error())
-		} else {
-			rep.SDK = c
-			var best float64
-			for _, p := range rep.Phases {
-				if p.Name == "burn-down" || p.Name == "steady" {
-					best = max(best, p.Throughput)
-				}
-			}
-			if c.PerSecond > 0 {
-				rep.Ratio = best / c.PerSecond
-			}
-		}
+	if (o.SDKCeiling || o.counter != nil) && ctx.Err() == nil {
+		rawCeilings(ctx, &o, rep)
 	}
 	if o.MemProfile != "" {
 		if err := writeHeapProfile(o.MemProfile); err != nil {

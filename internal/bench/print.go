@@ -38,10 +38,21 @@ func (r *Report) Print(w io.Writer) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\npeak RSS (VmHWM): %.0f MiB\n", float64(r.PeakRSS)/(1<<20))
+	if r.Requests != nil {
+		printRequests(w, "requests to the AWS endpoint per completed task, all Drover phases (idle polls and heartbeats included):", r.Requests)
+	}
 	if r.SDK != nil {
-		fmt.Fprintf(w, "raw SDK ceiling on the same endpoint: %d messages, %d senders (SendMessageBatch 10), %d receivers (ReceiveMessage 10 + DeleteMessageBatch): %.0f msgs/s (send alone %.0f/s)\n",
+		fmt.Fprintf(w, "\nraw SDK, one SQS hop: %d messages, %d senders (SendMessageBatch 10), %d receivers (ReceiveMessage 10 + DeleteMessageBatch): %.0f msgs/s (send alone %.0f/s)\n",
 			r.SDK.Messages, r.SDK.Senders, r.SDK.Receivers, r.SDK.PerSecond, r.SDK.SendPerSecond)
-		fmt.Fprintf(w, "drover / raw SDK: %.0f%% (best closed-loop tasks/s over raw msgs/s; a Drover task makes two queue hops plus status writes)\n", 100*r.Ratio)
+		fmt.Fprintf(w, "drover / raw one hop: %.0f%% (steady tasks/s over raw msgs/s; a Drover task makes two queue hops plus status writes)\n", 100*r.Ratio)
+	}
+	if p := r.SamePath; p != nil {
+		fmt.Fprintf(w, "\nraw SDK, a Drover task's same path: %d tasks, %d senders (SendMessageBatch 10 + PutItem create), %d workers (ReceiveMessage 10, BatchGetItem state, SendMessageBatch outcome, DeleteMessageBatch), %d collectors (ReceiveMessage 10, BatchGetItem, PutItem on revision, DeleteMessageBatch): %.0f tasks/s (enqueue alone %.0f/s)\n",
+			p.Tasks, p.Senders, p.Workers, p.Collectors, p.PerSecond, p.SendPerSecond)
+		fmt.Fprintf(w, "drover / raw same path: %.0f%% (steady tasks/s over raw tasks/s)\n", 100*r.RatioSamePath)
+		if r.SamePathRequests != nil {
+			printRequests(w, "raw same path, requests per task:", r.SamePathRequests)
+		}
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintln(w, "note:", n)
@@ -59,4 +70,28 @@ func ms(d time.Duration) string {
 		return fmt.Sprintf("%.0fms", float64(d)/1e6)
 	}
 	return fmt.Sprintf("%.1fs", d.Seconds())
+}
+
+// printRequests writes per-operation request counts per task.
+func printRequests(w io.Writer, title string, r *Requests) {
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, title)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "operation\trequests\tper task\tentries/request\tempty receives\t")
+	per := func(n int64) float64 {
+		if r.Tasks == 0 {
+			return 0
+		}
+		return float64(n) / float64(r.Tasks)
+	}
+	for _, name := range r.Names() {
+		c := r.Ops[name]
+		empty, entries := "-", c.Entries
+		if name == "sqs:ReceiveMessage" {
+			empty, entries = fmt.Sprintf("%d", c.Empty), c.Received
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.1f\t%s\t\n", name, c.Requests, per(c.Requests), float64(entries)/float64(c.Requests), empty)
+	}
+	fmt.Fprintf(tw, "total (%d tasks)\t%d\t%.3f\t\t\t\n", r.Tasks, r.Total(), per(r.Total()))
+	tw.Flush()
 }

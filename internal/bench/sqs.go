@@ -155,3 +155,56 @@ func sqsCeiling(ctx context.Context, o *Options) (*SDKCeiling, error) {
 	}
 	return res, nil
 }
+
+// rawCeilings records what Drover's phases sent per task (when counting)
+// and measures the raw SDK's ceilings on the same endpoint with Drover's
+// ratios to them. Like is compared with like: the ratios take Drover's
+// steady phase (submit and drain concurrently, timed from the first
+// submit to the last terminal document), as the raw runs also send and
+// receive concurrently, over the same number of messages.
+func rawCeilings(ctx context.Context, o *Options, rep *Report) {
+	var (
+		done      int
+		drover    float64
+		hasSteady bool
+	)
+	for _, p := range rep.Phases {
+		done += p.Completed
+		if p.Name == "steady" {
+			drover, hasSteady = p.Throughput, true
+		}
+	}
+	if o.counter != nil {
+		rep.Requests = o.counter.since(o.count0, done)
+	}
+	if !o.SDKCeiling {
+		return
+	}
+	if !hasSteady {
+		for _, p := range rep.Phases {
+			if p.Name == "burn-down" {
+				drover = p.Throughput
+			}
+		}
+		rep.Notes = append(rep.Notes, "no steady phase: the ratios use the burn-down, which drains a queue filled first (on moto, whose SQS costs grow with queue depth, its worst case), while the raw runs send and receive together")
+	}
+	if c, err := sqsCeiling(ctx, o); err != nil {
+		rep.Notes = append(rep.Notes, "SDK ceiling: "+err.Error())
+	} else {
+		rep.SDK = c
+		if c.PerSecond > 0 {
+			rep.Ratio = drover / c.PerSecond
+		}
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	if sp, req, err := samePathCeiling(ctx, o); err != nil {
+		rep.Notes = append(rep.Notes, "SDK same-path ceiling: "+err.Error())
+	} else {
+		rep.SamePath, rep.SamePathRequests = sp, req
+		if sp.PerSecond > 0 {
+			rep.RatioSamePath = drover / sp.PerSecond
+		}
+	}
+}
