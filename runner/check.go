@@ -2,23 +2,25 @@ package runner
 
 import (
 	"context"
-	"sync"
 	"time"
 
+	"github.com/droverhq/drover/internal/coalesce"
 	"github.com/droverhq/drover/pkg/task"
 )
 
 // stateChecks batches the status reads that concurrent Process calls make
 // before running a delivery (to drop duplicates of finished or cancelled
-// tasks) into one Store.States call: whoever finds no read in flight
-// becomes the leader and reads for everyone waiting, so an idle runner
-// reads at once and a busy one reads in batches, with no timer.
+// tasks) into one Store.States call per round (package coalesce): an idle
+// runner reads at once and a busy one reads in batches, with no timer.
 type stateChecks struct {
-	store *task.Store
+	store  *task.Store
+	rounds coalesce.Rounds[*stateCheck]
+}
 
-	mu      sync.Mutex
-	pending []*stateCheck
-	busy    bool
+func newStateChecks(store *task.Store) *stateChecks {
+	c := &stateChecks{store: store}
+	c.rounds.Run = c.read
+	return c
 }
 
 type stateCheck struct {
@@ -28,46 +30,16 @@ type stateCheck struct {
 	done  chan struct{}
 }
 
-// maxLeaderRounds bounds how many batches one caller reads for others
-// before it hands the rest to a new goroutine and returns to its task.
-const maxLeaderRounds = 4
-
 // state returns the state of task id ("" when it has no document).
 func (c *stateChecks) state(ctx context.Context, id string) (task.State, error) {
 	k := &stateCheck{id: id, done: make(chan struct{})}
-	c.mu.Lock()
-	c.pending = append(c.pending, k)
-	if c.busy {
-		c.mu.Unlock()
-		select {
-		case <-k.done:
-			return k.state, k.err
-		case <-ctx.Done():
-			return "", ctx.Err()
-		}
+	c.rounds.Add(k)
+	select {
+	case <-k.done:
+		return k.state, k.err
+	case <-ctx.Done():
+		return "", ctx.Err()
 	}
-	c.busy = true
-	c.mu.Unlock()
-	c.lead(maxLeaderRounds)
-	<-k.done
-	return k.state, k.err
-}
-
-// lead reads batches until none is pending, for at most rounds batches.
-func (c *stateChecks) lead(rounds int) {
-	for range rounds {
-		c.mu.Lock()
-		batch := c.pending
-		c.pending = nil
-		if len(batch) == 0 {
-			c.busy = false
-			c.mu.Unlock()
-			return
-		}
-		c.mu.Unlock()
-		c.read(batch)
-	}
-	go c.lead(1 << 30)
 }
 
 func (c *stateChecks) read(batch []*stateCheck) {

@@ -116,7 +116,7 @@ func New(mux *Mux, events *task.Topic, archive *task.Archive, store *task.Store,
 		active: map[*job]struct{}{},
 	}
 	if store != nil {
-		r.checks = &stateChecks{store: store}
+		r.checks = newStateChecks(store)
 	}
 	return r
 }

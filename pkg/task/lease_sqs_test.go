@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -237,5 +238,57 @@ func TestSQSOtherDrivers(t *testing.T) {
 	defer got.Ack()
 	if _, ok := task.SQSLeaseOf(sub, "https://example/q", got); ok {
 		t.Error("SQSLeaseOf(mem message) ok")
+	}
+}
+
+// TestSQSBatchSend: concurrent Sends and a SendAll through a Topic on an
+// SQS queue (the batch sender's path) each arrive exactly once.
+func TestSQSBatchSend(t *testing.T) {
+	b := setupSQS(t, 30*time.Second)
+	tp := task.NewTopic(b.topic, "awssqs://"+strings.TrimPrefix(b.queueURL, "http://"))
+	want := map[string]bool{}
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for i := range 40 {
+		body := fmt.Sprintf(`{"n":%d}`, i)
+		want[body] = true
+		wg.Go(func() { errs <- tp.Send(b.ctx, []byte(body), 0) })
+	}
+	var bodies [][]byte
+	for i := range 25 {
+		body := fmt.Sprintf(`{"all":%d}`, i)
+		want[body] = true
+		bodies = append(bodies, []byte(body))
+	}
+	if failed := tp.SendAll(b.ctx, bodies, nil); len(failed) > 0 {
+		t.Fatalf("SendAll failed: %v", failed)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[string]int{}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(got) < len(want) && time.Now().Before(deadline) {
+		out, err := b.client.ReceiveMessage(b.ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(b.queueURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range out.Messages {
+			got[aws.ToString(m.Body)]++
+		}
+	}
+	for body := range want {
+		if got[body] != 1 {
+			t.Errorf("%s arrived %d times", body, got[body])
+		}
+	}
+	for body, n := range got {
+		if !want[body] {
+			t.Errorf("unexpected message %s (%d times)", body, n)
+		}
 	}
 }

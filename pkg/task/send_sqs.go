@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"gocloud.dev/pubsub"
+
+	"github.com/droverhq/drover/internal/coalesce"
 )
 
 // SQS batch limits.
@@ -25,25 +27,20 @@ const (
 // batches only what is waiting when a handler is free, and it allows a
 // hundred handlers, so concurrent single sends (a runner's outcome
 // events, a submit request's task messages) each go out as a batch of
-// one. Here whoever finds no send in flight becomes the leader and sends
-// everything waiting, in batches of ten at once; sends that arrive
-// meanwhile wait for the next round. An idle queue is sent to at once, a
-// busy one in full batches, with no timer. Each Send still returns only
-// once its own message is accepted (or failed), so the runner's rule of
-// acking after the outcome is published holds.
+// one. Here sends are gathered into rounds (package coalesce), and each
+// round goes out in batches of ten at once: an idle queue is sent to at
+// once, a busy one in full batches, with no timer. Each Send still
+// returns only once its own message is accepted (or failed), so the
+// runner's rule of acking after the outcome is published holds.
 type sqsBatchSender struct {
 	client   *sqs.Client
 	queueURL string
-
-	mu      sync.Mutex
-	pending []*sqsSend
-	busy    bool
+	rounds   coalesce.Rounds[*sqsSend]
 }
 
 type sqsSend struct {
 	body  []byte
 	delay time.Duration
-	taken bool // by a leader; guarded by mu
 	err   error
 	done  chan struct{}
 }
@@ -59,7 +56,9 @@ func newSQSBatchSender(t *pubsub.Topic, rawURL string) *sqsBatchSender {
 	if !ok {
 		return nil
 	}
-	return &sqsBatchSender{client: client, queueURL: qURL}
+	s := &sqsBatchSender{client: client, queueURL: qURL}
+	s.rounds.Run = s.round
+	return s
 }
 
 // batchable reports whether body can go out through the batch sender:
@@ -69,67 +68,21 @@ func newSQSBatchSender(t *pubsub.Topic, rawURL string) *sqsBatchSender {
 func batchable(body []byte) bool { return utf8.Valid(body) }
 
 // send sends items and returns when each has its outcome, or when ctx is
-// done for those no leader has taken yet (they are then not sent).
+// done for those no round has taken yet (they are then not sent).
 func (s *sqsBatchSender) send(ctx context.Context, items []*sqsSend) {
-	s.mu.Lock()
-	s.pending = append(s.pending, items...)
-	if !s.busy {
-		s.busy = true
-		s.mu.Unlock()
-		s.lead(maxLeaderRounds)
-	} else {
-		s.mu.Unlock()
-	}
+	s.rounds.Add(items...)
 	for _, it := range items {
 		select {
 		case <-it.done:
 			continue
 		case <-ctx.Done():
 		}
-		s.mu.Lock()
-		if !it.taken {
-			s.drop(it)
+		if s.rounds.Withdraw(it) {
 			it.err = ctx.Err()
-			s.mu.Unlock()
 			continue
 		}
-		s.mu.Unlock()
 		<-it.done // in flight: its outcome is known soon
 	}
-}
-
-// drop removes it from pending; s.mu is held.
-func (s *sqsBatchSender) drop(it *sqsSend) {
-	for i, p := range s.pending {
-		if p == it {
-			s.pending = append(s.pending[:i], s.pending[i+1:]...)
-			return
-		}
-	}
-}
-
-// maxLeaderRounds bounds how many rounds one caller sends for others
-// before it hands the rest to a new goroutine and returns to its work.
-const maxLeaderRounds = 4
-
-// lead sends rounds until none is pending, for at most rounds rounds.
-func (s *sqsBatchSender) lead(rounds int) {
-	for range rounds {
-		s.mu.Lock()
-		round := s.pending
-		s.pending = nil
-		if len(round) == 0 {
-			s.busy = false
-			s.mu.Unlock()
-			return
-		}
-		for _, it := range round {
-			it.taken = true
-		}
-		s.mu.Unlock()
-		s.round(round)
-	}
-	go s.lead(1 << 30)
 }
 
 // round sends items in batches of up to ten (and 256 KiB), all at once.
