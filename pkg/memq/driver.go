@@ -371,6 +371,7 @@ func (s *subscription) await(ctx context.Context, take func(q *queue, now time.T
 	var (
 		deadline time.Time
 		timer    *time.Timer
+		w        = &waiter{ch: make(chan struct{}, 1)}
 	)
 	defer func() {
 		if timer != nil {
@@ -386,6 +387,9 @@ func (s *subscription) await(ctx context.Context, take func(q *queue, now time.T
 		q.advance(now)
 		if q.nReady > 0 {
 			take(q, now)
+			if q.nReady > 0 {
+				q.wakeOne() // more than this receiver took: pass it on
+			}
 			q.mu.Unlock()
 			return nil
 		}
@@ -397,7 +401,11 @@ func (s *subscription) await(ctx context.Context, take func(q *queue, now time.T
 		if len(q.waiting) > 0 && q.waiting[0].at.Before(until) {
 			until = q.waiting[0].at
 		}
-		wake := q.waitChan(until)
+		select {
+		case <-w.ch: // a stale token from an earlier round
+		default:
+		}
+		q.park(w, until)
 		q.mu.Unlock()
 
 		if timer == nil {
@@ -407,9 +415,17 @@ func (s *subscription) await(ctx context.Context, take func(q *queue, now time.T
 		}
 		select {
 		case <-ctx.Done():
+			q.mu.Lock()
+			if !q.unpark(w) && q.nReady > 0 {
+				q.wakeOne() // this receiver was woken for a message it will not take
+			}
+			q.mu.Unlock()
 			return ctx.Err()
-		case <-wake:
+		case <-w.ch:
 		case <-timer.C:
+			q.mu.Lock()
+			q.unpark(w)
+			q.mu.Unlock()
 		}
 	}
 }

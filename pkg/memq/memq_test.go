@@ -499,3 +499,99 @@ func TestTopicAs(t *testing.T) {
 		t.Fatal("Topic.As(*task.TopicFeatures) missing or MaxDelay too small")
 	}
 }
+
+// TestWakeOne: a message wakes one blocked receiver, not all of them.
+func TestWakeOne(t *testing.T) {
+	tp, s := newPair(t, SubscriptionOptions{Wait: 10 * time.Second})
+	const n = 8
+	var got atomic.Int32
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); wg.Wait() }()
+	for range n {
+		wg.Go(func() {
+			ds, err := s.ReceiveDirect(ctx, 1)
+			if err == nil && len(ds) == 1 {
+				got.Add(1)
+			}
+		})
+	}
+	time.Sleep(50 * time.Millisecond) // let them block
+	send(t, tp, "one")
+	time.Sleep(50 * time.Millisecond)
+	if g := got.Load(); g != 1 {
+		t.Fatalf("%d receivers returned for one message", g)
+	}
+	s.q.mu.Lock()
+	parked := len(s.q.waiters)
+	s.q.mu.Unlock()
+	if parked != n-1 {
+		t.Fatalf("%d receivers still blocked, want %d", parked, n-1)
+	}
+	send(t, tp, "2", "3", "4", "5", "6", "7", "8")
+	deadline := time.Now().Add(time.Second)
+	for got.Load() < n && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if g := got.Load(); g != n {
+		t.Fatalf("%d of %d receivers got a message", g, n)
+	}
+}
+
+// TestNoLostWakeUps: long-blocked receivers, among short-lived ones
+// that give up (cancelled) at random moments, never leave a ready message
+// waiting: every message is received promptly, exactly once. A wake-up
+// lost to a receiver that gave up would leave its message for the
+// blocked receivers' minute-long wait.
+func TestNoLostWakeUps(t *testing.T) {
+	tp, s := newPair(t, SubscriptionOptions{Wait: time.Minute, Visibility: time.Minute})
+	const n = 3000
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var (
+		mu   sync.Mutex
+		seen = map[string]int{}
+		wg   sync.WaitGroup
+	)
+	take := func(rctx context.Context, max int) {
+		ds, _ := s.ReceiveDirect(rctx, max)
+		mu.Lock()
+		for _, d := range ds {
+			seen[string(d.Body)]++
+			d.Ack()
+		}
+		done := len(seen) == n
+		mu.Unlock()
+		if done {
+			cancel()
+		}
+	}
+	for range 6 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				take(ctx, 1)
+			}
+		})
+	}
+	for i := range n {
+		if i%3 == 0 {
+			// A receiver that gives up within a few microseconds, often
+			// just after being woken.
+			wg.Go(func() {
+				rctx, rcancel := context.WithTimeout(ctx, time.Duration(i%7)*10*time.Microsecond)
+				defer rcancel()
+				take(rctx, 1)
+			})
+		}
+		send(t, tp, strconv.Itoa(i))
+	}
+	wg.Wait()
+	if len(seen) != n {
+		t.Fatalf("received %d of %d messages before the deadline", len(seen), n)
+	}
+	for b, c := range seen {
+		if c != 1 {
+			t.Fatalf("message %s received %d times", b, c)
+		}
+	}
+}

@@ -123,34 +123,68 @@ type queue struct {
 	sent      uint64
 	acked     uint64
 
-	// wake is closed (and set to nil) to wake every blocked receiver when
-	// a message becomes ready or the next deadline moves earlier than a
-	// receiver planned to sleep. It is nil while nobody waits.
-	wake chan struct{}
-	// wakeBy is the latest time a current waiter plans to sleep until; a
-	// new deadline before it must wake the waiters so they re-arm.
-	wakeBy time.Time
+	// waiters are the blocked receivers, oldest first. A message made
+	// ready wakes one of them (not all: with a runner's workers all
+	// blocked on one queue, waking every one of them for each message
+	// made most wake only to sleep again, and the scheduler queue behind
+	// them set the latency tail).
+	waiters []*waiter
 }
 
-// signal wakes all blocked receivers.
-func (q *queue) signal() {
-	if q.wake != nil {
-		close(q.wake)
-		q.wake = nil
-		q.wakeBy = time.Time{}
+// waiter is a blocked receiver: woken through ch (buffered, one token)
+// when a message becomes ready or a deadline moves before until.
+type waiter struct {
+	ch    chan struct{}
+	until time.Time
+}
+
+// park registers w, planning to sleep until until.
+func (q *queue) park(w *waiter, until time.Time) {
+	w.until = until
+	q.waiters = append(q.waiters, w)
+}
+
+// unpark removes w if it is still registered, and reports whether it was
+// (false: a signal took it off and its token is in w.ch or consumed).
+func (q *queue) unpark(w *waiter) bool {
+	for i, x := range q.waiters {
+		if x == w {
+			q.waiters = append(q.waiters[:i], q.waiters[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// wakeOne wakes the longest-blocked receiver, if any.
+func (q *queue) wakeOne() {
+	if len(q.waiters) == 0 {
+		return
+	}
+	w := q.waiters[0]
+	q.waiters = q.waiters[1:]
+	if len(q.waiters) == 0 {
+		q.waiters = nil
+	}
+	select {
+	case w.ch <- struct{}{}:
+	default:
 	}
 }
 
-// waitChan returns the channel a receiver planning to sleep until until
-// should wait on.
-func (q *queue) waitChan(until time.Time) <-chan struct{} {
-	if q.wake == nil {
-		q.wake = make(chan struct{})
+// wakeBefore wakes one receiver that plans to sleep past at, so that it
+// re-arms for the new, earlier deadline.
+func (q *queue) wakeBefore(at time.Time) {
+	for i, w := range q.waiters {
+		if at.Before(w.until) {
+			q.waiters = append(q.waiters[:i], q.waiters[i+1:]...)
+			select {
+			case w.ch <- struct{}{}:
+			default:
+			}
+			return
+		}
 	}
-	if until.After(q.wakeBy) {
-		q.wakeBy = until
-	}
-	return q.wake
 }
 
 // toReady appends m (not in the heap) to the ready FIFO.
@@ -159,7 +193,7 @@ func (q *queue) toReady(m *message) {
 	m.epoch++
 	q.ready.push(entry{m, m.epoch})
 	q.nReady++
-	q.signal()
+	q.wakeOne()
 }
 
 // toWaiting puts m (not in the heap) in the heap until at.
@@ -171,8 +205,8 @@ func (q *queue) toWaiting(m *message, at time.Time) {
 	m.at = at
 	heap.Push(&q.waiting, m)
 	q.countWaiting(m, 1)
-	if m.hidx == 0 && at.Before(q.wakeBy) {
-		q.signal() // a waiter sleeps past the new first deadline
+	if m.hidx == 0 {
+		q.wakeBefore(at) // a waiter may sleep past the new first deadline
 	}
 }
 
@@ -324,8 +358,8 @@ func (q *queue) setVisibility(d *delivery, now time.Time, vis time.Duration) err
 	case m.state == stWaiting:
 		m.at = now.Add(vis)
 		heap.Fix(&q.waiting, m.hidx)
-		if m.hidx == 0 && m.at.Before(q.wakeBy) {
-			q.signal()
+		if m.hidx == 0 {
+			q.wakeBefore(m.at)
 		}
 	default:
 		q.toWaiting(m, now.Add(vis))
