@@ -11,7 +11,7 @@ TEST_TIMEOUT ?= 25m
 # summaries only (go test prints its normal output either way).
 TEST_FLAGS ?= -race -count=1 -timeout $(TEST_TIMEOUT)
 
-.PHONY: run install build lambda test test-short lint tools bench clean fmt
+.PHONY: run install build lambda test test-short lint tools bench bench-moto clean fmt
 
 GOBIN_DIR := $(or $(shell $(GO) env GOBIN),$(shell $(GO) env GOPATH)/bin)
 
@@ -65,6 +65,11 @@ tools:
 
 bench:
 	$(GO) run ./cmd/drover bench
+
+# The same bench against a moto_server it starts, with the raw AWS SDK's
+# ceilings and the AWS requests per task.
+bench-moto:
+	$(GO) run ./cmd/drover bench --backend moto --tasks 1000 --batch 50 --clients 2 --rates "" --no-burn --count-requests
 
 clean:
 	rm -rf bin build .drover
