@@ -2,6 +2,7 @@ package task_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -290,5 +291,106 @@ func TestSQSBatchSend(t *testing.T) {
 		if !want[body] {
 			t.Errorf("unexpected message %s (%d times)", body, n)
 		}
+	}
+}
+
+// TestSQSAck: many deliveries acked concurrently through a Subscription
+// on an SQS queue (the coalescing deleter's path) are gone for good, and
+// a nacked one comes back after the visibility timeout.
+func TestSQSAck(t *testing.T) {
+	const n, visibility = 60, 2 * time.Second
+	b := setupSQS(t, visibility)
+	url := "awssqs://" + strings.TrimPrefix(b.queueURL, "http://") + "?raw=true"
+	tp := task.NewTopic(b.topic, url)
+	var bodies [][]byte
+	for i := range n {
+		bodies = append(bodies, fmt.Appendf(nil, `{"n":%d}`, i))
+	}
+	if failed := tp.SendAll(b.ctx, bodies, nil); len(failed) > 0 {
+		t.Fatalf("SendAll failed: %v", failed)
+	}
+	sub, err := task.OpenSubscription(b.ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const nackBody = `{"n":7}`
+	var (
+		mu     sync.Mutex
+		acked  = map[string]int{}
+		nacked time.Time
+		again  int // ReceiveCount of the nacked message's redelivery
+		wg     sync.WaitGroup
+	)
+	rctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	for range 8 {
+		wg.Go(func() {
+			for {
+				d, err := sub.Receive(rctx)
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				body := string(d.Body)
+				if body == nackBody && nacked.IsZero() {
+					nacked = time.Now()
+					mu.Unlock()
+					d.Nack()
+					continue
+				}
+				if body == nackBody {
+					again = d.Attempt()
+				}
+				acked[body]++
+				done := len(acked) == n
+				mu.Unlock()
+				d.Ack()
+				if done {
+					cancel()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if len(acked) != n {
+		t.Fatalf("acked %d of %d messages before the deadline", len(acked), n)
+	}
+	if again != 2 {
+		t.Errorf("the nacked message came back with ReceiveCount %d; want 2", again)
+	}
+	for body, k := range acked {
+		if k > 1 {
+			t.Logf("%s delivered %d times", body, k) // at least once; rare at best
+		}
+	}
+	sctx, scancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer scancel()
+	if err := sub.Shutdown(sctx); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("shutdown (flushes the deletes): %v", err)
+	}
+	// Deleted, not merely in flight: nothing visible or hidden is left,
+	// and nothing comes back once the visibility timeout is over.
+	attrs, err := b.client.GetQueueAttributes(b.ctx, &sqs.GetQueueAttributesInput{
+		QueueUrl: aws.String(b.queueURL),
+		AttributeNames: []sqstypes.QueueAttributeName{
+			sqstypes.QueueAttributeNameApproximateNumberOfMessages,
+			sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range attrs.Attributes {
+		if v != "0" {
+			t.Errorf("after the acks %s = %s; want 0", k, v)
+		}
+	}
+	time.Sleep(visibility + 500*time.Millisecond)
+	out, err := b.client.ReceiveMessage(b.ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(b.queueURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range out.Messages {
+		t.Errorf("acked message came back: %s", aws.ToString(m.Body))
 	}
 }

@@ -2,6 +2,7 @@ package task
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"gocloud.dev/pubsub"
 	"golang.org/x/sync/errgroup"
 )
@@ -274,19 +276,23 @@ type Subscription struct {
 	url      string
 	queueURL string         // for SQS, the queue the subscription reads
 	direct   DirectReceiver // nil unless the driver has it
+	acks     *sqsAcker      // nil unless the driver is awssqs with nacklazy
 }
 
 // OpenSubscription opens a subscription at a gocloud pubsub URL. For
 // awssqs:// subscriptions it sets nacklazy=true, because Drover sets a
-// retry's visibility itself before it nacks.
+// retry's visibility itself before it nacks; with nacklazy (unless the
+// URL turns it off) acks are deleted in coalesced DeleteMessageBatch
+// calls (see sqsAcker) instead of through gocloud's ack batcher.
 func OpenSubscription(ctx context.Context, rawURL string) (*Subscription, error) {
-	u := rawURL
+	u, lazy := rawURL, false
 	if strings.HasPrefix(rawURL, "awssqs://") {
 		if p, err := url.Parse(rawURL); err == nil {
 			q := p.Query()
 			if q.Get("nacklazy") == "" {
 				q.Set("nacklazy", "true")
 			}
+			lazy, _ = strconv.ParseBool(q.Get("nacklazy"))
 			p.RawQuery = q.Encode()
 			u = p.String()
 		}
@@ -297,6 +303,12 @@ func OpenSubscription(ctx context.Context, rawURL string) (*Subscription, error)
 	}
 	qURL, _ := SQSQueueURL(u)
 	sub := &Subscription{sub: s, url: redactURL(rawURL), queueURL: qURL}
+	var client *sqs.Client
+	if qURL != "" && lazy && s.As(&client) && client != nil {
+		// Only under nacklazy does gocloud's Nack, which settles the
+		// message after the delete, send nothing.
+		sub.acks = newSQSAcker(client, qURL)
+	}
 	var dr DirectReceiver
 	if s.As(&dr) {
 		sub.direct = dr
@@ -358,9 +370,21 @@ func (s *Subscription) Receive(ctx context.Context) (*Delivery, error) {
 		if lc, ok := SQSLeaseOf(s.sub, s.queueURL, m); ok {
 			d.Lease = lc
 		}
+		if s.acks != nil {
+			if h, ok := sqsReceiptHandle(m); ok {
+				d.Ack, d.Nack = s.acks.settlers(m, h)
+			}
+		}
 	}
 	return d, nil
 }
 
-// Shutdown stops receiving and flushes pending acks.
-func (s *Subscription) Shutdown(ctx context.Context) error { return s.sub.Shutdown(ctx) }
+// Shutdown stops receiving and flushes pending acks. Acks after it still
+// take effect where the driver allows it (SQS).
+func (s *Subscription) Shutdown(ctx context.Context) error {
+	var err error
+	if s.acks != nil {
+		err = s.acks.flush(ctx)
+	}
+	return errors.Join(err, s.sub.Shutdown(ctx))
+}

@@ -1,0 +1,170 @@
+package task
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"gocloud.dev/pubsub"
+
+	"github.com/droverhq/drover/internal/coalesce"
+)
+
+// sqsAcker deletes acked deliveries of one SQS queue in DeleteMessageBatch
+// calls of up to ten, coalescing concurrent acks. gocloud's awssqs ack
+// batcher allows a hundred handlers, so concurrent acks each went out as
+// a batch of one, and its options are not reachable through the URL.
+// Here acks are gathered into rounds (package coalesce) and each round
+// deletes everything waiting, ten to a request, all requests at once: no
+// timer and no cap on requests in flight.
+//
+// Ack does not wait for the delete. The delete is sent as soon either
+// way (in the round under way or the next), so waiting would not make it
+// earlier or surer; it would cost each runner worker a round trip per
+// task, leave messages gocloud has prefetched (which no heartbeat covers)
+// waiting longer, and turn the collector's and sweeper's loops of acks
+// into one round trip each. A failed delete is only logged (Ack reports
+// nothing), and the message comes back after its visibility timeout, as
+// the at-least-once rule expects. Subscription.Shutdown waits for the
+// deletes asked for so far.
+type sqsAcker struct {
+	client   *sqs.Client
+	queueURL string
+	rounds   coalesce.Rounds[*sqsAck]
+
+	mu      sync.Mutex
+	open    int             // acks not yet settled
+	drained []chan struct{} // closed when open drops to zero
+}
+
+type sqsAck struct {
+	msg    *pubsub.Message
+	handle string
+}
+
+func newSQSAcker(client *sqs.Client, queueURL string) *sqsAcker {
+	a := &sqsAcker{client: client, queueURL: queueURL}
+	a.rounds.Run = a.round
+	return a
+}
+
+// settlers returns the Ack and Nack of m, an SQS message with the given
+// receipt handle. Both settle gocloud's message with Nack, which sends
+// nothing on a nacklazy subscription: Ack after deleting it, Nack at once
+// (the visibility set through the lease, or the queue's, then stands).
+// Like gocloud's, they panic when the delivery is settled twice.
+func (a *sqsAcker) settlers(m *pubsub.Message, handle string) (ack, nack func()) {
+	var settled atomic.Bool
+	settle := func() {
+		if settled.Swap(true) {
+			panic(fmt.Sprintf("task: Ack/Nack called twice on SQS message %s", m.LoggableID))
+		}
+	}
+	ack = func() {
+		settle()
+		a.mu.Lock()
+		a.open++
+		a.mu.Unlock()
+		// Lead or join a round in the background, so that a loop of
+		// acks returns at once and its acks share requests.
+		go a.rounds.Add(&sqsAck{msg: m, handle: handle})
+	}
+	nack = func() {
+		settle()
+		m.Nack()
+	}
+	return ack, nack
+}
+
+// flush waits until every delete asked for so far is done (or has
+// failed), or ctx is done.
+func (a *sqsAcker) flush(ctx context.Context) error {
+	a.mu.Lock()
+	if a.open == 0 {
+		a.mu.Unlock()
+		return nil
+	}
+	c := make(chan struct{})
+	a.drained = append(a.drained, c)
+	a.mu.Unlock()
+	select {
+	case <-c:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// round deletes acks in batches of up to ten, all at once.
+func (a *sqsAcker) round(acks []*sqsAck) {
+	// The round serves several callers and none waits for it: no
+	// caller's context applies.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for batch := range slices.Chunk(acks, sqsBatchEntries) {
+		wg.Go(func() { a.batch(ctx, batch) })
+	}
+	wg.Wait()
+	a.mu.Lock()
+	a.open -= len(acks)
+	if a.open == 0 {
+		for _, c := range a.drained {
+			close(c)
+		}
+		a.drained = nil
+	}
+	a.mu.Unlock()
+}
+
+func (a *sqsAcker) batch(ctx context.Context, acks []*sqsAck) {
+	in := &sqs.DeleteMessageBatchInput{
+		QueueUrl: aws.String(a.queueURL),
+		Entries:  make([]sqstypes.DeleteMessageBatchRequestEntry, len(acks)),
+	}
+	for i, it := range acks {
+		in.Entries[i] = sqstypes.DeleteMessageBatchRequestEntry{
+			Id:            aws.String(strconv.Itoa(i)),
+			ReceiptHandle: aws.String(it.handle),
+		}
+	}
+	failed := make([]string, len(acks))
+	out, err := a.client.DeleteMessageBatch(ctx, in)
+	if err != nil {
+		for i := range failed {
+			failed[i] = err.Error()
+		}
+	} else {
+		// Every entry is listed under Successful or Failed.
+		for _, f := range out.Failed {
+			if i, err := strconv.Atoi(aws.ToString(f.Id)); err == nil && i >= 0 && i < len(acks) {
+				failed[i] = aws.ToString(f.Code) + ": " + aws.ToString(f.Message)
+			}
+		}
+	}
+	for i, it := range acks {
+		if failed[i] != "" {
+			slog.Warn("could not delete an acked SQS message; it will come back after its visibility timeout",
+				"queue", a.queueURL, "message_id", it.msg.LoggableID, "err", failed[i])
+		}
+		it.msg.Nack() // settles gocloud's message; sends nothing (nacklazy)
+	}
+}
+
+// sqsReceiptHandle returns the receipt handle of m, a message from
+// gocloud's awssqs driver.
+func sqsReceiptHandle(m *pubsub.Message) (string, bool) {
+	var sm sqstypes.Message
+	if !m.As(&sm) || sm.ReceiptHandle == nil {
+		return "", false
+	}
+	return *sm.ReceiptHandle, true
+}
