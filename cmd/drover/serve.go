@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 
 	"github.com/droverhq/drover/internal/app"
@@ -73,6 +74,7 @@ func serve(part app.Part) func(ctx context.Context, args []string, stdout, stder
 			return 2
 		}
 		log, _ := cfg.Logger()
+		slog.SetDefault(log) // for the few library logs without a logger of their own (SQS deletes)
 		ready := func(a net.Addr) {
 			if part == app.PartDev {
 				fmt.Fprintf(stdout, "drover dev: listening on http://%s (%d runners × %d, data in %s)\n", a, cfg.Runners, cfg.Concurrency, cfg.DataDir)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -42,6 +43,7 @@ func run(part Part, register func(*runner.Mux), stderr io.Writer) int {
 		fmt.Fprintf(stderr, "drover %s: %v\n", part, err)
 		return 2
 	}
+	slog.SetDefault(log) // for the few library logs without a logger of their own (SQS deletes)
 	if !lambda {
 		switch part {
 		case PartDispatch:
