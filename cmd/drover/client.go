@@ -129,7 +129,14 @@ func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) int
 }
 
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	v := newVerb("status", "status <id> [flags]", stdout, stderr)
+	return oneTask(ctx, "status", args, stdout, stderr, (*client.Client).Get)
+}
+
+// oneTask runs a verb that takes one task id, calls op with it and prints
+// the status it returns.
+func oneTask(ctx context.Context, name string, args []string, stdout, stderr io.Writer,
+	op func(*client.Client, context.Context, string) (*task.Status, error)) int {
+	v := newVerb(name, name+" <id> [flags]", stdout, stderr)
 	pos, code, ok := v.parse(args, 1, 1)
 	if !ok {
 		return code
@@ -138,7 +145,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if !ok {
 		return code
 	}
-	st, err := c.Get(ctx, pos[0])
+	st, err := op(c, ctx, pos[0])
 	if err != nil {
 		return v.fail(err)
 	}
@@ -218,20 +225,7 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func runCancel(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	v := newVerb("cancel", "cancel <id> [flags]", stdout, stderr)
-	pos, code, ok := v.parse(args, 1, 1)
-	if !ok {
-		return code
-	}
-	c, code, ok := v.client()
-	if !ok {
-		return code
-	}
-	st, err := c.Cancel(ctx, pos[0])
-	if err != nil {
-		return v.fail(err)
-	}
-	return v.printStatus(st)
+	return oneTask(ctx, "cancel", args, stdout, stderr, (*client.Client).Cancel)
 }
 
 func runRunners(ctx context.Context, args []string, stdout, stderr io.Writer) int {
