@@ -4,8 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -110,32 +108,10 @@ func (e *env) start(name, part string, extra ...string) *proctest.Proc {
 // for it once it is ready.
 func (e *env) dispatch() *client.Client {
 	e.t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := proctest.FreeAddr(e.t)
 	p := e.start("dispatch", "dispatch", "DROVER_ADDR="+addr)
-	c := client.New("http://" + addr)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return c
-			}
-		}
-		select {
-		case <-p.Done():
-			e.t.Fatalf("dispatch exited: %s", p.Tail(2000))
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("dispatch not ready after 30s: %s", p.Tail(2000))
-		}
-	}
+	p.WaitReady(e.t, "http://"+addr+"/readyz", 30*time.Second)
+	return client.New("http://" + addr)
 }
 
 // waitAll waits for every task to be terminal and returns the statuses.

@@ -6,6 +6,8 @@ package proctest
 import (
 	"bytes"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -101,4 +103,40 @@ func (p *Proc) CPU() (time.Duration, error) {
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	const hz = 100 // USER_HZ on Linux
 	return time.Duration(ut+st) * time.Second / hz, nil
+}
+
+// FreeAddr returns a loopback address with a port free at the time of the
+// call, for a process to listen on.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// WaitReady waits until GET url answers 200, failing t if p exits first
+// or within passes.
+func (p *Proc) WaitReady(t testing.TB, url string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case <-p.Done():
+			t.Fatalf("%s exited: %s", p.Name, p.Tail(2000))
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready after %s: %s", p.Name, within, p.Tail(2000))
+		}
+	}
 }

@@ -3,8 +3,6 @@ package reliability
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -162,33 +160,12 @@ func (e *motoEnv) start(name, bin string, args []string, extra ...string) *osPro
 }
 
 func (e *motoEnv) startDispatch(extra ...string) *osProc {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := proctest.FreeAddr(e.t)
 	p := e.start("dispatch", droverBin, []string{"dispatch"}, append([]string{"DROVER_ADDR=" + addr}, extra...)...)
 	e.url = "http://" + addr
 	e.cl = client.New(e.url)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(e.url + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
-		}
-		select {
-		case <-p.Done():
-			e.t.Fatalf("dispatch exited: %s", p.Tail(2000))
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("dispatch not ready after 30s: %s", p.Tail(2000))
-		}
-	}
+	p.WaitReady(e.t, e.url+"/readyz", 30*time.Second)
+	return p
 }
 
 func (e *motoEnv) StartRunner(name string, o runnerOpts) proc {
