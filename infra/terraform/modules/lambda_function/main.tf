@@ -17,35 +17,24 @@ locals {
   )
 }
 
-resource "aws_iam_role" "this" {
+module "role" {
+  source      = "../role"
   name        = var.name
   description = "Execution role of the ${var.name} Lambda function"
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Service = "lambda.amazonaws.com" }
-      Action    = "sts:AssumeRole"
-    }]
-  })
-  tags = var.tags
+  service     = "lambda.amazonaws.com"
+  statements  = local.statements
+  tags        = var.tags
 }
 
-resource "aws_iam_role_policy" "this" {
-  name = "${var.name}-least-privilege"
-  role = aws_iam_role.this.id
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [for s in local.statements : merge(
-      {
-        Sid      = s.sid
-        Effect   = "Allow"
-        Action   = s.actions
-        Resource = s.resources
-      },
-      { for k, v in { Condition = s.condition } : k => v if length(v) > 0 },
-    )]
-  })
+# Where the role and its policy lived before they were a module.
+moved {
+  from = aws_iam_role.this
+  to   = module.role.aws_iam_role.this
+}
+
+moved {
+  from = aws_iam_role_policy.this
+  to   = module.role.aws_iam_role_policy.this
 }
 
 resource "aws_cloudwatch_log_group" "this" {
@@ -57,7 +46,7 @@ resource "aws_cloudwatch_log_group" "this" {
 resource "aws_lambda_function" "this" {
   function_name    = var.name
   description      = var.description
-  role             = aws_iam_role.this.arn
+  role             = module.role.arn
   runtime          = "provided.al2023"
   handler          = "bootstrap"
   architectures    = var.architectures
@@ -84,5 +73,5 @@ resource "aws_lambda_function" "this" {
     }
   }
 
-  depends_on = [aws_iam_role_policy.this, aws_cloudwatch_log_group.this]
+  depends_on = [module.role, aws_cloudwatch_log_group.this]
 }

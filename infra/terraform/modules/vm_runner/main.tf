@@ -31,40 +31,29 @@ locals {
   }])
 }
 
-resource "aws_iam_role" "this" {
+module "role" {
+  source      = "../role"
   name        = var.name
   description = "Instance role of the ${var.name} VM runners"
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Service = "ec2.amazonaws.com" }
-      Action    = "sts:AssumeRole"
-    }]
-  })
-  tags = var.tags
+  service     = "ec2.amazonaws.com"
+  statements  = local.statements
+  tags        = var.tags
 }
 
-resource "aws_iam_role_policy" "this" {
-  name = "${var.name}-least-privilege"
-  role = aws_iam_role.this.id
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [for s in local.statements : merge(
-      {
-        Sid      = s.sid
-        Effect   = "Allow"
-        Action   = s.actions
-        Resource = s.resources
-      },
-      { for k, v in { Condition = s.condition } : k => v if length(v) > 0 },
-    )]
-  })
+# Where the role and its policy lived before they were a module.
+moved {
+  from = aws_iam_role.this
+  to   = module.role.aws_iam_role.this
+}
+
+moved {
+  from = aws_iam_role_policy.this
+  to   = module.role.aws_iam_role_policy.this
 }
 
 resource "aws_iam_instance_profile" "this" {
   name = var.name
-  role = aws_iam_role.this.name
+  role = module.role.name
   tags = var.tags
 }
 
