@@ -74,32 +74,38 @@ func TestAWSPipeline(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A delivery counts as an attempt (ApproximateReceiveCount), so a
-	// duplicate delivery spends one: a task allowed two attempts whose
-	// retry is delivered twice gives up as its third delivery arrives,
-	// its second attempt unrun. Queues may deliver twice, and moto does
-	// so to concurrent receivers (1 message in 200 with 32 of them, same
-	// visibility window), so a few such tasks are allowed; a systematic
-	// loss of attempts is not.
-	const spentByDuplicate = "gave up: delivered 3 times, max_attempts is 2"
+	// duplicate delivery spends one: the task's outcome is then recorded
+	// one attempt later (a task allowed two gives up at its third
+	// delivery, its second attempt unrun). Queues may deliver twice, and
+	// moto does so to concurrent receivers (1 message in 200 with 32 of
+	// them, in one visibility window), so a few such tasks are allowed;
+	// a systematic loss of attempts is not.
+	const gaveUp = "gave up: delivered 3 times, max_attempts is 2"
 	spent := 0
 	for i, st := range docs {
 		w := wants[i]
-		switch {
-		case st == nil:
+		if st == nil {
 			t.Errorf("task %d (%s): no document in DynamoDB", i, ids[i])
-		case w.state == task.Failed && st.State == task.Failed && st.Attempt == 3 && strings.HasPrefix(st.Error, spentByDuplicate):
+			continue
+		}
+		dup := st.State == w.state && st.Attempt == w.attempt+1 &&
+			(w.state != task.Failed || strings.HasPrefix(st.Error, gaveUp))
+		if dup {
 			spent++
-			t.Logf("task %d (%s): its retry was delivered twice and spent its last attempt: %s", i, ids[i], st.Error)
+			t.Logf("task %d (%s %s): a duplicate delivery spent an attempt: %s attempt %d %s", i, ids[i], st.Function, st.State, st.Attempt, st.Error)
+			w.attempt = st.Attempt
+		}
+		switch {
 		case st.State != w.state || st.Attempt != w.attempt:
 			t.Errorf("task %d (%s %s): %s attempt %d, want %s attempt %d (error %q)", i, ids[i], st.Function, st.State, st.Attempt, w.state, w.attempt, st.Error)
 		case specs[i].Function == "echo" && string(st.Result) != string(specs[i].Args):
 			t.Errorf("task %d: result %s, want %s", i, st.Result, specs[i].Args)
-		case w.state == task.Failed && st.Error != "nope":
+		case w.state == task.Failed && !dup && st.Error != "nope":
 			t.Errorf("task %d: error %q, want \"nope\"", i, st.Error)
 		}
 	}
-	if spent > 3 {
-		t.Errorf("%d of 125 tasks lost an attempt to duplicate deliveries; more than duplicates explain", spent)
+	if spent > 5 {
+		t.Errorf("%d of 500 tasks lost an attempt to duplicate deliveries; more than duplicates explain", spent)
 	}
 	page, err := c.List(ctx, client.ListOptions{State: task.Failed, Limit: 1000})
 	if err != nil {
