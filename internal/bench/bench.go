@@ -159,6 +159,12 @@ type Phase struct {
 	RSS      int64   `json:"rss_bytes"`
 	Running  Latency `json:"submit_to_running"`
 	Terminal Latency `json:"submit_to_terminal"`
+	// Accepted (due → the API's created_at: client, HTTP and dispatch) and
+	// Collected (the runner's finished_at → the collector's write: events
+	// queue and collector) split the terminal latency into hops; what is
+	// left between them is the tasks queue and the runner.
+	Accepted  Latency `json:"submit_to_accepted"`
+	Collected Latency `json:"finished_to_collected"`
 }
 
 // Report is the outcome of Run.
@@ -321,13 +327,15 @@ type tracker struct {
 	early    map[string]seen      // terminal before its submit returned
 	running  Histogram
 	terminal Histogram
+	accepted Histogram
+	collect  Histogram
 	done     int
 	failed   int
 }
 
 type seen struct {
-	started, at time.Time
-	failed      bool
+	created, started, finished, at time.Time
+	failed                         bool
 }
 
 // newTracker returns an empty tracker. Its maps hold only the tasks in
@@ -345,7 +353,7 @@ func (t *tracker) observe(st *task.Status) {
 	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	x := seen{started: st.StartedAt, at: now, failed: st.State != task.Succeeded}
+	x := seen{created: st.CreatedAt, started: st.StartedAt, finished: st.FinishedAt, at: now, failed: st.State != task.Succeeded}
 	if due, ok := t.due[st.ID]; ok {
 		delete(t.due, st.ID)
 		t.record(due, x)
@@ -363,6 +371,12 @@ func (t *tracker) record(due time.Time, x seen) {
 		t.running.Record(x.started.Sub(due))
 	}
 	t.terminal.Record(x.at.Sub(due))
+	if !x.created.IsZero() {
+		t.accepted.Record(x.created.Sub(due))
+	}
+	if !x.finished.IsZero() {
+		t.collect.Record(x.at.Sub(x.finished))
+	}
 }
 
 // submitted registers tasks accepted by the API with their due times.
@@ -505,6 +519,7 @@ func (s *system) result(name string, rate float64, t *tracker, sent, errs int, e
 		Name: name, Offered: rate, Sent: sent, Completed: t.done, Failed: t.failed,
 		Unanswered: len(t.due), Errors: errs, Elapsed: elapsed, RSS: rss("VmRSS"),
 		Running: summarise(&t.running), Terminal: summarise(&t.terminal),
+		Accepted: summarise(&t.accepted), Collected: summarise(&t.collect),
 	}
 	if elapsed > 0 {
 		p.Throughput = float64(t.done) / elapsed.Seconds()

@@ -32,11 +32,12 @@ func (r *Report) Print(w io.Writer) {
 		for _, l := range []struct {
 			to string
 			l  Latency
-		}{{"running", p.Running}, {"terminal", p.Terminal}} {
+		}{{"running", p.Running}, {"terminal", p.Terminal}, {"(accepted)", p.Accepted}, {"(collected)", p.Collected}} {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", p.Name, l.to, ms(l.l.Min), ms(l.l.Mean), ms(l.l.P50), ms(l.l.P99), ms(l.l.P999), ms(l.l.Max))
 		}
 	}
 	tw.Flush()
+	fmt.Fprintln(w, "(accepted): due → the API's created_at (client, HTTP, dispatch); (collected): the runner's finished_at → the collector's write (events queue, collector)")
 	fmt.Fprintf(w, "\npeak RSS (VmHWM): %.0f MiB\n", float64(r.PeakRSS)/(1<<20))
 	if r.Requests != nil {
 		printRequests(w, "requests to the AWS endpoint per completed task, all Drover phases (idle polls and heartbeats included):", r.Requests)
