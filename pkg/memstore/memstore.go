@@ -17,6 +17,8 @@ import (
 	"gocloud.dev/docstore"
 	"gocloud.dev/docstore/driver"
 	"gocloud.dev/gcerrors"
+
+	"github.com/droverhq/drover/pkg/task"
 )
 
 // Options configure a collection.
@@ -89,6 +91,7 @@ type collection struct {
 	stop      chan struct{}
 	sweepDone chan struct{}
 	closeOnce sync.Once
+	closed    atomic.Bool // for the direct path; the portable type checks its own
 }
 
 // OpenCollection returns a collection keyed by keyField.
@@ -591,8 +594,14 @@ func (c *collection) BytesToRevision(b []byte) (any, error) {
 	return strconv.ParseInt(string(b), 10, 64)
 }
 
-// As implements driver.Collection.
-func (c *collection) As(any) bool { return false }
+// As implements driver.Collection. It supports *task.DirectCollection.
+func (c *collection) As(i any) bool {
+	if p, ok := i.(*task.DirectCollection); ok {
+		*p = c
+		return true
+	}
+	return false
+}
 
 // ErrorAs implements driver.Collection.
 func (c *collection) ErrorAs(error, any) bool { return false }
@@ -618,6 +627,7 @@ func codeOf(err error) gcerrors.ErrorCode {
 func (c *collection) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
+		c.closed.Store(true)
 		if c.stop != nil {
 			close(c.stop)
 			<-c.sweepDone
@@ -686,6 +696,10 @@ type codeError struct {
 }
 
 func (e *codeError) Error() string { return e.msg }
+
+// ErrorCode is the error's code, for callers of the direct path (the
+// portable type asks the collection's ErrorCode instead).
+func (e *codeError) ErrorCode() gcerrors.ErrorCode { return e.code }
 
 func errorf(code gcerrors.ErrorCode, format string, args ...any) error {
 	return &codeError{code: code, msg: fmt.Sprintf(format, args...)}

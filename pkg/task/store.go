@@ -37,6 +37,28 @@ type Store struct {
 	// block or modify the document. Benchmarks use it to see state
 	// transitions without polling; nil costs nothing.
 	Observe func(*Status)
+	// direct is the driver's DirectCollection, nil if it has none.
+	direct DirectCollection
+}
+
+// DirectCollection is implemented, through docstore.Collection.As, by
+// in-process drivers (memstore) that run a batch of reads or writes on the
+// caller's goroutine without the portable type's per-call work (a tracing
+// span, a latency metric, action-list bookkeeping). Each call must do, for
+// each document, exactly what an action list of the same actions would.
+// Drover's Store uses it for its batch reads and writes when the driver
+// has it, and action lists otherwise. The errors it returns carry their
+// gcerrors code through an ErrorCode method.
+type DirectCollection interface {
+	// GetDirect reads each of docs (a pointer to a struct with its key
+	// set) as ActionList.Get(doc, fields...) does. errs is nil when every
+	// read succeeded, else one error (or nil) per document; err is a
+	// failure of the whole batch (a closed collection).
+	GetDirect(ctx context.Context, docs []any, fields ...string) (errs []error, err error)
+	// WriteDirect creates docs[i] where create[i], and replaces it
+	// (checking its revision, if it has one) otherwise; it returns as
+	// GetDirect does.
+	WriteDirect(ctx context.Context, docs []any, create []bool) (errs []error, err error)
 }
 
 // OpenStore opens the status collection at a gocloud docstore URL
@@ -46,14 +68,87 @@ func OpenStore(ctx context.Context, url string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open status store %s: %w", redactURL(url), err)
 	}
-	return &Store{coll: c}, nil
+	return NewStore(c), nil
 }
 
 // NewStore wraps an open collection keyed by "id".
-func NewStore(c *docstore.Collection) *Store { return &Store{coll: c} }
+func NewStore(c *docstore.Collection) *Store {
+	s := &Store{coll: c}
+	var d DirectCollection
+	if c.As(&d) {
+		s.direct = d
+	}
+	return s
+}
 
 // Close closes the collection (the embedded store saves its file then).
 func (s *Store) Close() error { return s.coll.Close() }
+
+// getAll reads docs in one batch, through the driver's DirectCollection
+// when it has one and as one action list otherwise. errs is nil when every
+// read succeeded, else errs[i] is document i's error (or nil); err is a
+// failure of the batch as a whole.
+func (s *Store) getAll(ctx context.Context, docs []any, fields ...string) (errs []error, err error) {
+	if s.direct != nil {
+		return s.direct.GetDirect(ctx, docs, fields...)
+	}
+	fps := make([]docstore.FieldPath, len(fields))
+	for i, f := range fields {
+		fps[i] = docstore.FieldPath(f)
+	}
+	al := s.coll.Actions()
+	for _, d := range docs {
+		al.Get(d, fps...)
+	}
+	return actionErrors(al.Do(ctx), len(docs))
+}
+
+// writeAll creates docs[i] where create[i] and replaces it under its
+// revision otherwise, in one batch; it returns as getAll does.
+func (s *Store) writeAll(ctx context.Context, docs []any, create []bool) (errs []error, err error) {
+	if s.direct != nil {
+		return s.direct.WriteDirect(ctx, docs, create)
+	}
+	al := s.coll.Actions()
+	for i, d := range docs {
+		if create[i] {
+			al.Create(d)
+		} else {
+			al.Replace(d)
+		}
+	}
+	return actionErrors(al.Do(ctx), len(docs))
+}
+
+// actionErrors splits the error of an action list of n actions into one
+// per action, or returns it whole when it is not about single actions.
+func actionErrors(err error, n int) ([]error, error) {
+	if err == nil {
+		return nil, nil
+	}
+	var ale docstore.ActionListError
+	if !errors.As(err, &ale) {
+		return nil, err
+	}
+	errs := make([]error, n)
+	for _, e := range ale {
+		if e.Index < 0 || e.Index >= n {
+			return nil, e.Err // the collection is closed, say
+		}
+		errs[e.Index] = e.Err
+	}
+	return errs, nil
+}
+
+// errorCode is err's gcerrors code; errors of a DirectCollection carry
+// theirs through an ErrorCode method.
+func errorCode(err error) gcerrors.ErrorCode {
+	var c interface{ ErrorCode() gcerrors.ErrorCode }
+	if errors.As(err, &c) {
+		return c.ErrorCode()
+	}
+	return gcerrors.Code(err)
+}
 
 // Ping checks that the store answers.
 func (s *Store) Ping(ctx context.Context) error {
@@ -69,7 +164,7 @@ func (s *Store) Ping(ctx context.Context) error {
 const maxConflictRetries = 20
 
 func conflict(err error) bool {
-	c := gcerrors.Code(err)
+	c := errorCode(err)
 	return c == gcerrors.FailedPrecondition || c == gcerrors.AlreadyExists
 }
 
@@ -96,22 +191,23 @@ func (s *Store) GetMany(ctx context.Context, ids []string) ([]*Status, error) {
 	if len(ids) == 0 {
 		return out, nil
 	}
-	al := s.coll.Actions()
+	docs := make([]any, len(ids))
 	for i, id := range ids {
 		out[i] = &Status{ID: id}
-		al.Get(out[i])
+		docs[i] = out[i]
 	}
-	if err := al.Do(ctx); err != nil {
-		var ale docstore.ActionListError
-		if !errors.As(err, &ale) {
-			return nil, fmt.Errorf("get %d statuses: %w", len(ids), err)
+	errs, err := s.getAll(ctx, docs)
+	if err != nil {
+		return nil, fmt.Errorf("get %d statuses: %w", len(ids), err)
+	}
+	for i, err := range errs {
+		if err == nil {
+			continue
 		}
-		for _, e := range ale {
-			if gcerrors.Code(e.Err) != gcerrors.NotFound {
-				return nil, fmt.Errorf("get status %s: %w", ids[e.Index], e.Err)
-			}
-			out[e.Index] = nil
+		if errorCode(err) != gcerrors.NotFound {
+			return nil, fmt.Errorf("get status %s: %w", ids[i], err)
 		}
+		out[i] = nil
 	}
 	for i, st := range out {
 		if st != nil && st.Kind != KindTask {
@@ -133,26 +229,23 @@ func (s *Store) States(ctx context.Context, ids []string) ([]State, error) {
 		return out, nil
 	}
 	docs := make([]Status, len(ids))
-	al := s.coll.Actions()
+	ptrs := make([]any, len(ids))
 	for i, id := range ids {
 		docs[i].ID = id
-		al.Get(&docs[i], "state", "kind")
+		ptrs[i] = &docs[i]
 	}
-	missing := map[int]bool{}
-	if err := al.Do(ctx); err != nil {
-		var ale docstore.ActionListError
-		if !errors.As(err, &ale) {
-			return nil, fmt.Errorf("get %d states: %w", len(ids), err)
-		}
-		for _, e := range ale {
-			if gcerrors.Code(e.Err) != gcerrors.NotFound {
-				return nil, fmt.Errorf("get state of %s: %w", ids[e.Index], e.Err)
-			}
-			missing[e.Index] = true
-		}
+	errs, err := s.getAll(ctx, ptrs, "state", "kind")
+	if err != nil {
+		return nil, fmt.Errorf("get %d states: %w", len(ids), err)
 	}
 	for i := range docs {
-		if !missing[i] && docs[i].Kind == KindTask {
+		if errs != nil && errs[i] != nil {
+			if errorCode(errs[i]) != gcerrors.NotFound {
+				return nil, fmt.Errorf("get state of %s: %w", ids[i], errs[i])
+			}
+			continue
+		}
+		if docs[i].Kind == KindTask {
 			out[i] = docs[i].State
 		}
 	}
@@ -179,25 +272,24 @@ func (s *Store) CreateMany(ctx context.Context, sts []*Status) error {
 	if len(sts) == 0 {
 		return nil
 	}
-	al := s.coll.Actions()
-	for _, st := range sts {
+	docs := make([]any, len(sts))
+	create := make([]bool, len(sts))
+	for i, st := range sts {
 		st.Kind = KindTask
 		st.Phase = PhaseSubmitted
 		st.State = Queued
 		st.EventAt = st.CreatedAt
 		st.DocstoreRevision = nil
 		s.expiry(st)
-		al.Create(st)
+		docs[i], create[i] = st, true
 	}
-	if err := al.Do(ctx); err != nil {
-		var ale docstore.ActionListError
-		if !errors.As(err, &ale) {
-			return fmt.Errorf("create %d statuses: %w", len(sts), err)
-		}
-		for _, e := range ale {
-			if gcerrors.Code(e.Err) != gcerrors.AlreadyExists {
-				return fmt.Errorf("create status %s: %w", sts[e.Index].ID, e.Err)
-			}
+	errs, err := s.writeAll(ctx, docs, create)
+	if err != nil {
+		return fmt.Errorf("create %d statuses: %w", len(sts), err)
+	}
+	for i, err := range errs {
+		if err != nil && errorCode(err) != gcerrors.AlreadyExists {
+			return fmt.Errorf("create status %s: %w", sts[i].ID, err)
 		}
 	}
 	return nil
@@ -237,17 +329,18 @@ func (s *Store) Apply(ctx context.Context, events []*Event) error {
 		if round == maxConflictRetries {
 			return fmt.Errorf("apply events to %d statuses (first %s): still conflicting after %d tries", len(pending), pending[0], round)
 		}
-		docs, err := s.GetMany(ctx, pending)
+		cur, err := s.GetMany(ctx, pending)
 		if err != nil {
 			return err
 		}
-		al := s.coll.Actions()
 		var (
 			written     []string
 			writtenDocs []*Status
+			docs        []any
+			create      []bool
 		)
 		for i, id := range pending {
-			st := docs[i]
+			st := cur[i]
 			fresh := st == nil
 			if fresh {
 				st = &Status{}
@@ -264,10 +357,8 @@ func (s *Store) Apply(ctx context.Context, events []*Event) error {
 			s.expiry(st)
 			if fresh {
 				st.DocstoreRevision = nil
-				al.Create(st)
-			} else {
-				al.Replace(st)
 			}
+			docs, create = append(docs, st), append(create, fresh)
 			written = append(written, id)
 			writtenDocs = append(writtenDocs, st)
 		}
@@ -275,35 +366,31 @@ func (s *Store) Apply(ctx context.Context, events []*Event) error {
 		if len(written) == 0 {
 			break
 		}
-		err = al.Do(ctx)
-		var ale docstore.ActionListError
+		errs, err := s.writeAll(ctx, docs, create)
 		if err != nil {
-			if !errors.As(err, &ale) {
-				return fmt.Errorf("write %d statuses: %w", len(written), err)
+			return fmt.Errorf("write %d statuses: %w", len(written), err)
+		}
+		for i, err := range errs {
+			if err == nil {
+				continue
 			}
-			for _, e := range ale {
-				if !conflict(e.Err) {
-					return fmt.Errorf("write status %s: %w", written[e.Index], e.Err)
-				}
-				pending = append(pending, written[e.Index])
+			if !conflict(err) {
+				return fmt.Errorf("write status %s: %w", written[i], err)
 			}
+			pending = append(pending, written[i])
 		}
 		if s.Observe != nil {
-			s.observe(writtenDocs, ale)
+			s.observe(writtenDocs, errs)
 		}
 	}
 	return nil
 }
 
 // observe hands the documents of a write to Observe, skipping those whose
-// write failed.
-func (s *Store) observe(docs []*Status, failed docstore.ActionListError) {
-	skip := map[int]bool{}
-	for _, e := range failed {
-		skip[e.Index] = true
-	}
+// write failed (errs as writeAll returns them).
+func (s *Store) observe(docs []*Status, errs []error) {
 	for i, st := range docs {
-		if !skip[i] {
+		if errs == nil || errs[i] == nil {
 			s.Observe(st)
 		}
 	}

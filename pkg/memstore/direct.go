@@ -1,0 +1,88 @@
+package memstore
+
+import (
+	"context"
+	"reflect"
+	"strings"
+
+	"gocloud.dev/docstore/driver"
+	"gocloud.dev/gcerrors"
+
+	"github.com/droverhq/drover/pkg/task"
+)
+
+// GetDirect implements task.DirectCollection: each document is read as
+// ActionList.Get(doc, fields...) would read it, on the caller's goroutine.
+func (c *collection) GetDirect(ctx context.Context, docs []any, fields ...string) ([]error, error) {
+	if c.closed.Load() {
+		return nil, errClosed
+	}
+	var fps [][]string
+	for _, f := range fields {
+		fps = append(fps, strings.Split(f, "."))
+	}
+	var errs []error
+	for i, doc := range docs {
+		if err := c.direct(ctx, driver.Get, doc, fps); err != nil {
+			if errs == nil {
+				errs = make([]error, len(docs))
+			}
+			errs[i] = err
+		}
+	}
+	return errs, nil
+}
+
+// WriteDirect implements task.DirectCollection: document i is created if
+// create[i] and replaced otherwise, as an action list of the same writes
+// would.
+func (c *collection) WriteDirect(ctx context.Context, docs []any, create []bool) ([]error, error) {
+	if c.closed.Load() {
+		return nil, errClosed
+	}
+	var errs []error
+	for i, doc := range docs {
+		kind := driver.Replace
+		if create[i] {
+			kind = driver.Create
+		}
+		if err := c.direct(ctx, kind, doc, nil); err != nil {
+			if errs == nil {
+				errs = make([]error, len(docs))
+			}
+			errs[i] = err
+		}
+	}
+	return errs, nil
+}
+
+// errClosed is what the direct path returns once the collection is
+// closed, as the portable type does.
+var errClosed = errorf(gcerrors.FailedPrecondition, "docstore: Collection has been closed")
+
+// direct runs one action with the checks the portable type makes before
+// it hands an action to the driver.
+func (c *collection) direct(ctx context.Context, kind driver.ActionKind, doc any, fps [][]string) error {
+	ddoc, err := driver.NewDocument(doc)
+	if err != nil {
+		return errorf(gcerrors.InvalidArgument, "%v", err)
+	}
+	key, err := c.Key(ddoc)
+	if err != nil {
+		return err
+	}
+	if key == nil || driver.IsEmptyValue(reflect.ValueOf(key)) {
+		if kind != driver.Create {
+			return errorf(gcerrors.InvalidArgument, "missing document key")
+		}
+		key = nil
+	}
+	if kind == driver.Create {
+		if rev, _ := ddoc.GetField(c.opts.RevisionField); rev != nil {
+			return errorf(gcerrors.InvalidArgument, "cannot create a document with a revision field")
+		}
+	}
+	return c.runAction(ctx, &driver.Action{Kind: kind, Doc: ddoc, Key: key, FieldPaths: fps})
+}
+
+var _ task.DirectCollection = (*collection)(nil)
