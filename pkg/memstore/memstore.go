@@ -426,8 +426,13 @@ func (c *collection) decode(s *stored, doc driver.Document, fps [][]string) erro
 func (c *collection) decodeTyped(s *stored, dst reflect.Value, fps [][]string) bool {
 	ti := s.ti
 	if len(fps) == 0 {
-		for i := range ti.fields {
-			copyField(dst, s.rec, &ti.fields[i])
+		if ti.copiesWhole(dst) {
+			dst.Set(s.rec)
+			ti.ownSlices(dst, s.rec)
+		} else {
+			for i := range ti.fields {
+				copyField(dst, s.rec, &ti.fields[i])
+			}
 		}
 		if ti.rev != nil && s.rev != 0 {
 			dst.FieldByIndex(ti.rev).Set(reflect.ValueOf(s.rev))

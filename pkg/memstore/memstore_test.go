@@ -58,6 +58,19 @@ func TestTypedDocuments(t *testing.T) {
 	if got.N != 7 || !got.At.Equal(at) || len(got.Tags) != 1 || got.Tags[0] != "x" || got.Skip != "mine" || got.DocstoreRevision != d.DocstoreRevision {
 		t.Fatalf("got %+v", got)
 	}
+	// A fresh document is read in one copy (typeInfo.whole): the field
+	// docstore does not see was not stored, and the slices are the
+	// reader's own.
+	for range 2 {
+		fresh := &doc{ID: "a"}
+		if err := coll.Get(ctx, fresh); err != nil {
+			t.Fatal(err)
+		}
+		if fresh.Skip != "" || fresh.N != 7 || len(fresh.Tags) != 1 || fresh.Tags[0] != "x" || fresh.DocstoreRevision != d.DocstoreRevision {
+			t.Fatalf("fresh get %+v", fresh)
+		}
+		fresh.Tags[0] = "changed by reader"
+	}
 	// A projected Get sets only the named fields.
 	part := &doc{ID: "a", N: -1}
 	if err := coll.Get(ctx, part, "kind"); err != nil {

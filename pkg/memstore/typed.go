@@ -24,6 +24,13 @@ type typeInfo struct {
 	fields []typedField
 	byName map[string]int // field name → index in fields
 	rev    []int          // index path of the revision field, nil if none
+	// whole: every field of the type can be set through reflection (no
+	// unexported ones), so a document is copied in one step and then
+	// fixed up: hidden (exported fields docstore does not see) and the
+	// revision zeroed, the slices (indexes into fields) copied.
+	whole  bool
+	hidden [][]int
+	slices []int
 }
 
 type typedField struct {
@@ -66,7 +73,7 @@ func typeOf(doc driver.Document, revField string) *typeInfo {
 // handle, or any disagreement with docstore's own field list (names),
 // makes the type not flat.
 func buildType(t reflect.Type, revField string, names []string) *typeInfo {
-	ti := &typeInfo{typ: t, byName: map[string]int{}}
+	ti := &typeInfo{typ: t, byName: map[string]int{}, whole: true}
 	if !collectFields(t, nil, ti, revField) {
 		return &typeInfo{typ: t}
 	}
@@ -91,7 +98,13 @@ func collectFields(t reflect.Type, prefix []int, ti *typeInfo, revField string) 
 		f := t.Field(i)
 		tag, hasTag := f.Tag.Lookup("docstore")
 		name, opts, _ := strings.Cut(tag, ",")
+		if !f.IsExported() {
+			ti.whole = false // reflection cannot set it, nor anything under it
+		}
 		if tag == "-" {
+			if f.IsExported() {
+				ti.hidden = append(ti.hidden, append(append([]int(nil), prefix...), i))
+			}
 			continue
 		}
 		if opts != "" {
@@ -141,6 +154,9 @@ func collectFields(t reflect.Type, prefix []int, ti *typeInfo, revField string) 
 				return false
 			}
 		}
+		if tf.isBytes || tf.isStrings {
+			ti.slices = append(ti.slices, len(ti.fields))
+		}
 		ti.byName[name] = len(ti.fields)
 		ti.fields = append(ti.fields, tf)
 	}
@@ -171,13 +187,48 @@ func copyField(dst, src reflect.Value, f *typedField) {
 	}
 }
 
-// snapshot copies the fields of the struct s into a new value of its type.
+// snapshot copies the fields of the struct s into a new value of its type;
+// the fields docstore does not see, and the revision, stay zero.
 func (ti *typeInfo) snapshot(s reflect.Value) reflect.Value {
 	v := reflect.New(ti.typ).Elem()
+	if ti.whole {
+		v.Set(s)
+		for _, h := range ti.hidden {
+			v.FieldByIndex(h).SetZero()
+		}
+		if ti.rev != nil {
+			v.FieldByIndex(ti.rev).SetZero()
+		}
+		ti.ownSlices(v, s)
+		return v
+	}
 	for i := range ti.fields {
 		copyField(v, s, &ti.fields[i])
 	}
 	return v
+}
+
+// ownSlices gives dst copies of src's slices, after a whole-struct copy.
+func (ti *typeInfo) ownSlices(dst, src reflect.Value) {
+	for _, i := range ti.slices {
+		copyField(dst, src, &ti.fields[i])
+	}
+}
+
+// copiesWhole reports whether a stored document can be read into dst in
+// one copy: the type allows it, and dst's fields that docstore does not
+// see (left as they are by a read) and its revision are zero, as they are
+// in a stored copy.
+func (ti *typeInfo) copiesWhole(dst reflect.Value) bool {
+	if !ti.whole {
+		return false
+	}
+	for _, h := range ti.hidden {
+		if !dst.FieldByIndex(h).IsZero() {
+			return false
+		}
+	}
+	return ti.rev == nil || dst.FieldByIndex(ti.rev).IsZero()
 }
 
 // value returns field f of rec in the generic encoding (what memdocstore
