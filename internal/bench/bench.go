@@ -66,6 +66,11 @@ type Options struct {
 	// Clients is how many HTTP requests are in flight at most (4), Batch
 	// the most tasks one request carries (1000, the API's limit).
 	Clients, Batch int
+	// Linger is how long an open-loop client lets due tasks wait for
+	// more to fill its request, unless the request is full (0: it sends
+	// whatever is due at once). The wait counts in the latencies, which
+	// are timed from each task's due time.
+	Linger time.Duration
 	// Drain is how long a phase waits for its last tasks before counting
 	// them unanswered (60s).
 	Drain time.Duration
@@ -146,6 +151,8 @@ type Phase struct {
 	Failed     int `json:"failed"`
 	Unanswered int `json:"unanswered"`
 	Errors     int `json:"errors"`
+	// Requests is how many submit requests carried them.
+	Requests int `json:"requests"`
 	// Enqueue is the submit rate of the burn-down's submit step, tasks/s.
 	Enqueue float64 `json:"enqueue_per_s,omitempty"`
 	// Throughput is Completed over Elapsed (for the burn-down, over the
@@ -169,12 +176,14 @@ type Phase struct {
 
 // Report is the outcome of Run.
 type Report struct {
-	Backend     string  `json:"backend"`
-	Runners     int     `json:"runners"`
-	Concurrency int     `json:"concurrency"`
-	Clients     int     `json:"clients"`
-	GOMAXPROCS  int     `json:"gomaxprocs"`
-	Phases      []Phase `json:"phases"`
+	Backend     string `json:"backend"`
+	Runners     int    `json:"runners"`
+	Concurrency int    `json:"concurrency"`
+	Clients     int    `json:"clients"`
+	// Linger is Options.Linger.
+	Linger     time.Duration `json:"linger_ns,omitempty"`
+	GOMAXPROCS int           `json:"gomaxprocs"`
+	Phases     []Phase       `json:"phases"`
 	// PeakRSS is the process's high-water resident set (VmHWM), bytes.
 	PeakRSS int64       `json:"peak_rss_bytes"`
 	SDK     *SDKCeiling `json:"sdk_ceiling,omitempty"`
@@ -402,11 +411,12 @@ func (t *tracker) counts() (done, pending int) {
 // schedule hands out tasks to clients: all of them at once (rate 0) or
 // task i at t0+i/rate.
 type schedule struct {
-	mu    sync.Mutex
-	next  int
-	count int
-	rate  float64
-	t0    time.Time
+	mu     sync.Mutex
+	next   int
+	count  int
+	rate   float64
+	t0     time.Time
+	linger time.Duration
 }
 
 func (g *schedule) dueAt(i int) time.Time {
@@ -428,6 +438,13 @@ func (g *schedule) take(max int) (first, n int, wait time.Duration) {
 	due := g.count
 	if g.rate > 0 {
 		due = min(int(time.Since(g.t0).Seconds()*g.rate)+1, g.count)
+		if g.linger > 0 && due-g.next < max {
+			// Not a full request yet: send once the oldest due task
+			// has waited the linger.
+			if wait := time.Until(g.dueAt(g.next).Add(g.linger)); wait > 0 {
+				return 0, 0, max1(wait)
+			}
+		}
 	}
 	n = min(due-g.next, max)
 	if n <= 0 {
@@ -442,11 +459,11 @@ func max1(d time.Duration) time.Duration { return max(d, time.Microsecond) }
 
 // submit runs the schedule with the clients; it returns the tasks
 // accepted and those whose requests failed.
-func (s *system) submit(ctx context.Context, g *schedule, t *tracker) (sent, errs int) {
+func (s *system) submit(ctx context.Context, g *schedule, t *tracker) (sent, errs, requests int) {
 	var (
-		wg         sync.WaitGroup
-		nSent, nEr atomic.Int64
-		logged     sync.Once
+		wg               sync.WaitGroup
+		nSent, nEr, nReq atomic.Int64
+		logged           sync.Once
 	)
 	for range s.opts.Clients {
 		wg.Go(func() {
@@ -466,6 +483,7 @@ func (s *system) submit(ctx context.Context, g *schedule, t *tracker) (sent, err
 					specs = append(specs, task.Spec{Function: "noop"})
 					due = append(due, g.dueAt(i))
 				}
+				nReq.Add(1)
 				sts, err := s.cl.SubmitBatch(ctx, specs)
 				if err != nil {
 					nEr.Add(int64(n))
@@ -478,7 +496,7 @@ func (s *system) submit(ctx context.Context, g *schedule, t *tracker) (sent, err
 		})
 	}
 	wg.Wait()
-	return int(nSent.Load()), int(nEr.Load())
+	return int(nSent.Load()), int(nEr.Load()), int(nReq.Load())
 }
 
 // wait waits until every submitted task of t is terminal or the drain
@@ -505,11 +523,13 @@ func (s *system) phase(ctx context.Context, name string, count int, rate float64
 	t := newTracker()
 	s.tracker.Store(t)
 	cpu0 := cpuTime()
-	g := &schedule{count: count, rate: rate, t0: time.Now()}
-	sent, errs := s.submit(ctx, g, t)
+	g := &schedule{count: count, rate: rate, t0: time.Now(), linger: s.opts.Linger}
+	sent, errs, reqs := s.submit(ctx, g, t)
 	end := s.wait(t, sent)
 	cpu := cpuTime() - cpu0
-	return s.result(name, rate, t, sent, errs, end.Sub(g.t0), cpu)
+	p := s.result(name, rate, t, sent, errs, end.Sub(g.t0), cpu)
+	p.Requests = reqs
+	return p
 }
 
 func (s *system) result(name string, rate float64, t *tracker, sent, errs int, elapsed, cpu time.Duration) Phase {
@@ -537,7 +557,7 @@ func (s *system) burnDown(ctx context.Context) Phase {
 	t := newTracker()
 	s.tracker.Store(t)
 	g := &schedule{count: n, t0: time.Now()}
-	sent, errs := s.submit(ctx, g, t)
+	sent, errs, reqs := s.submit(ctx, g, t)
 	enq := time.Since(g.t0)
 	cpu0 := cpuTime()
 	t0 := time.Now()
@@ -545,6 +565,7 @@ func (s *system) burnDown(ctx context.Context) Phase {
 	end := s.wait(t, sent)
 	p := s.result("burn-down", 0, t, sent, errs, end.Sub(t0), cpuTime()-cpu0)
 	p.Enqueue = float64(sent) / enq.Seconds()
+	p.Requests = reqs
 	return p
 }
 
@@ -552,7 +573,7 @@ func (s *system) burnDown(ctx context.Context) Phase {
 func Run(ctx context.Context, o Options) (*Report, error) {
 	o.defaults()
 	rep := &Report{
-		Backend: o.Backend, Runners: o.Runners, Concurrency: o.Concurrency, Clients: o.Clients,
+		Backend: o.Backend, Runners: o.Runners, Concurrency: o.Concurrency, Clients: o.Clients, Linger: o.Linger,
 		GOMAXPROCS: runtime.GOMAXPROCS(0), Start: time.Now().UTC(),
 	}
 	if o.Backend == Moto {

@@ -9,19 +9,26 @@ import (
 
 // Print writes the report as tables for people.
 func (r *Report) Print(w io.Writer) {
-	fmt.Fprintf(w, "drover bench: backend %s, %d runners × %d, %d clients, GOMAXPROCS %d\n", r.Backend, r.Runners, r.Concurrency, r.Clients, r.GOMAXPROCS)
+	fmt.Fprintf(w, "drover bench: backend %s, %d runners × %d, %d clients, GOMAXPROCS %d", r.Backend, r.Runners, r.Concurrency, r.Clients, r.GOMAXPROCS)
+	if r.Linger > 0 {
+		fmt.Fprintf(w, ", clients linger %s", r.Linger)
+	}
+	fmt.Fprintln(w)
 	if r.Config != nil {
 		fmt.Fprintf(w, "  tasks %s, events %s, status %s\n", r.Config["tasks_topic"], r.Config["events_topic"], r.Config["status"])
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "phase\tsent\tcompleted\tunanswered\terrors\ttasks/s\tenqueue/s\tcpu s/1k\tRSS MiB\t")
+	fmt.Fprintln(tw, "phase\tsent\tcompleted\tunanswered\terrors\ttasks/s\tenqueue/s\ttasks/request\tcpu s/1k\tRSS MiB\t")
 	for _, p := range r.Phases {
-		enq := "-"
+		enq, per := "-", "-"
 		if p.Enqueue > 0 {
 			enq = fmt.Sprintf("%.0f", p.Enqueue)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.0f\t%s\t%.3f\t%.0f\t\n", p.Name, p.Sent, p.Completed, p.Unanswered, p.Errors, p.Throughput, enq, p.CPUPer1k, float64(p.RSS)/(1<<20))
+		if p.Requests > 0 {
+			per = fmt.Sprintf("%.1f", float64(p.Sent+p.Errors)/float64(p.Requests))
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.0f\t%s\t%s\t%.3f\t%.0f\t\n", p.Name, p.Sent, p.Completed, p.Unanswered, p.Errors, p.Throughput, enq, per, p.CPUPer1k, float64(p.RSS)/(1<<20))
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
