@@ -285,7 +285,7 @@ func (s *Server) Submit(ctx context.Context, specs []task.Spec) ([]*task.Status,
 		}
 		fresh[i] = true
 		sts[i] = &task.Status{
-			ID: id, Function: sp.Function, Queue: sp.Queue, State: task.Queued,
+			ID: id, Function: task.Intern(sp.Function), Queue: task.Intern(sp.Queue), State: task.Queued,
 			MaxAttempts: sp.MaxAttempts, CreatedAt: now, IdempotencyKey: sp.IdempotencyKey,
 		}
 	}

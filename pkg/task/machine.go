@@ -3,6 +3,7 @@ package task
 import (
 	"strings"
 	"time"
+	"unique"
 )
 
 // The state machine. Queues deliver events at least once and in any order,
@@ -103,6 +104,27 @@ func boolSign(b bool) int {
 	return -1
 }
 
+// Intern returns the canonical copy of a name that many documents share
+// (a function, queue or runner name), so that the documents a store keeps
+// share one string instead of each holding the copy its decoder made:
+// fewer live objects for the garbage collector to mark.
+func Intern(name string) string {
+	if name == "" {
+		return ""
+	}
+	return unique.Make(name).Value()
+}
+
+// canonical returns p as the constant of its phase, not a decoded copy.
+func (p Phase) canonical() Phase {
+	for _, c := range [...]Phase{PhaseSucceeded, PhaseStarted, PhaseFailed, PhaseRetrying, PhaseCancelled, PhaseSubmitted} {
+		if p == c {
+			return c
+		}
+	}
+	return p
+}
+
 // Outranks reports whether applying e to s would change it.
 func (s *Status) Outranks(e *Event) bool {
 	return compareMarks(s.mark(), e.mark()) > 0
@@ -116,8 +138,8 @@ func (s *Status) Outranks(e *Event) bool {
 func (s *Status) Apply(e *Event) bool {
 	if s.ID == "" {
 		s.ID = e.TaskID
-		s.Function = e.Function
-		s.Queue = e.Queue
+		s.Function = Intern(e.Function)
+		s.Queue = Intern(e.Queue)
 		s.MaxAttempts = e.MaxAttempts
 		s.CreatedAt = e.CreatedAt
 		s.Kind = KindTask
@@ -128,10 +150,10 @@ func (s *Status) Apply(e *Event) bool {
 	if s.Phase != "" && compareMarks(e.mark(), s.mark()) <= 0 {
 		return false
 	}
-	s.Phase = e.Phase
+	s.Phase = e.Phase.canonical()
 	s.State = e.Phase.State()
 	s.EventAt = e.At
-	s.Runner = e.Runner
+	s.Runner = Intern(e.Runner)
 	s.Error = e.Error
 	s.Result = e.Result
 	s.ResultJSON = string(e.Result)

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"gocloud.dev/docstore/memdocstore"
 )
@@ -198,5 +199,28 @@ func testStoreApplyShuffledConcurrent(t *testing.T, store *Store) {
 			!got.StartedAt.Equal(w.StartedAt) || !got.FinishedAt.Equal(w.FinishedAt) {
 			t.Fatalf("task %s:\n got %+v\nwant %+v", id, got, w)
 		}
+	}
+}
+
+// TestApplySharesNames: documents built from decoded events share one copy
+// of their function, queue and runner names and hold the phase constant,
+// not each the copy its decoder made.
+func TestApplySharesNames(t *testing.T) {
+	fresh := func(s string) string { return string([]byte(s)) } // a copy, as a decoder makes
+	apply := func() *Status {
+		st := &Status{}
+		st.Apply(&Event{
+			TaskID: NewID(time.Now()), Function: fresh("resize"), Queue: fresh("images"), Runner: fresh("host-1"),
+			Phase: Phase(fresh("succeeded")), Attempt: 1, MaxAttempts: 3, At: time.Now(),
+		})
+		return st
+	}
+	a, b := apply(), apply()
+	same := func(x, y string) bool { return unsafe.StringData(x) == unsafe.StringData(y) }
+	if !same(a.Function, b.Function) || !same(a.Queue, b.Queue) || !same(a.Runner, b.Runner) {
+		t.Fatalf("names not shared: %q %q %q", a.Function, a.Queue, a.Runner)
+	}
+	if !same(string(a.Phase), string(PhaseSucceeded)) || a.State != Succeeded {
+		t.Fatalf("phase %q is not the constant", a.Phase)
 	}
 }
