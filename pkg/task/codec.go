@@ -34,28 +34,38 @@ type Message struct {
 // Timeout is the task's run-time limit.
 func (m *Message) Timeout() time.Duration { return time.Duration(m.TimeoutMS) * time.Millisecond }
 
+// The wire form is JSON as encoding/json writes and reads these types; the
+// functions below do that by hand (wire.go) and use encoding/json for what
+// the hand-written paths leave to it.
+
 // EncodeMessage returns the wire form of m.
 func EncodeMessage(m *Message) ([]byte, error) {
 	m.V = WireVersion
+	if b, ok := appendMessage(m); ok {
+		return b, nil
+	}
 	return json.Marshal(m)
 }
 
 // DecodeMessage parses a task message, rejecting with ErrUndecodable
 // anything that is not a complete task message of this version.
 func DecodeMessage(b []byte) (*Message, error) {
-	var m Message
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("%w: task message: %v", ErrUndecodable, err)
+	m := new(Message)
+	if !decodeMessage(b, m) {
+		*m = Message{}
+		if err := json.Unmarshal(b, m); err != nil {
+			return nil, fmt.Errorf("%w: task message: %v", ErrUndecodable, err)
+		}
 	}
 	switch {
 	case m.V != WireVersion:
-		return &m, fmt.Errorf("%w: task message version %d, want %d", ErrUndecodable, m.V, WireVersion)
+		return m, fmt.Errorf("%w: task message version %d, want %d", ErrUndecodable, m.V, WireVersion)
 	case !ValidID(m.ID):
-		return &m, fmt.Errorf("%w: task message id %q is not a task ID", ErrUndecodable, truncate([]byte(m.ID), 40))
+		return m, fmt.Errorf("%w: task message id %q is not a task ID", ErrUndecodable, truncate([]byte(m.ID), 40))
 	case m.Function == "" || m.MaxAttempts < 1 || m.TimeoutMS < 1:
-		return &m, fmt.Errorf("%w: task message %s lacks function, max_attempts or timeout_ms", ErrUndecodable, m.ID)
+		return m, fmt.Errorf("%w: task message %s lacks function, max_attempts or timeout_ms", ErrUndecodable, m.ID)
 	}
-	return &m, nil
+	return m, nil
 }
 
 // envelope is the wire form of what runners publish on the events topic.
@@ -67,20 +77,30 @@ type envelope struct {
 
 // EncodeEvent returns the wire form of e.
 func EncodeEvent(e *Event) ([]byte, error) {
+	if b, ok := appendEvent(e); ok {
+		return b, nil
+	}
 	return json.Marshal(envelope{V: WireVersion, Event: e})
 }
 
 // EncodeRunner returns the wire form of a runner heartbeat.
 func EncodeRunner(r *RunnerInfo) ([]byte, error) {
+	if b, ok := appendRunner(r); ok {
+		return b, nil
+	}
 	return json.Marshal(envelope{V: WireVersion, Runner: r})
 }
 
 // DecodeEvent parses a message from the events topic: exactly one of the
 // results is non-nil when err is nil.
 func DecodeEvent(b []byte) (*Event, *RunnerInfo, error) {
-	var env envelope
-	if err := json.Unmarshal(b, &env); err != nil {
-		return nil, nil, fmt.Errorf("%w: event message: %v", ErrUndecodable, err)
+	env, ok := decodeEnvelope(b)
+	if !ok {
+		var slow envelope
+		if err := json.Unmarshal(b, &slow); err != nil {
+			return nil, nil, fmt.Errorf("%w: event message: %v", ErrUndecodable, err)
+		}
+		env = slow
 	}
 	if env.V != WireVersion {
 		return nil, nil, fmt.Errorf("%w: event message version %d, want %d", ErrUndecodable, env.V, WireVersion)

@@ -7,9 +7,10 @@ import (
 	"time"
 )
 
-// FuzzDecodeMessage: DecodeMessage never panics; it accepts only complete
-// messages of this version, rejects everything else as ErrUndecodable, and
-// what it accepts survives an encode/decode round trip.
+// FuzzDecodeMessage: DecodeMessage never panics; it gives what encoding/json
+// gives (checkDecodeMessage); it accepts only complete messages of this
+// version, rejects everything else as ErrUndecodable, and what it accepts
+// survives an encode/decode round trip.
 func FuzzDecodeMessage(f *testing.F) {
 	id := NewID(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	good, _ := EncodeMessage(&Message{ID: id, Function: "echo", Queue: "default", Args: json.RawMessage(`{"a":1}`),
@@ -17,7 +18,11 @@ func FuzzDecodeMessage(f *testing.F) {
 	for _, s := range [][]byte{good, nil, []byte(`{}`), []byte(`{"v":2}`), []byte(`not json`), []byte("\xff\xfe")} {
 		f.Add(s)
 	}
+	for _, c := range messageCases {
+		f.Add([]byte(c.in))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
+		checkDecodeMessage(t, b)
 		m, err := DecodeMessage(b)
 		if err != nil {
 			if !errors.Is(err, ErrUndecodable) {
@@ -38,12 +43,14 @@ func FuzzDecodeMessage(f *testing.F) {
 		if err != nil || m2.ID != m.ID || m2.Function != m.Function || m2.TimeoutMS != m.TimeoutMS {
 			t.Fatalf("round trip: %+v, %v", m2, err)
 		}
+		checkEncodeMessage(t, m)
 	})
 }
 
-// FuzzDecodeEvent: DecodeEvent never panics, returns exactly one of event
-// and heartbeat when it accepts, and what it accepts can be applied to a
-// status document without breaking the terminal rule.
+// FuzzDecodeEvent: DecodeEvent never panics, gives what encoding/json gives
+// (checkDecodeEvent), returns exactly one of event and heartbeat when it
+// accepts, and what it accepts can be applied to a status document without
+// breaking the terminal rule.
 func FuzzDecodeEvent(f *testing.F) {
 	id := NewID(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	ev, _ := EncodeEvent(&Event{TaskID: id, Function: "echo", Queue: "default", MaxAttempts: 3, Attempt: 1,
@@ -52,7 +59,11 @@ func FuzzDecodeEvent(f *testing.F) {
 	for _, s := range [][]byte{ev, hb, nil, []byte(`{"v":1}`), []byte(`{"v":1,"event":{},"runner":{}}`), []byte(`[]`)} {
 		f.Add(s)
 	}
+	for _, c := range eventCases {
+		f.Add([]byte(c.in))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
+		checkDecodeEvent(t, b)
 		e, r, err := DecodeEvent(b)
 		if err != nil {
 			if !errors.Is(err, ErrUndecodable) || e != nil || r != nil {
@@ -64,8 +75,10 @@ func FuzzDecodeEvent(f *testing.F) {
 			t.Fatalf("accepted with event %v and heartbeat %v", e, r)
 		}
 		if e == nil {
+			checkEncodeRunner(t, r)
 			return
 		}
+		checkEncodeEvent(t, e)
 		var st Status
 		st.Apply(e)
 		if st.ID != e.TaskID || !st.State.Valid() {
