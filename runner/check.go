@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/droverhq/drover/internal/coalesce"
@@ -15,7 +16,20 @@ import (
 type stateChecks struct {
 	store  *task.Store
 	rounds coalesce.Rounds[*stateCheck]
+
+	// The rounds' context (see roundCtx), used only by read, which
+	// rounds never run concurrently.
+	ctx    context.Context
+	cancel context.CancelFunc
+	renew  time.Time
 }
+
+// A round's read gets at least roundTimeout - roundCtxReuse, and at most
+// roundTimeout.
+const (
+	roundTimeout  = 10 * time.Second
+	roundCtxReuse = time.Second
+)
 
 func newStateChecks(store *task.Store) *stateChecks {
 	c := &stateChecks{store: store}
@@ -27,26 +41,51 @@ type stateCheck struct {
 	id    string
 	state task.State
 	err   error
-	done  chan struct{}
+	done  chan struct{} // receives one token when state and err are set
 }
 
-// state returns the state of task id ("" when it has no document).
-func (c *stateChecks) state(ctx context.Context, id string) (task.State, error) {
-	k := &stateCheck{id: id, done: make(chan struct{})}
+// doneChans recycles stateCheck.done channels (buffered, empty when put
+// back), one allocation fewer per delivery.
+var doneChans = sync.Pool{New: func() any { return make(chan struct{}, 1) }}
+
+// state returns the state of task id ("" when it has no document), with
+// k, which the caller provides to save an allocation, as the request.
+func (c *stateChecks) state(ctx context.Context, k *stateCheck, id string) (task.State, error) {
+	done := doneChans.Get().(chan struct{})
+	*k = stateCheck{id: id, done: done}
 	c.rounds.Add(k)
 	select {
-	case <-k.done:
+	case <-done:
+		doneChans.Put(done)
 		return k.state, k.err
 	case <-ctx.Done():
+		if c.rounds.Withdraw(k) {
+			// No round took k, so none will send on done.
+			doneChans.Put(done)
+		}
 		return "", ctx.Err()
 	}
 }
 
+// roundCtx returns the context a round reads under. The batch serves
+// several callers, so none of their contexts should cut it short: it has
+// a timeout of its own, shared by the rounds that start within
+// roundCtxReuse: a context per round cost 3 allocations and a timer per
+// round, which on a busy runner is nearly one round per task.
+func (c *stateChecks) roundCtx() context.Context {
+	now := time.Now()
+	if c.ctx == nil || c.ctx.Err() != nil || now.After(c.renew) {
+		if c.cancel != nil {
+			c.cancel()
+		}
+		c.ctx, c.cancel = context.WithTimeout(context.Background(), roundTimeout)
+		c.renew = now.Add(roundCtxReuse)
+	}
+	return c.ctx
+}
+
 func (c *stateChecks) read(batch []*stateCheck) {
-	// The batch serves several callers: none of their contexts alone
-	// should cut it short.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := c.roundCtx()
 	ids := make([]string, len(batch))
 	for i, k := range batch {
 		ids[i] = k.id
@@ -58,6 +97,6 @@ func (c *stateChecks) read(batch []*stateCheck) {
 		} else {
 			k.state = states[i]
 		}
-		close(k.done)
+		k.done <- struct{}{}
 	}
 }

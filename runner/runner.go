@@ -44,7 +44,9 @@ type Config struct {
 	// that ends sooner publishes only its outcome, which carries
 	// started_at: its status goes from queued straight to its outcome,
 	// and the events queue and status store do half the work. Tasks
-	// that run longer show as running, as before.
+	// that run longer show as running, as before: each publishes one
+	// started event, about StartedDelay after it started and always
+	// before its outcome.
 	StartedDelay time.Duration
 }
 
@@ -101,6 +103,12 @@ type Runner struct {
 
 	mu     sync.Mutex
 	active map[*job]struct{}
+	// startedTimer, armed while startedArmed, fires when the earliest
+	// running job that has not published its started event is due to
+	// (see startedDue). One runner-wide timer instead of one per task:
+	// almost every task ends before StartedDelay.
+	startedTimer *time.Timer
+	startedArmed bool
 }
 
 // New returns a Runner for the functions in mux. store may be nil, in which
@@ -127,11 +135,29 @@ func (r *Runner) Name() string { return r.cfg.Name }
 // Heartbeat returns the interval at which Beat should run.
 func (r *Runner) Heartbeat() time.Duration { return r.cfg.Heartbeat }
 
-// job is one running attempt.
+// job is one delivery being processed: everything Process keeps of it,
+// in one allocation.
 type job struct {
 	id     string
 	lease  task.LeaseControl
-	cancel context.CancelCauseFunc
+	cancel context.CancelCauseFunc // set before the job is active
+
+	// ctx is Process's context, which the started event is published
+	// under (it outlives no call: the job ends with Process).
+	ctx context.Context
+	log taskLog
+	// ev is the outcome event. Until run has returned and any started
+	// event (a copy of it) has gone out, only its first fields are set.
+	ev    task.Event
+	task  task.Task
+	check stateCheck
+
+	// start (monotonic) is when the job became active; startedClaimed
+	// (guarded by Runner.mu) that its started event is being published,
+	// which startedSent counts until it is.
+	start          time.Time
+	startedClaimed bool
+	startedSent    sync.WaitGroup
 }
 
 var (
@@ -162,15 +188,19 @@ func (r *Runner) Process(ctx context.Context, d *task.Delivery) Outcome {
 		return r.poison(ctx, d, m, err)
 	}
 	attempt := d.Attempt()
-	log := &taskLog{base: r.log, m: m, attempt: attempt}
 	now := time.Now().UTC()
-	ev := task.Event{
-		TaskID: m.ID, Function: m.Function, Queue: m.Queue, MaxAttempts: m.MaxAttempts,
-		CreatedAt: m.CreatedAt, Attempt: attempt, Runner: r.cfg.Name, At: now, StartedAt: now,
+	j := &job{
+		id: m.ID, lease: d.Lease, ctx: ctx,
+		log: taskLog{base: r.log, m: m, attempt: attempt},
+		ev: task.Event{
+			TaskID: m.ID, Function: m.Function, Queue: m.Queue, MaxAttempts: m.MaxAttempts,
+			CreatedAt: m.CreatedAt, Attempt: attempt, Runner: r.cfg.Name, At: now, StartedAt: now,
+		},
 	}
+	log, ev := &j.log, &j.ev
 
 	if r.checks != nil {
-		state, err := r.checks.state(ctx, m.ID)
+		state, err := r.checks.state(ctx, &j.check, m.ID)
 		switch {
 		case err == nil && state.Terminal():
 			// A duplicate delivery of a finished or cancelled task.
@@ -184,13 +214,13 @@ func (r *Runner) Process(ctx context.Context, d *task.Delivery) Outcome {
 	if attempt > m.MaxAttempts {
 		ev.Phase, ev.Error = task.PhaseFailed, fmt.Sprintf("gave up: delivered %d times, max_attempts is %d (earlier attempts ended without an outcome)", attempt, m.MaxAttempts)
 		ev.StartedAt = time.Time{}
-		return r.finish(ctx, d, log, &ev)
+		return r.finish(ctx, d, log, ev)
 	}
 	h, ok := r.mux.Handler(m.Function)
 	if !ok {
 		ev.Phase, ev.Error = task.PhaseFailed, fmt.Sprintf("unknown function %q: this runner has %v", m.Function, r.mux.Functions())
 		ev.StartedAt = time.Time{}
-		return r.finish(ctx, d, log, &ev)
+		return r.finish(ctx, d, log, ev)
 	}
 
 	args := m.Args
@@ -200,30 +230,22 @@ func (r *Runner) Process(ctx context.Context, d *task.Delivery) Outcome {
 			if errors.Is(err, task.ErrNoBlob) {
 				ev.Phase, ev.Error = task.PhaseFailed, fmt.Sprintf("payload %s is missing from the archive", m.ArgsRef)
 				ev.StartedAt = time.Time{}
-				return r.finish(ctx, d, log, &ev)
+				return r.finish(ctx, d, log, ev)
 			}
 			log.Warn("could not fetch payload; will retry", "ref", m.ArgsRef, "err", err)
-			return r.retry(ctx, d, log, &ev, fmt.Errorf("fetch payload %s: %w", m.ArgsRef, err))
+			return r.retry(ctx, d, log, ev, fmt.Errorf("fetch payload %s: %w", m.ArgsRef, err))
 		}
 	}
 
-	started := ev
-	started.Phase = task.PhaseStarted
-	var startedTimer *time.Timer
-	if r.cfg.StartedDelay < 0 {
-		go r.publishQuietly(ctx, log, &started)
-	} else {
-		startedTimer = time.AfterFunc(r.cfg.StartedDelay, func() { r.publishQuietly(ctx, log, &started) })
-	}
-
-	t := &task.Task{
+	j.task = task.Task{
 		ID: m.ID, Function: m.Function, Queue: m.Queue, Args: args, Timeout: m.Timeout(),
 		MaxAttempts: m.MaxAttempts, CreatedAt: m.CreatedAt, Attempt: attempt,
 	}
-	res, err := r.run(ctx, h, t, d.Lease)
-	if startedTimer != nil {
-		startedTimer.Stop()
-	}
+	res, err := r.run(ctx, h, j)
+	// The job is no longer active, so no started event can be claimed
+	// for it any more; one already claimed goes out before the outcome
+	// (and until it has, it reads ev).
+	j.startedSent.Wait()
 	ev.At = time.Now().UTC()
 	switch {
 	case err == nil:
@@ -238,7 +260,7 @@ func (r *Runner) Process(ctx context.Context, d *task.Delivery) Outcome {
 		} else if len(res) > 0 {
 			ev.Result = []byte(res)
 		}
-		return r.finish(ctx, d, log, &ev)
+		return r.finish(ctx, d, log, ev)
 	case errors.Is(err, errCancelled):
 		log.Info("task cancelled while running")
 		d.Ack()
@@ -248,26 +270,22 @@ func (r *Runner) Process(ctx context.Context, d *task.Delivery) Outcome {
 		return r.release(context.WithoutCancel(ctx), d, 0)
 	case errors.Is(err, task.ErrPermanent) || attempt >= m.MaxAttempts:
 		ev.Phase, ev.Error = task.PhaseFailed, err.Error()
-		return r.finish(ctx, d, log, &ev)
+		return r.finish(ctx, d, log, ev)
 	default:
-		return r.retry(ctx, d, log, &ev, err)
+		return r.retry(ctx, d, log, ev, err)
 	}
 }
 
-// run calls the handler under the task's timeout, with the delivery
-// registered for heartbeats, and turns a panic into a permanent error.
-func (r *Runner) run(ctx context.Context, h Handler, t *task.Task, lease task.LeaseControl) (res task.Result, err error) {
+// run calls the handler with j.task under the task's timeout, with the job
+// active (for heartbeats and its started event) meanwhile, and turns a
+// panic into a permanent error.
+func (r *Runner) run(ctx context.Context, h Handler, j *job) (res task.Result, err error) {
+	t := &j.task
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	j := &job{id: t.ID, lease: lease, cancel: cancel}
-	r.mu.Lock()
-	r.active[j] = struct{}{}
-	r.mu.Unlock()
-	defer func() {
-		r.mu.Lock()
-		delete(r.active, j)
-		r.mu.Unlock()
-	}()
+	j.cancel = cancel
+	r.activate(j)
+	defer r.deactivate(j)
 
 	tctx, tcancel := context.WithTimeout(ctx, t.Timeout)
 	defer tcancel()
@@ -285,6 +303,79 @@ func (r *Runner) run(ctx context.Context, h Handler, t *task.Task, lease task.Le
 		return nil, fmt.Errorf("timed out after %s: %w", t.Timeout, err)
 	}
 	return res, err
+}
+
+// activate registers j as running. With StartedDelay negative its started
+// event goes out at once; else it is due StartedDelay from now, and the
+// started timer is armed if it is not: while armed, it fires no later than
+// the earliest due time of the unclaimed active jobs, which j's, the
+// latest, cannot precede.
+func (r *Runner) activate(j *job) {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	j.start = now
+	r.active[j] = struct{}{}
+	switch {
+	case r.cfg.StartedDelay < 0:
+		r.claimStarted(j)
+	case r.startedArmed:
+	case r.startedTimer == nil:
+		r.startedArmed = true
+		r.startedTimer = time.AfterFunc(r.cfg.StartedDelay, r.startedDue)
+	default:
+		r.startedArmed = true
+		r.startedTimer.Reset(r.cfg.StartedDelay)
+	}
+}
+
+// deactivate unregisters j: from then on, no started event is claimed
+// for it.
+func (r *Runner) deactivate(j *job) {
+	r.mu.Lock()
+	delete(r.active, j)
+	r.mu.Unlock()
+}
+
+// startedDue runs when the started timer fires: it claims the started
+// events of the active jobs that have run for StartedDelay, and re-arms
+// the timer for the earliest of the others, if any.
+func (r *Runner) startedDue() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	var next time.Duration
+	for j := range r.active {
+		if j.startedClaimed {
+			continue
+		}
+		wait := r.cfg.StartedDelay - now.Sub(j.start)
+		if wait <= 0 {
+			r.claimStarted(j)
+		} else if next == 0 || wait < next {
+			next = wait
+		}
+	}
+	if next == 0 {
+		r.startedArmed = false
+		return
+	}
+	r.startedTimer.Reset(next)
+}
+
+// claimStarted has j's started event published, in a goroutine of its own
+// (the job's function is running meanwhile). r.mu is held, and j is
+// active: Process waits for startedSent only once j is inactive, so the
+// Add happens before that Wait.
+func (r *Runner) claimStarted(j *job) {
+	j.startedClaimed = true
+	j.startedSent.Add(1)
+	go func() {
+		defer j.startedSent.Done()
+		started := j.ev
+		started.Phase = task.PhaseStarted
+		r.publishQuietly(j.ctx, &j.log, &started)
+	}()
 }
 
 // finish publishes a terminal event and acks the delivery; if the event
