@@ -14,39 +14,34 @@ import (
 // GetDirect implements task.DirectCollection: each document is read as
 // ActionList.Get(doc, fields...) would read it, on the caller's goroutine.
 func (c *collection) GetDirect(ctx context.Context, docs []any, fields ...string) ([]error, error) {
-	if c.closed.Load() {
-		return nil, errClosed
-	}
 	var fps [][]string
 	for _, f := range fields {
 		fps = append(fps, strings.Split(f, "."))
 	}
-	var errs []error
-	for i, doc := range docs {
-		if err := c.direct(ctx, driver.Get, doc, fps); err != nil {
-			if errs == nil {
-				errs = make([]error, len(docs))
-			}
-			errs[i] = err
-		}
-	}
-	return errs, nil
+	return c.directAll(ctx, docs, func(int) driver.ActionKind { return driver.Get }, fps)
 }
 
 // WriteDirect implements task.DirectCollection: document i is created if
 // create[i] and replaced otherwise, as an action list of the same writes
 // would.
 func (c *collection) WriteDirect(ctx context.Context, docs []any, create []bool) ([]error, error) {
+	return c.directAll(ctx, docs, func(i int) driver.ActionKind {
+		if create[i] {
+			return driver.Create
+		}
+		return driver.Replace
+	}, nil)
+}
+
+// directAll runs action kind(i) on each docs[i], returning nil errors when
+// all succeeded and one error (or nil) per document otherwise.
+func (c *collection) directAll(ctx context.Context, docs []any, kind func(int) driver.ActionKind, fps [][]string) ([]error, error) {
 	if c.closed.Load() {
 		return nil, errClosed
 	}
 	var errs []error
 	for i, doc := range docs {
-		kind := driver.Replace
-		if create[i] {
-			kind = driver.Create
-		}
-		if err := c.direct(ctx, kind, doc, nil); err != nil {
+		if err := c.direct(ctx, kind(i), doc, fps); err != nil {
 			if errs == nil {
 				errs = make([]error, len(docs))
 			}
