@@ -42,6 +42,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.BoolVar(&o.SDKCeiling, "sdk", false, "also measure the raw AWS SDK's ceilings, one SQS hop and a Drover task's same path (implied by --backend moto)")
 	fs.BoolVar(&o.CountRequests, "count-requests", false, "count the requests sent to the AWS endpoint by operation, per task (moto, or env with AWS_ENDPOINT_URL)")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
+	fs.StringVar(&o.Trace, "trace", "", "write a runtime execution trace of the run to this file (go tool trace)")
 	fs.StringVar(&o.MemProfile, "memprofile", "", "write a heap profile, taken after the last phase, to this file")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	verbose := fs.Bool("v", false, "log the system's warnings to stderr")

@@ -30,6 +30,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	"sync"
@@ -86,6 +87,9 @@ type Options struct {
 	count0        map[string]OpCount
 	// CPUProfile, if set, is written for the whole run.
 	CPUProfile string
+	// Trace, if set, gets a runtime execution trace of the whole run
+	// (go tool trace): where the tail's scheduling delays come from.
+	Trace string
 	// MemProfile, if set, gets a heap profile taken after the last phase,
 	// with the system still running (what it retains, not what it freed).
 	MemProfile string
@@ -469,13 +473,15 @@ func (s *system) submit(ctx context.Context, g *schedule, t *tracker) (sent, err
 		wg.Go(func() {
 			specs := make([]task.Spec, 0, s.opts.Batch)
 			due := make([]time.Time, 0, s.opts.Batch)
+			p := newPacer()
+			defer p.close()
 			for ctx.Err() == nil {
 				first, n, wait := g.take(s.opts.Batch)
 				if n == 0 && wait == 0 {
 					return
 				}
 				if n == 0 {
-					time.Sleep(wait)
+					p.sleep(wait)
 					continue
 				}
 				specs, due = specs[:0], due[:0]
@@ -600,6 +606,17 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return nil, fmt.Errorf("cpu profile: %w", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if o.Trace != "" {
+		f, err := os.Create(o.Trace)
+		if err != nil {
+			return nil, fmt.Errorf("trace: %w", err)
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return nil, fmt.Errorf("trace: %w", err)
+		}
+		defer trace.Stop()
 	}
 	s, err := start(ctx, &o)
 	if err != nil {

@@ -2,8 +2,9 @@ package task
 
 import (
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
-	"unique"
 )
 
 // The state machine. Queues deliver events at least once and in any order,
@@ -108,12 +109,38 @@ func boolSign(b bool) int {
 // (a function, queue or runner name), so that the documents a store keeps
 // share one string instead of each holding the copy its decoder made:
 // fewer live objects for the garbage collector to mark.
+//
+// The table is a plain map that only grows, to a bound (names beyond it
+// are returned as they are), not unique.Make: its weak handles block
+// every caller while a GC cycle finishes marking, a stall of several
+// milliseconds on the submit and collect paths (go tool trace: "GC weak
+// to strong wait").
 func Intern(name string) string {
 	if name == "" {
 		return ""
 	}
-	return unique.Make(name).Value()
+	if v, ok := names.Load(name); ok {
+		return v.(string)
+	}
+	if namesHeld.Load() >= maxInterned {
+		return name
+	}
+	name = strings.Clone(name) // not a slice of a larger buffer kept alive
+	v, loaded := names.LoadOrStore(name, name)
+	if !loaded {
+		namesHeld.Add(1)
+	}
+	return v.(string)
 }
+
+// maxInterned bounds the names Intern keeps: function, queue and runner
+// names are few, but nothing stops a caller from using many.
+const maxInterned = 4096
+
+var (
+	names     sync.Map // string → the same string
+	namesHeld atomic.Int64
+)
 
 // canonical returns p as the constant of its phase, not a decoded copy.
 func (p Phase) canonical() Phase {
