@@ -10,10 +10,12 @@
 //     lock and starts a goroutine per action).
 //   - A document of a "flat" struct type (fields of strings, booleans,
 //     numbers, time.Time, []byte or []string, plus an interface revision
-//     field) is kept as a typed copy of the struct and read back by
-//     copying fields, not through a map[string]any and the reflective
-//     decoder. Every other document (maps, nested structs, other types)
-//     is kept as memdocstore keeps it, a map of encoded values.
+//     field) is packed into one pointer-free []byte (so the garbage
+//     collector marks it without scanning it) and read back by writing
+//     the fields in place, not through a map[string]any and the
+//     reflective decoder. Every other document (maps, nested structs,
+//     other types, times in a location other than UTC and Local) is kept
+//     as memdocstore keeps it, a map of encoded values.
 //   - Queries ordered by the key field, when keys are strings, walk an
 //     ordered index (a B-tree) from the bound given by the key filters and
 //     stop at the limit, instead of filtering and sorting every document.

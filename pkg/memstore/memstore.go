@@ -49,10 +49,10 @@ type Options struct {
 const shards = 64
 
 // A stored document is immutable once stored: a write stores a new one.
-// Exactly one of rec (typed) and m (generic) is set.
+// Exactly one of packed (typed, with ti) and m (generic) is set.
 type stored struct {
 	ti     *typeInfo
-	rec    reflect.Value
+	packed []byte
 	m      map[string]any
 	rev    int64 // 0: the document has no revision
 	expiry int64 // epoch seconds, 0: never
@@ -302,7 +302,7 @@ func (c *collection) execute(sh *shard, a *driver.Action, cur, next *stored) err
 	case driver.Update:
 		m := cur.m
 		if m == nil {
-			m = cur.ti.toMap(cur.rec, c.opts.RevisionField, cur.rev, cur.rev != 0)
+			m = cur.ti.toMap(cur.packed, c.opts.RevisionField, cur.rev, cur.rev != 0)
 		} else {
 			m = deepCopyMap(m)
 		}
@@ -348,7 +348,9 @@ func (c *collection) encode(doc driver.Document) (*stored, error) {
 	var s *stored
 	if _, isMap := doc.Origin.(map[string]any); !isMap {
 		if ti := typeOf(doc, c.opts.RevisionField); ti.flat {
-			s = &stored{ti: ti, rec: ti.snapshot(reflect.ValueOf(doc.Origin).Elem())}
+			if b, ok := ti.pack(reflect.ValueOf(doc.Origin).UnsafePointer()); ok {
+				s = &stored{ti: ti, packed: b}
+			}
 		}
 	}
 	if s == nil {
@@ -400,7 +402,7 @@ func (s *stored) field(fp []string) (any, bool) {
 		}
 		return nil, false
 	}
-	return s.ti.fields[i].value(s.rec), true
+	return s.ti.fields[i].value(s.packed), true
 }
 
 // decode copies s into doc: field by field when doc is of s's flat type,
@@ -415,30 +417,16 @@ func (c *collection) decode(s *stored, doc driver.Document, fps [][]string) erro
 	}
 	m := s.m
 	if m == nil {
-		m = s.ti.toMap(s.rec, c.opts.RevisionField, s.rev, s.rev != 0)
+		m = s.ti.toMap(s.packed, c.opts.RevisionField, s.rev, s.rev != 0)
 	}
 	return decodeDoc(m, doc, fps)
 }
 
-// decodeTyped copies the fields of s named by fps (all when empty) into
+// decodeTyped writes the fields of s named by fps (all when empty) into
 // dst. It reports false, having changed nothing, for field paths it does
 // not serve.
 func (c *collection) decodeTyped(s *stored, dst reflect.Value, fps [][]string) bool {
 	ti := s.ti
-	if len(fps) == 0 {
-		if ti.copiesWhole(dst) {
-			dst.Set(s.rec)
-			ti.ownSlices(dst, s.rec)
-		} else {
-			for i := range ti.fields {
-				copyField(dst, s.rec, &ti.fields[i])
-			}
-		}
-		if ti.rev != nil && s.rev != 0 {
-			dst.FieldByIndex(ti.rev).Set(reflect.ValueOf(s.rev))
-		}
-		return true
-	}
 	for _, fp := range fps {
 		if len(fp) != 1 {
 			return false
@@ -447,12 +435,22 @@ func (c *collection) decodeTyped(s *stored, dst reflect.Value, fps [][]string) b
 			return false
 		}
 	}
+	p := dst.Addr().UnsafePointer()
+	if len(fps) == 0 {
+		for i := range ti.fields {
+			ti.fields[i].unpack(s.packed, p)
+		}
+	}
+	rev := len(fps) == 0
 	for _, fp := range fps {
 		if i, ok := ti.byName[fp[0]]; ok {
-			copyField(dst, s.rec, &ti.fields[i])
-		} else if ti.rev != nil && s.rev != 0 {
-			dst.FieldByIndex(ti.rev).Set(reflect.ValueOf(s.rev))
+			ti.fields[i].unpack(s.packed, p)
+		} else {
+			rev = true
 		}
+	}
+	if rev && ti.rev != nil && s.rev != 0 {
+		dst.FieldByIndex(ti.rev).Set(reflect.ValueOf(s.rev))
 	}
 	return true
 }

@@ -66,7 +66,7 @@ func (c *collection) save() error {
 			if s.m != nil {
 				docs[k] = s.m
 			} else {
-				docs[k] = s.ti.toMap(s.rec, c.opts.RevisionField, s.rev, s.rev != 0)
+				docs[k] = s.ti.toMap(s.packed, c.opts.RevisionField, s.rev, s.rev != 0)
 			}
 		}
 		sh.mu.RUnlock()
