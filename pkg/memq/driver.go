@@ -279,10 +279,17 @@ func (t *topic) SendDirect(ctx context.Context, bodies [][]byte, delays []time.D
 	if delays != nil {
 		now = time.Now()
 	}
-	q.mu.Lock()
+	// Allocated before the lock: an allocation may have to assist the
+	// garbage collector, which under the lock stalls every sender and
+	// receiver of the queue (the trace showed 5 ms waits in mark phases).
+	ms := make([]*message, len(bodies))
 	for i, b := range bodies {
+		ms[i] = &message{body: b}
+	}
+	q.mu.Lock()
+	for i, m := range ms {
 		q.nextID++
-		m := &message{id: q.nextID, body: b}
+		m.id = q.nextID
 		if delays != nil && delays[i] > 0 {
 			q.toWaiting(m, now.Add(delays[i]))
 		} else {
