@@ -35,7 +35,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.IntVar(&o.Concurrency, "concurrency", 8, "tasks each runner runs at once")
 	fs.IntVar(&o.Clients, "clients", 4, "HTTP submit requests in flight at most")
 	fs.IntVar(&o.Batch, "batch", 1000, "most tasks per submit request")
-	fs.DurationVar(&o.Linger, "linger", 0, "how long an open-loop client lets due tasks wait for more before it sends a request that is not full (counted in the latencies)")
+	fs.DurationVar(&o.Linger, "linger", 300*time.Microsecond, "how long an open-loop client lets due tasks wait for more before it sends a request that is not full (counted in the latencies; 0: send what is due at once)")
 	fs.DurationVar(&o.Drain, "drain", time.Minute, "how long a phase waits for its last tasks")
 	fs.BoolVar(&o.SkipBurn, "no-burn", false, "skip the burn-down phase")
 	fs.BoolVar(&o.SkipSteady, "no-steady", false, "skip the steady (closed-loop) phase")
