@@ -146,3 +146,36 @@ func BenchmarkDriverParallel(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
 }
+
+// BenchmarkWokenReceive: a receiver that waits on an empty queue and is
+// woken by each send, as a runner worker is at a modest rate.
+func BenchmarkWokenReceive(b *testing.B) {
+	ctx := context.Background()
+	name := uniqueName(b.Name())
+	defer Delete(name)
+	tp := &topic{q: getQueue(name)}
+	s, err := newSubscription(tp.q, &SubscriptionOptions{Wait: time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := []byte("hello, world")
+	got := make(chan struct{})
+	go func() {
+		for range b.N {
+			ms, err := s.ReceiveDirect(ctx, 1)
+			if err != nil || len(ms) != 1 {
+				b.Errorf("ReceiveDirect = %d, %v", len(ms), err)
+				return
+			}
+			got <- struct{}{}
+		}
+	}()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if err := tp.SendDirect(ctx, [][]byte{body}, nil); err != nil {
+			b.Fatal(err)
+		}
+		<-got
+	}
+}

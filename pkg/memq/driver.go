@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"path"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -375,15 +376,17 @@ func (s *subscription) usable(ctx context.Context) error {
 // locked, or returns after the subscription's wait without calling it.
 func (s *subscription) await(ctx context.Context, take func(q *queue, now time.Time)) error {
 	q := s.q
-	var (
-		deadline time.Time
-		timer    *time.Timer
-		w        = &waiter{ch: make(chan struct{}, 1)}
-	)
+	var deadline time.Time
+	st := awaitPool.Get().(*awaitState)
+	w := &st.w
 	defer func() {
-		if timer != nil {
-			timer.Stop()
+		if st.timer != nil {
+			st.timer.Stop()
 		}
+		// w is registered with the queue only while parked below, never
+		// on return; a stale token left in w.ch is drained before the
+		// next park.
+		awaitPool.Put(st)
 	}()
 	for {
 		now := time.Now()
@@ -415,11 +418,12 @@ func (s *subscription) await(ctx context.Context, take func(q *queue, now time.T
 		q.park(w, until)
 		q.mu.Unlock()
 
-		if timer == nil {
-			timer = time.NewTimer(until.Sub(now))
+		if st.timer == nil {
+			st.timer = time.NewTimer(until.Sub(now))
 		} else {
-			timer.Reset(until.Sub(now))
+			st.timer.Reset(until.Sub(now))
 		}
+		timer := st.timer
 		select {
 		case <-ctx.Done():
 			q.mu.Lock()
@@ -436,6 +440,17 @@ func (s *subscription) await(ctx context.Context, take func(q *queue, now time.T
 		}
 	}
 }
+
+// awaitState is what a receive that waits needs: a waiter and its timer,
+// kept in a pool instead of allocated on every receive.
+type awaitState struct {
+	w     waiter
+	timer *time.Timer // stopped whenever the state is in the pool
+}
+
+var awaitPool = sync.Pool{New: func() any {
+	return &awaitState{w: waiter{ch: make(chan struct{}, 1)}}
+}}
 
 // deliveries converts ack IDs to deliveries, ignoring foreign ones.
 func deliveries(ids []driver.AckID) []*delivery {

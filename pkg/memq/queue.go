@@ -162,10 +162,11 @@ func (q *queue) wakeOne() {
 		return
 	}
 	w := q.waiters[0]
-	q.waiters = q.waiters[1:]
-	if len(q.waiters) == 0 {
-		q.waiters = nil
-	}
+	// Shift rather than reslice, so that the slice keeps its capacity and
+	// the next park does not allocate (there are few waiters).
+	n := copy(q.waiters, q.waiters[1:])
+	q.waiters[n] = nil
+	q.waiters = q.waiters[:n]
 	select {
 	case w.ch <- struct{}{}:
 	default:
