@@ -113,9 +113,7 @@ func (c *Client) SubmitBatch(ctx context.Context, specs []task.Spec) ([]*task.St
 	for _, s := range specs {
 		keyed = keyed && s.IdempotencyKey != ""
 	}
-	var out struct {
-		Tasks []*task.Status `json:"tasks"`
-	}
+	var out statusList
 	const path = "/v1/tasks/batch"
 	if err := c.call(ctx, http.MethodPost, path, body, keyed, &out); err != nil {
 		return nil, err
@@ -124,6 +122,11 @@ func (c *Client) SubmitBatch(ctx context.Context, specs []task.Spec) ([]*task.St
 		return nil, fmt.Errorf("POST %s: response has %d statuses for %d tasks", path, len(out.Tasks), len(specs))
 	}
 	return out.Tasks, nil
+}
+
+// statusList is the body of a batch submit's response.
+type statusList struct {
+	Tasks []*task.Status `json:"tasks"`
 }
 
 // Get returns the status document of task id (GET /v1/tasks/{id}). A task
@@ -366,10 +369,27 @@ func (c *Client) call(ctx context.Context, method, path string, body []byte, ret
 	if err != nil {
 		return fmt.Errorf("%s %s: read response: %w", method, path, err)
 	}
-	if err := json.Unmarshal(b, out); err != nil {
+	if err := decode(b, out); err != nil {
 		return fmt.Errorf("%s %s: decode response: %w", method, path, err)
 	}
 	return nil
+}
+
+// decode is json.Unmarshal into out, a zero value, but decodes status
+// documents with task's hand-written decoder when it can.
+func decode(b []byte, out any) error {
+	switch out := out.(type) {
+	case *task.Status:
+		if task.DecodeStatus(b, out) {
+			return nil
+		}
+	case *statusList:
+		if sts, ok := task.DecodeStatusList(b); ok {
+			out.Tasks = sts
+			return nil
+		}
+	}
+	return json.Unmarshal(b, out)
 }
 
 // do sends a request and returns its response if the status is 2xx. Any

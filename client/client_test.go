@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -525,5 +526,34 @@ func TestEmptyID(t *testing.T) {
 	}
 	if _, err := c.Cancel(t.Context(), ""); err == nil {
 		t.Error("Cancel with empty id: no error")
+	}
+}
+
+// TestDecodeMatchesJSON: decode, which reads status documents with task's
+// decoder, gives what json.Unmarshal gives, errors included.
+func TestDecodeMatchesJSON(t *testing.T) {
+	for _, body := range []string{
+		`{"id":"01JD3V8ZQ6B1Y4T0KX9M2N5P7R","function":"echo","queue":"default","state":"queued","attempt":0,"max_attempts":3,"created_at":"2026-01-02T03:04:05.123456789Z"}` + "\n",
+		`{"id":"a","result":null,"error":"\u003c\u0026\u003e"}`,
+		`{"ID":"a"}`, // matches only case-insensitively: encoding/json's
+		`{"tasks":[{"id":"a","result":{"n":1}},null,{"id":"b"}],"next_cursor":"c"}`,
+		`{"tasks":[]}`,
+		`{"tasks":null}`,
+		`{"tasks":[{"id":"a"}],"tasks":[{"attempt":2}]}`,
+		`{"tasks":[{"created_at":"yesterday"}]}`,
+		`{"id":`,
+		`null`,
+	} {
+		var st, wantSt task.Status
+		sameDecode(t, body, decode([]byte(body), &st), json.Unmarshal([]byte(body), &wantSt), st, wantSt)
+		var l, wantL statusList
+		sameDecode(t, body, decode([]byte(body), &l), json.Unmarshal([]byte(body), &wantL), l, wantL)
+	}
+}
+
+func sameDecode(t *testing.T, body string, err, wantErr error, got, want any) {
+	t.Helper()
+	if fmt.Sprint(err) != fmt.Sprint(wantErr) || !reflect.DeepEqual(got, want) {
+		t.Errorf("%s: %+v, %v; json.Unmarshal gives %+v, %v", body, got, err, want, wantErr)
 	}
 }

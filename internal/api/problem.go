@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+
+	"github.com/droverhq/drover/pkg/task"
 )
 
 // Problem is an RFC 9457 problem document, the body of every error
@@ -49,8 +51,36 @@ func writeProblemDoc(w http.ResponseWriter, p *Problem) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	writeJSONHeader(w, status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeJSONHeader(w http.ResponseWriter, status int) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeStatus is writeJSON(w, status, st), through task's hand-written
+// encoder when it can.
+func writeStatus(w http.ResponseWriter, status int, st *task.Status) {
+	b, ok := task.EncodeStatus(st)
+	if !ok {
+		writeJSON(w, status, st)
+		return
+	}
+	writeJSONHeader(w, status)
+	_, _ = w.Write(b)
+}
+
+// writeStatusList is writeStatus for writeJSON(w, status,
+// map[string]any{"tasks": sts}).
+func writeStatusList(w http.ResponseWriter, status int, sts []*task.Status) {
+	b, ok := task.EncodeStatusList(sts)
+	if !ok {
+		writeJSON(w, status, map[string]any{"tasks": sts})
+		return
+	}
+	writeJSONHeader(w, status)
+	_, _ = w.Write(b)
 }

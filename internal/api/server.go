@@ -196,7 +196,7 @@ func (s *Server) submitOne(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", "/v1/tasks/"+sts[0].ID)
-	writeJSON(w, http.StatusAccepted, sts[0])
+	writeStatus(w, http.StatusAccepted, sts[0])
 }
 
 func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
@@ -232,7 +232,7 @@ func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, map[string]any{"tasks": sts})
+	writeStatusList(w, http.StatusAccepted, sts)
 }
 
 // Submit enqueues validated, normalized specs and returns their statuses
@@ -438,7 +438,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeStatus(w, http.StatusOK, st)
 }
 
 // poll re-reads a status until it is terminal or wait has passed.

@@ -579,15 +579,16 @@ func fillWireFields(t *testing.T, v reflect.Value) {
 	}
 }
 
-// FuzzDecodeMember: with one member of a task message and of an event
-// chosen by the fuzzer, key (inside the quotes) and value, DecodeMessage and DecodeEvent give
-// what encoding/json gives. It aims the fuzzer at the values the
+// FuzzDecodeMember: with one member of a task message, of an event and of
+// a status in a list chosen by the fuzzer, key (inside the quotes) and
+// value, DecodeMessage, DecodeEvent and DecodeStatusList give what
+// encoding/json gives. It aims the fuzzer at the values the
 // hand-written decoder reads (strings, escapes, numbers, times, raw JSON)
 // more directly than FuzzDecodeMessage does.
 func FuzzDecodeMember(f *testing.F) {
 	values := []string{`"x"`, `"a\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00\ud800"`, "\"\xff\"", `null`, `1`, `-0`, `1.5e3`,
 		`123456789012345678`, `"2026-01-02T03:04:05.123456789+01:00"`, `{"a":[true,false,null]}`, `[]`}
-	for _, k := range append(slices.Concat(messageKeys, eventKeys), "ID", "x", `\u0076`) {
+	for _, k := range append(slices.Concat(messageKeys, eventKeys, statusKeys), "ID", "x", `\u0076`) {
 		for _, v := range values {
 			f.Add(k, []byte(v))
 		}
@@ -598,5 +599,7 @@ func FuzzDecodeMember(f *testing.F) {
 			[]byte(`,"function":"f","timeout_ms":1,"max_attempts":1}`)))
 		checkDecodeEvent(t, slices.Concat([]byte(`{"v":1,"event":{"task_id":"`+wireTestID+`",`+k+`:`), value,
 			[]byte(`,"phase":"started"}}`)))
+		checkDecodeStatusList(t, slices.Concat([]byte(`{"tasks":[{"id":"`+wireTestID+`",`+k+`:`), value,
+			[]byte(`,"state":"queued"}]}`)))
 	})
 }

@@ -1,8 +1,9 @@
 package task
 
 // This file is the hand-written JSON codec behind EncodeMessage,
-// EncodeEvent, EncodeRunner, DecodeMessage and DecodeEvent: the bytes
-// json.Marshal writes and the values json.Unmarshal reads, without
+// EncodeEvent, EncodeRunner, DecodeMessage and DecodeEvent, and of the
+// API's status documents (EncodeStatus, DecodeStatus and their lists): the
+// bytes json.Marshal writes and the values json.Unmarshal reads, without
 // reflection.
 //
 // Each direction goes ahead only where it is sure to do what encoding/json
@@ -407,6 +408,31 @@ func (d *wireDecoder) object(member func(key []byte) bool) bool {
 	}
 }
 
+// array reads an array, calling elem with off at each element, for elem
+// to read it.
+func (d *wireDecoder) array(elem func() bool) bool {
+	if !d.next('[') {
+		return false
+	}
+	d.ws()
+	if d.next(']') {
+		return true
+	}
+	for {
+		d.ws()
+		if !elem() {
+			return false
+		}
+		d.ws()
+		if d.next(']') {
+			return true
+		}
+		if !d.next(',') {
+			return false
+		}
+	}
+}
+
 // unknown skips the value of a member whose key is none of fields, as
 // encoding/json does unless the key has escapes or matches one of fields
 // case-insensitively.
@@ -433,27 +459,7 @@ func (d *wireDecoder) skipValue(depth int) bool {
 	case '{':
 		return depth < maxDepth && d.object(func([]byte) bool { return d.skipValue(depth + 1) })
 	case '[':
-		if depth >= maxDepth {
-			return false
-		}
-		d.off++
-		d.ws()
-		if d.next(']') {
-			return true
-		}
-		for {
-			d.ws()
-			if !d.skipValue(depth + 1) {
-				return false
-			}
-			d.ws()
-			if d.next(']') {
-				return true
-			}
-			if !d.next(',') {
-				return false
-			}
-		}
+		return depth < maxDepth && d.array(func() bool { return d.skipValue(depth + 1) })
 	case 't':
 		return d.literal("true")
 	case 'f':
@@ -825,5 +831,229 @@ func (d *wireDecoder) event(e *Event) bool {
 			return d.time(&e.NextAttemptAt)
 		}
 		return d.unknown(key, eventKeys)
+	})
+}
+
+// The API's status documents: EncodeStatus and EncodeStatusList write what
+// json.NewEncoder(w).Encode writes, DecodeStatus and DecodeStatusList read
+// what json.Unmarshal reads, and ok == false leaves the work to
+// encoding/json as above. The strings of one decoded status share one
+// allocation.
+
+// EncodeStatus returns what json.NewEncoder(w).Encode(st) writes,
+// newline included, or false for the caller to use encoding/json, which
+// then also reports any error.
+func EncodeStatus(st *Status) (b []byte, ok bool) {
+	e := newWireEncoder(statusSize(st) + 1)
+	e.status(st)
+	e.lit("\n")
+	return e.b, e.ok
+}
+
+// EncodeStatusList is EncodeStatus for map[string]any{"tasks": sts}, the
+// API's list of statuses.
+func EncodeStatusList(sts []*Status) (b []byte, ok bool) {
+	size := len(`{"tasks":[]}` + "\n")
+	for _, st := range sts {
+		size += statusSize(st) + 1
+	}
+	e := newWireEncoder(size)
+	e.lit(`{"tasks":`)
+	if sts == nil {
+		e.lit(`null`)
+	} else {
+		e.lit(`[`)
+		for i, st := range sts {
+			if i > 0 {
+				e.lit(`,`)
+			}
+			e.status(st)
+		}
+		e.lit(`]`)
+	}
+	e.lit("}\n")
+	return e.b, e.ok
+}
+
+// statusSize is at least the length of st's encoding if nothing needs
+// escaping: 170 bytes for the fields always there, and the keys and
+// values of the others.
+func statusSize(st *Status) int {
+	if st == nil {
+		return len(`null`)
+	}
+	n := 170 + len(st.ID) + len(st.Function) + len(st.Queue) + len(st.State)
+	for _, s := range [...]string{st.Runner, st.Error, st.ResultRef, st.IdempotencyKey} {
+		if s != "" {
+			n += 20 + len(s)
+		}
+	}
+	if len(st.Result) > 0 {
+		n += 10 + len(st.Result)
+	}
+	for _, t := range [...]*time.Time{&st.StartedAt, &st.FinishedAt, &st.NextAttemptAt} {
+		if !t.IsZero() {
+			n += 60
+		}
+	}
+	return n
+}
+
+// status encodes st (null if nil) in the field order of its struct tags.
+func (e *wireEncoder) status(st *Status) {
+	if st == nil {
+		e.lit(`null`)
+		return
+	}
+	e.lit(`{"id":`)
+	e.str(st.ID)
+	e.lit(`,"function":`)
+	e.str(st.Function)
+	e.lit(`,"queue":`)
+	e.str(st.Queue)
+	e.lit(`,"state":`)
+	e.str(string(st.State))
+	e.lit(`,"attempt":`)
+	e.int(int64(st.Attempt))
+	e.lit(`,"max_attempts":`)
+	e.int(int64(st.MaxAttempts))
+	e.lit(`,"created_at":`)
+	e.time(st.CreatedAt)
+	if !st.StartedAt.IsZero() {
+		e.lit(`,"started_at":`)
+		e.time(st.StartedAt)
+	}
+	if !st.FinishedAt.IsZero() {
+		e.lit(`,"finished_at":`)
+		e.time(st.FinishedAt)
+	}
+	if st.Runner != "" {
+		e.lit(`,"runner":`)
+		e.str(st.Runner)
+	}
+	if st.Error != "" {
+		e.lit(`,"error":`)
+		e.str(st.Error)
+	}
+	if len(st.Result) > 0 {
+		e.lit(`,"result":`)
+		e.raw(st.Result)
+	}
+	if st.ResultRef != "" {
+		e.lit(`,"result_ref":`)
+		e.str(st.ResultRef)
+	}
+	if !st.NextAttemptAt.IsZero() {
+		e.lit(`,"next_attempt_at":`)
+		e.time(st.NextAttemptAt)
+	}
+	if st.IdempotencyKey != "" {
+		e.lit(`,"idempotency_key":`)
+		e.str(st.IdempotencyKey)
+	}
+	e.lit(`}`)
+}
+
+// The keys of the status decoders, as messageKeys.
+var (
+	statusKeys = []string{"id", "function", "queue", "state", "attempt", "max_attempts", "created_at", "started_at",
+		"finished_at", "runner", "error", "result", "result_ref", "next_attempt_at", "idempotency_key"}
+	statusListKeys = []string{"tasks"}
+)
+
+// DecodeStatus reads data into st, a zero Status, as json.Unmarshal
+// would, or reports false and leaves st zero for the caller to use
+// json.Unmarshal.
+func DecodeStatus(data []byte, st *Status) bool {
+	d := wireDecoder{data: data}
+	d.ws()
+	if !d.status(st) || !d.end() {
+		*st = Status{}
+		return false
+	}
+	d.finish()
+	return true
+}
+
+// DecodeStatusList reads data as json.Unmarshal reads it into a
+// struct{ Tasks []*Status `json:"tasks"` }, ignoring other keys, or
+// reports false. It leaves a second "tasks", which encoding/json decodes
+// into the statuses of the first, to encoding/json.
+func DecodeStatusList(data []byte) (sts []*Status, ok bool) {
+	d := wireDecoder{data: data}
+	d.ws()
+	seen := false
+	ok = d.object(func(key []byte) bool {
+		if string(key) != "tasks" {
+			return d.unknown(key, statusListKeys)
+		}
+		if seen {
+			return false
+		}
+		seen = true
+		if d.null() {
+			return true
+		}
+		ok := d.array(func() bool {
+			if d.null() {
+				sts = append(sts, nil)
+				return true
+			}
+			st := new(Status)
+			if !d.status(st) {
+				return false
+			}
+			d.finish()
+			d.npend = 0
+			sts = append(sts, st)
+			return true
+		})
+		if sts == nil {
+			sts = []*Status{}
+		}
+		return ok
+	})
+	if !ok || !d.end() {
+		return nil, false
+	}
+	return sts, true
+}
+
+// status reads a status object into st.
+func (d *wireDecoder) status(st *Status) bool {
+	return d.object(func(key []byte) bool {
+		switch string(key) {
+		case "id":
+			return d.str(&st.ID)
+		case "function":
+			return d.str(&st.Function)
+		case "queue":
+			return d.str(&st.Queue)
+		case "state":
+			return d.str((*string)(&st.State))
+		case "attempt":
+			return d.int(&st.Attempt)
+		case "max_attempts":
+			return d.int(&st.MaxAttempts)
+		case "created_at":
+			return d.time(&st.CreatedAt)
+		case "started_at":
+			return d.time(&st.StartedAt)
+		case "finished_at":
+			return d.time(&st.FinishedAt)
+		case "runner":
+			return d.str(&st.Runner)
+		case "error":
+			return d.str(&st.Error)
+		case "result":
+			return d.raw(&st.Result)
+		case "result_ref":
+			return d.str(&st.ResultRef)
+		case "next_attempt_at":
+			return d.time(&st.NextAttemptAt)
+		case "idempotency_key":
+			return d.str(&st.IdempotencyKey)
+		}
+		return d.unknown(key, statusKeys)
 	})
 }
