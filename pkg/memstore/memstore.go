@@ -59,12 +59,13 @@ type stored struct {
 	capped bool  // counts against Options.Cap
 }
 
-// cappedExpiry is the expiry s is indexed under for the cap.
-func (s *stored) cappedExpiry() int64 {
-	if s == nil || !s.capped {
-		return 0
+// indexed returns the expiry s is indexed under and whether it counts
+// against the cap (0, false for none).
+func (s *stored) indexed() (int64, bool) {
+	if s == nil {
+		return 0, false
 	}
-	return s.expiry
+	return s.expiry, s.capped
 }
 
 type shard struct {
@@ -87,7 +88,6 @@ type collection struct {
 	other   atomic.Int64 // documents whose key is not a string
 
 	exp       *expiries // nil without ExpiryField
-	capped    *expiries // nil without Cap
 	stop      chan struct{}
 	sweepDone chan struct{}
 	closeOnce sync.Once
@@ -130,9 +130,6 @@ func newCollection(keyField string, keyFunc func(docstore.Document) any, opts *O
 	}
 	if c.opts.ExpiryField != "" {
 		c.exp = newExpiries()
-		if c.opts.Cap > 0 {
-			c.capped = newExpiries()
-		}
 	}
 	if err := c.load(); err != nil {
 		return nil, err
@@ -246,7 +243,7 @@ func (c *collection) runAction(ctx context.Context, a *driver.Action) error {
 		err = c.execute(sh, a, cur, next)
 	}
 	sh.mu.Unlock()
-	if c.capped != nil && next.cappedExpiry() != 0 {
+	if next != nil && next.capped {
 		c.trimCap()
 	}
 	return err
@@ -370,7 +367,7 @@ func (c *collection) setExpiry(s *stored) {
 		return
 	}
 	s.expiry = s.int64Field(c.opts.ExpiryField)
-	if c.capped != nil && s.expiry != 0 {
+	if c.opts.Cap > 0 && s.expiry != 0 {
 		s.capped = true
 		if c.opts.CapField != "" {
 			v, _ := s.field([]string{c.opts.CapField})
@@ -463,14 +460,8 @@ func (c *collection) store(sh *shard, key any, cur, next *stored) {
 		c.indexAdd(key)
 	}
 	if c.exp != nil {
-		var old int64
-		if cur != nil {
-			old = cur.expiry
-		}
-		c.exp.change(key, old, next.expiry)
-	}
-	if c.capped != nil {
-		c.capped.change(key, cur.cappedExpiry(), next.cappedExpiry())
+		old, oldCapped := cur.indexed()
+		c.exp.change(key, old, oldCapped, next.expiry, next.capped)
 	}
 }
 
@@ -478,11 +469,8 @@ func (c *collection) store(sh *shard, key any, cur, next *stored) {
 func (c *collection) remove(sh *shard, key any, cur *stored) {
 	delete(sh.docs, key)
 	c.indexDelete(key)
-	if c.exp != nil && cur.expiry != 0 {
-		c.exp.change(key, cur.expiry, 0)
-	}
-	if c.capped != nil {
-		c.capped.change(key, cur.cappedExpiry(), 0)
+	if c.exp != nil {
+		c.exp.change(key, cur.expiry, cur.capped, 0, false)
 	}
 }
 
@@ -661,11 +649,7 @@ func (c *collection) sweepLoop() {
 // sweep drops the documents that expire at or before now, and, over the
 // cap, those of the capped ones that expire soonest.
 func (c *collection) sweep(now time.Time) {
-	due := c.exp.due(now.Unix(), 0)
-	if c.capped != nil {
-		due = append(due, c.capped.due(now.Unix(), c.opts.Cap)...)
-	}
-	c.drop(due)
+	c.drop(c.exp.due(now.Unix(), c.opts.Cap))
 }
 
 // trimCap drops the capped documents over the cap that expire soonest.
@@ -674,8 +658,8 @@ func (c *collection) sweep(now time.Time) {
 // burst of every removal a second's writes made due, which stalled
 // writers behind the sweep once a second.
 func (c *collection) trimCap() {
-	if c.capped.over(c.opts.Cap) {
-		c.drop(c.capped.due(math.MinInt64, c.opts.Cap))
+	if c.exp.over(c.opts.Cap) {
+		c.drop(c.exp.due(math.MinInt64, c.opts.Cap))
 	}
 }
 
