@@ -134,8 +134,12 @@ func sqsCeiling(ctx context.Context, o *Options) (*SDKCeiling, error) {
 					del = append(del, sqstypes.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle})
 				}
 				if _, err := c.DeleteMessageBatch(rctx, &sqs.DeleteMessageBatchInput{QueueUrl: q.QueueUrl, Entries: del}); err != nil {
-					fail(err)
-					cancel()
+					// Another receiver may have counted the last message
+					// and cancelled rctx under this delete: not a failure.
+					if rctx.Err() == nil {
+						fail(err)
+						cancel()
+					}
 					return
 				}
 				if got.Add(int64(len(out.Messages))) >= int64(n) {
