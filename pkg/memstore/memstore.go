@@ -51,6 +51,11 @@ const shards = 64
 // A stored document is immutable once stored: a write stores a new one.
 // Exactly one of packed (typed, with ti) and m (generic) is set.
 type stored struct {
+	// key is the document's key as first stored: writes index the
+	// document under this one value, not under the copy each decoded
+	// action boxes, so that the shard map, the expiry index and the
+	// document share one boxed key instead of each write retaining another.
+	key    any
 	ti     *typeInfo
 	packed []byte
 	m      map[string]any
@@ -238,6 +243,9 @@ func (c *collection) runAction(ctx context.Context, a *driver.Action) error {
 	}
 	sh.mu.Lock()
 	cur := sh.docs[a.Key]
+	if cur != nil {
+		a.Key = cur.key
+	}
 	err := c.check(a, cur)
 	if err == nil {
 		err = c.execute(sh, a, cur, next)
@@ -455,6 +463,7 @@ func (c *collection) decodeTyped(s *stored, dst reflect.Value, fps [][]string) b
 // store puts next in place of cur (nil when new). Call with the shard
 // locked.
 func (c *collection) store(sh *shard, key any, cur, next *stored) {
+	next.key = key
 	sh.docs[key] = next
 	if cur == nil {
 		c.indexAdd(key)
@@ -557,6 +566,9 @@ func (c *collection) runAtomicWrites(ctx context.Context, actions []*driver.Acti
 	for i, a := range actions {
 		sh := c.shardOf(a.Key)
 		cur := sh.docs[a.Key]
+		if cur != nil {
+			a.Key = cur.key
+		}
 		if err := c.execute(sh, a, cur, nexts[i]); err != nil {
 			fail(err)
 			return
