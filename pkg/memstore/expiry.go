@@ -62,16 +62,22 @@ func (e *expiries) change(key any, old int64, oldCapped bool, next int64, nextCa
 	}
 }
 
-// take removes key from b, the bucket of second at. Call with e.mu held.
+// take removes key from b, the bucket of second at, and b if it empties.
+// Call with e.mu held.
 func (e *expiries) take(b map[any]bool, at int64, key any, capped bool) {
+	e.uncount(b, key, capped)
+	if len(b) == 0 {
+		delete(e.buckets, at)
+		e.order.Delete(at)
+	}
+}
+
+// uncount removes key from bucket b. Call with e.mu held.
+func (e *expiries) uncount(b map[any]bool, key any, capped bool) {
 	delete(b, key)
 	e.count--
 	if capped {
 		e.capped--
-	}
-	if len(b) == 0 {
-		delete(e.buckets, at)
-		e.order.Delete(at)
 	}
 }
 
@@ -105,13 +111,9 @@ func (e *expiries) due(now int64, max int) []dueKey {
 				}
 			}
 			out = append(out, dueKey{k, at})
-			delete(b, k)
-			e.count--
-			if capped {
-				e.capped--
-			}
+			e.uncount(b, k, capped)
 		}
-		if len(b) == 0 {
+		if len(b) == 0 { // the tree is not changed while it is walked
 			delete(e.buckets, at)
 			emptied = append(emptied, at)
 		}
