@@ -24,6 +24,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -596,27 +597,26 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		defer stop()
 	}
-	if o.CPUProfile != "" {
-		f, err := os.Create(o.CPUProfile)
+	for _, r := range []struct {
+		path, what string
+		start      func(io.Writer) error
+		stop       func()
+	}{
+		{o.CPUProfile, "cpu profile", pprof.StartCPUProfile, pprof.StopCPUProfile},
+		{o.Trace, "trace", trace.Start, trace.Stop},
+	} {
+		if r.path == "" {
+			continue
+		}
+		f, err := os.Create(r.path)
 		if err != nil {
-			return nil, fmt.Errorf("cpu profile: %w", err)
+			return nil, fmt.Errorf("%s: %w", r.what, err)
 		}
 		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return nil, fmt.Errorf("cpu profile: %w", err)
+		if err := r.start(f); err != nil {
+			return nil, fmt.Errorf("%s: %w", r.what, err)
 		}
-		defer pprof.StopCPUProfile()
-	}
-	if o.Trace != "" {
-		f, err := os.Create(o.Trace)
-		if err != nil {
-			return nil, fmt.Errorf("trace: %w", err)
-		}
-		defer f.Close()
-		if err := trace.Start(f); err != nil {
-			return nil, fmt.Errorf("trace: %w", err)
-		}
-		defer trace.Stop()
+		defer r.stop()
 	}
 	s, err := start(ctx, &o)
 	if err != nil {
