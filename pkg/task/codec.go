@@ -57,6 +57,12 @@ func DecodeMessage(b []byte) (*Message, error) {
 			return nil, fmt.Errorf("%w: task message: %v", ErrUndecodable, err)
 		}
 	}
+	return checkMessage(m)
+}
+
+// checkMessage rejects a decoded m that is not a complete task message of
+// this version.
+func checkMessage(m *Message) (*Message, error) {
 	switch {
 	case m.V != WireVersion:
 		return m, fmt.Errorf("%w: task message version %d, want %d", ErrUndecodable, m.V, WireVersion)
@@ -102,6 +108,12 @@ func DecodeEvent(b []byte) (*Event, *RunnerInfo, error) {
 		}
 		env = slow
 	}
+	return checkEnvelope(env)
+}
+
+// checkEnvelope returns the one event or heartbeat of a decoded env, or
+// why it is not a message of this version holding exactly one.
+func checkEnvelope(env envelope) (*Event, *RunnerInfo, error) {
 	if env.V != WireVersion {
 		return nil, nil, fmt.Errorf("%w: event message version %d, want %d", ErrUndecodable, env.V, WireVersion)
 	}

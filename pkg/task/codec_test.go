@@ -12,7 +12,7 @@ import (
 
 // The tests below hold the hand-written codec of wire.go to encoding/json:
 // the reference functions are the codec as it was before, encoding/json
-// alone.
+// alone, followed by the same checks.
 
 func jsonEncodeMessage(m *Message) ([]byte, error) {
 	m.V = WireVersion
@@ -32,15 +32,7 @@ func jsonDecodeMessage(b []byte) (*Message, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("%w: task message: %v", ErrUndecodable, err)
 	}
-	switch {
-	case m.V != WireVersion:
-		return &m, fmt.Errorf("%w: task message version %d, want %d", ErrUndecodable, m.V, WireVersion)
-	case !ValidID(m.ID):
-		return &m, fmt.Errorf("%w: task message id %q is not a task ID", ErrUndecodable, truncate([]byte(m.ID), 40))
-	case m.Function == "" || m.MaxAttempts < 1 || m.TimeoutMS < 1:
-		return &m, fmt.Errorf("%w: task message %s lacks function, max_attempts or timeout_ms", ErrUndecodable, m.ID)
-	}
-	return &m, nil
+	return checkMessage(&m)
 }
 
 func jsonDecodeEvent(b []byte) (*Event, *RunnerInfo, error) {
@@ -48,23 +40,7 @@ func jsonDecodeEvent(b []byte) (*Event, *RunnerInfo, error) {
 	if err := json.Unmarshal(b, &env); err != nil {
 		return nil, nil, fmt.Errorf("%w: event message: %v", ErrUndecodable, err)
 	}
-	if env.V != WireVersion {
-		return nil, nil, fmt.Errorf("%w: event message version %d, want %d", ErrUndecodable, env.V, WireVersion)
-	}
-	switch {
-	case env.Event != nil && env.Runner == nil:
-		e := env.Event
-		if !ValidID(e.TaskID) || e.Attempt < 0 || phaseOrder(e.Phase) < 0 {
-			return nil, nil, fmt.Errorf("%w: event for task %q has attempt %d, phase %q", ErrUndecodable, truncate([]byte(e.TaskID), 40), e.Attempt, e.Phase)
-		}
-		return e, nil, nil
-	case env.Runner != nil && env.Event == nil:
-		if env.Runner.ID == "" {
-			return nil, nil, fmt.Errorf("%w: runner heartbeat without id", ErrUndecodable)
-		}
-		return nil, env.Runner, nil
-	}
-	return nil, nil, fmt.Errorf("%w: event message holds neither one event nor one runner heartbeat", ErrUndecodable)
+	return checkEnvelope(env)
 }
 
 // sameError fails t unless err and want are both nil or have the same
