@@ -59,6 +59,30 @@ func (e *wireEncoder) time(t time.Time) {
 	e.b = append(b, '"')
 }
 
+// The members encoding/json omits when empty (omitempty, omitzero): key
+// is the member's `,"name":` prefix.
+
+func (e *wireEncoder) optStr(key, s string) {
+	if s != "" {
+		e.lit(key)
+		e.str(s)
+	}
+}
+
+func (e *wireEncoder) optTime(key string, t time.Time) {
+	if !t.IsZero() {
+		e.lit(key)
+		e.time(t)
+	}
+}
+
+func (e *wireEncoder) optRaw(key string, r json.RawMessage) {
+	if len(r) > 0 {
+		e.lit(key)
+		e.raw(r)
+	}
+}
+
 // raw writes a json.RawMessage the way json.Marshal does: compacted, with
 // <, >, &, U+2028 and U+2029 escaped, and ok false if it is not JSON.
 func (e *wireEncoder) raw(r json.RawMessage) {
@@ -167,14 +191,8 @@ func appendMessage(m *Message) ([]byte, bool) {
 	e.str(m.Function)
 	e.lit(`,"queue":`)
 	e.str(m.Queue)
-	if len(m.Args) > 0 {
-		e.lit(`,"args":`)
-		e.raw(m.Args)
-	}
-	if m.ArgsRef != "" {
-		e.lit(`,"args_ref":`)
-		e.str(m.ArgsRef)
-	}
+	e.optRaw(`,"args":`, m.Args)
+	e.optStr(`,"args_ref":`, m.ArgsRef)
 	e.lit(`,"timeout_ms":`)
 	e.int(m.TimeoutMS)
 	e.lit(`,"max_attempts":`)
@@ -213,32 +231,14 @@ func appendEvent(ev *Event) ([]byte, bool) {
 	e.int(int64(ev.Attempt))
 	e.lit(`,"phase":`)
 	e.str(string(ev.Phase))
-	if ev.Runner != "" {
-		e.lit(`,"runner":`)
-		e.str(ev.Runner)
-	}
+	e.optStr(`,"runner":`, ev.Runner)
 	e.lit(`,"at":`)
 	e.time(ev.At)
-	if !ev.StartedAt.IsZero() {
-		e.lit(`,"started_at":`)
-		e.time(ev.StartedAt)
-	}
-	if ev.Error != "" {
-		e.lit(`,"error":`)
-		e.str(ev.Error)
-	}
-	if len(ev.Result) > 0 {
-		e.lit(`,"result":`)
-		e.raw(ev.Result)
-	}
-	if ev.ResultRef != "" {
-		e.lit(`,"result_ref":`)
-		e.str(ev.ResultRef)
-	}
-	if !ev.NextAttemptAt.IsZero() {
-		e.lit(`,"next_attempt_at":`)
-		e.time(ev.NextAttemptAt)
-	}
+	e.optTime(`,"started_at":`, ev.StartedAt)
+	e.optStr(`,"error":`, ev.Error)
+	e.optRaw(`,"result":`, ev.Result)
+	e.optStr(`,"result_ref":`, ev.ResultRef)
+	e.optTime(`,"next_attempt_at":`, ev.NextAttemptAt)
 	e.lit(`}}`)
 	return e.b, e.ok
 }
@@ -263,10 +263,7 @@ func appendRunner(r *RunnerInfo) ([]byte, bool) {
 	e.str(r.ID)
 	e.lit(`,"name":`)
 	e.str(r.Name)
-	if r.Host != "" {
-		e.lit(`,"host":`)
-		e.str(r.Host)
-	}
+	e.optStr(`,"host":`, r.Host)
 	e.lit(`,"functions":`)
 	if r.Functions == nil {
 		e.lit(`null`)
@@ -919,38 +916,14 @@ func (e *wireEncoder) status(st *Status) {
 	e.int(int64(st.MaxAttempts))
 	e.lit(`,"created_at":`)
 	e.time(st.CreatedAt)
-	if !st.StartedAt.IsZero() {
-		e.lit(`,"started_at":`)
-		e.time(st.StartedAt)
-	}
-	if !st.FinishedAt.IsZero() {
-		e.lit(`,"finished_at":`)
-		e.time(st.FinishedAt)
-	}
-	if st.Runner != "" {
-		e.lit(`,"runner":`)
-		e.str(st.Runner)
-	}
-	if st.Error != "" {
-		e.lit(`,"error":`)
-		e.str(st.Error)
-	}
-	if len(st.Result) > 0 {
-		e.lit(`,"result":`)
-		e.raw(st.Result)
-	}
-	if st.ResultRef != "" {
-		e.lit(`,"result_ref":`)
-		e.str(st.ResultRef)
-	}
-	if !st.NextAttemptAt.IsZero() {
-		e.lit(`,"next_attempt_at":`)
-		e.time(st.NextAttemptAt)
-	}
-	if st.IdempotencyKey != "" {
-		e.lit(`,"idempotency_key":`)
-		e.str(st.IdempotencyKey)
-	}
+	e.optTime(`,"started_at":`, st.StartedAt)
+	e.optTime(`,"finished_at":`, st.FinishedAt)
+	e.optStr(`,"runner":`, st.Runner)
+	e.optStr(`,"error":`, st.Error)
+	e.optRaw(`,"result":`, st.Result)
+	e.optStr(`,"result_ref":`, st.ResultRef)
+	e.optTime(`,"next_attempt_at":`, st.NextAttemptAt)
+	e.optStr(`,"idempotency_key":`, st.IdempotencyKey)
 	e.lit(`}`)
 }
 
