@@ -41,11 +41,10 @@ type typeInfo struct {
 }
 
 type typedField struct {
-	name  string
-	index []int
-	off   uintptr // offset in the struct (embedded structs are inline)
-	slot  int
-	kind  reflect.Kind
+	name string
+	off  uintptr // offset in the struct (embedded structs are inline)
+	slot int
+	kind reflect.Kind
 	isTime,
 	isBytes,
 	isStrings bool
@@ -139,7 +138,7 @@ func collectFields(t reflect.Type, prefix []int, base uintptr, ti *typeInfo, rev
 			ti.rev = index
 			continue
 		}
-		tf := typedField{name: name, index: index, off: base + f.Offset, slot: ti.slots, kind: f.Type.Kind()}
+		tf := typedField{name: name, off: base + f.Offset, slot: ti.slots, kind: f.Type.Kind()}
 		switch {
 		case f.Type == typeOfTime:
 			tf.isTime = true
