@@ -231,13 +231,12 @@ func (ti *typeInfo) pack(p unsafe.Pointer) ([]byte, bool) {
 				binary.LittleEndian.PutUint32(buf[tail:], uint32(len(x)))
 				tail += 4 + copy(buf[tail+4:], x)
 			}
+		case f.kind == reflect.String:
+			x := *(*string)(fp)
+			put(f.slot, span(tail, len(x)))
+			tail += copy(buf[tail:], x)
 		default:
 			put(f.slot, f.bits(fp))
-			if f.kind == reflect.String {
-				x := *(*string)(fp)
-				put(f.slot, span(tail, len(x)))
-				tail += copy(buf[tail:], x)
-			}
 		}
 	}
 	return buf, true
