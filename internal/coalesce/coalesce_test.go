@@ -61,17 +61,27 @@ func TestRounds(t *testing.T) {
 	}
 }
 
+// TestWithdraw synchronises on events, never on sleeps: the first
+// request's round signals that it is running before the second is added,
+// and a third request proves that the withdrawn one was never run.
 func TestWithdraw(t *testing.T) {
+	entered := make(chan struct{}, 1)
 	release := make(chan struct{})
+	var ran sync.Map
 	r := &Rounds[*req]{Run: func(rs []*req) {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
 		<-release
 		for _, q := range rs {
+			ran.Store(q.n, true)
 			close(q.done)
 		}
 	}}
 	first := &req{n: 1, done: make(chan struct{})}
 	go r.Add(first) // leads, and blocks in Run
-	time.Sleep(10 * time.Millisecond)
+	<-entered       // the first round is in flight and has taken first
 	second := &req{n: 2, done: make(chan struct{})}
 	r.Add(second) // pending behind the round in flight
 	if !r.Withdraw(second) {
@@ -82,9 +92,12 @@ func TestWithdraw(t *testing.T) {
 	}
 	close(release)
 	<-first.done
-	select {
-	case <-second.done:
+	// Rounds run in order: once a later request is settled, every request
+	// still pending before it has been run too.
+	third := &req{n: 3, done: make(chan struct{})}
+	r.Add(third)
+	<-third.done
+	if _, ok := ran.Load(2); ok {
 		t.Fatal("a withdrawn request was run")
-	case <-time.After(20 * time.Millisecond):
 	}
 }
