@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -53,8 +54,16 @@ func hasStatus(err error, status int) bool {
 // maxErrorBody bounds how much of an error response is read.
 const maxErrorBody = 64 << 10
 
+// Bounds on the texts of an *Error: a server's or a proxy's body is
+// untrusted, and its text ends up on terminals and in logs.
+const (
+	maxTitle  = 200
+	maxDetail = 1024
+)
+
 // decodeError reads and closes a non-2xx response and returns it as an
-// *Error.
+// *Error. Its texts are one line each, valid UTF-8 with no control
+// characters, and bounded in length, whatever the body held.
 func decodeError(resp *http.Response) *Error {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
@@ -65,9 +74,9 @@ func decodeError(resp *http.Response) *Error {
 		Detail string `json:"detail"`
 	}
 	if err := json.Unmarshal(b, &p); err == nil {
-		e.Type, e.Title, e.Detail = p.Type, p.Title, p.Detail
+		e.Type, e.Title, e.Detail = clean(p.Type, maxTitle), clean(p.Title, maxTitle), clean(p.Detail, maxDetail)
 	} else {
-		e.Detail = firstLine(string(b), 200)
+		e.Detail = clean(firstLine(string(b)), maxTitle)
 	}
 	if e.Title == "" {
 		e.Title = http.StatusText(resp.StatusCode)
@@ -75,12 +84,27 @@ func decodeError(resp *http.Response) *Error {
 	return e
 }
 
-// firstLine returns the first non-blank line of s, cut to n bytes.
-func firstLine(s string, n int) string {
+// firstLine returns the first non-blank line of s.
+func firstLine(s string) string {
 	s = strings.TrimSpace(s)
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = strings.TrimSpace(s[:i])
+		s = s[:i]
 	}
+	return s
+}
+
+// clean makes s safe to print: invalid UTF-8 and control characters
+// (newlines, terminal escapes) become spaces, runs of space fold, and the
+// result is cut to n bytes at a rune boundary, marked with "…".
+func clean(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return ' '
+		}
+		return r
+	}, s)
+	s = strings.Join(strings.Fields(s), " ")
 	if len(s) > n {
 		for n > 0 && !utf8.RuneStart(s[n]) {
 			n--
