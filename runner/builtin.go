@@ -59,7 +59,7 @@ func RegisterBuiltins(m *Mux, bucket *blob.Bucket) {
 	m.HandleFunc("merge", func(ctx context.Context, t *task.Task) (task.Result, error) {
 		return mergeNumbers(ctx, bucket, t)
 	})
-	m.Handle("exec", &execFunc{bucket: bucket})
+	m.Handle("exec", newExec(bucket, ExecConfigFromEnv()))
 }
 
 // decodeArgs decodes t.Args strictly into v. Empty or null args leave v

@@ -7,16 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"os/exec"
-	"path"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -24,26 +19,60 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/droverhq/drover/pkg/task"
+	"github.com/droverhq/drover/runner/sandbox"
 )
 
-// Limits of the exec function.
+// Limits of the exec function that do not depend on the sandbox.
 const (
-	// execMaxBundleBytes caps the bytes a bundle may extract to.
-	execMaxBundleBytes = 512 << 20
-	// execMaxBundleEntries caps the entries of a bundle.
-	execMaxBundleEntries = 10_000
 	// execMaxLog caps each of stdout and stderr as kept: the first bytes
 	// are kept, the rest counted and dropped.
 	execMaxLog = 1 << 20
 	// execTail is how much of the end of stdout the result quotes.
 	execTail = 2 << 10
 	// execPipeWait bounds the wait for output once start's process group
-	// is killed: a process that left the group may hold the pipes open.
+	// is killed (unsafe mode): a process that left the group may hold the
+	// pipes open.
 	execPipeWait = 2 * time.Second
 )
 
 // execPath is the PATH start runs with unless its env sets one.
 const execPath = "/usr/bin:/bin"
+
+// ExecConfig configures the exec function.
+type ExecConfig struct {
+	// Unsafe lets exec run bundles without isolation where the sandbox
+	// is unavailable (DROVER_EXEC_UNSAFE=allow). Bundles then run as the
+	// runner's user, see its files and network, and can signal it.
+	Unsafe bool
+	// Network lets a task's "network": true give its bundle the
+	// runner's network (DROVER_EXEC_NETWORK=allow). Without it such
+	// tasks fail at once. Bundles never get network otherwise.
+	Network bool
+	// Limits bound each attempt (sandbox.DefaultLimits for zero fields).
+	Limits sandbox.Limits
+	// err is why the configuration read from the environment is bad.
+	err error
+}
+
+// ExecConfigFromEnv reads DROVER_EXEC_UNSAFE and DROVER_EXEC_NETWORK,
+// which may each be empty or "allow". RegisterBuiltins uses it, so that
+// every runner binary honours them.
+func ExecConfigFromEnv() ExecConfig {
+	var cfg ExecConfig
+	for _, v := range []struct {
+		name string
+		dst  *bool
+	}{{"DROVER_EXEC_UNSAFE", &cfg.Unsafe}, {"DROVER_EXEC_NETWORK", &cfg.Network}} {
+		switch val := os.Getenv(v.name); val {
+		case "":
+		case "allow":
+			*v.dst = true
+		default:
+			cfg.err = errors.Join(cfg.err, fmt.Errorf("%s=%q: the only value is allow", v.name, val))
+		}
+	}
+	return cfg
+}
 
 // execArgs are the exec function's arguments.
 type execArgs struct {
@@ -51,34 +80,90 @@ type execArgs struct {
 	Argv    []string          `json:"argv"`
 	Env     map[string]string `json:"env"`
 	Timeout string            `json:"timeout"`
+	Network bool              `json:"network"`
 }
 
 // execResult is the exec function's result.
 type execResult struct {
-	ExitCode         int    `json:"exit_code"`
-	StdoutRef        string `json:"stdout_ref"`
-	StderrRef        string `json:"stderr_ref"`
-	ResultArchiveRef string `json:"result_archive_ref,omitempty"`
-	StdoutTail       string `json:"stdout_tail"`
-	Truncated        bool   `json:"truncated"`
+	ExitCode         int            `json:"exit_code"`
+	StdoutRef        string         `json:"stdout_ref"`
+	StderrRef        string         `json:"stderr_ref"`
+	ResultArchiveRef string         `json:"result_archive_ref,omitempty"`
+	StdoutTail       string         `json:"stdout_tail"`
+	Truncated        bool           `json:"truncated"`
+	Usage            *sandbox.Usage `json:"usage,omitempty"`
 }
 
-// execFunc runs the executable start from a .tar.gz bundle in bucket, with
-// no shell, in a fresh work dir and its own process group. See DESIGN.md.
+// execFunc runs the executable start from a .tar.gz bundle in bucket,
+// with no shell, isolated in a sandbox (see package sandbox and
+// docs/security.md). See DESIGN.md.
 //
-// Each attempt extracts the bundle into a new directory under os.TempDir,
-// runs ./start there with only the given env plus PATH, HOME (the work
-// dir), DROVER_TASK_ID and DROVER_ATTEMPT, and removes the directory
-// afterwards. The whole process group is killed when start exits, when the
-// timeout passes and when ctx is done, so no child outlives the attempt.
-// Stdout and stderr (each capped at 1 MiB) go to logs/{id}/{attempt}/ in
-// the bucket, and a result/ directory left in the work dir is packed to
-// results/{id}/{attempt}/result.tar.gz.
+// Each attempt extracts the bundle into a fresh work dir, runs ./start
+// there with only the given env plus PATH, HOME (the work dir),
+// DROVER_TASK_ID and DROVER_ATTEMPT, and removes everything when start
+// exits, the timeout passes or ctx is done: no process outlives the
+// attempt. Stdout and stderr (each capped at 1 MiB) go to
+// logs/{id}/{attempt}/ in the bucket, and a result/ directory left in the
+// work dir is packed to results/{id}/{attempt}/result.tar.gz: the runner
+// writes both, the bundle cannot reach the bucket.
 //
-// A missing or unsafe bundle is a permanent error. A non-zero exit is a
-// retryable one, returned with the result so that the logs can be found.
+// A missing or unsafe bundle, a limit hit and a bad configuration are
+// permanent errors. A non-zero exit or a timeout is a retryable one,
+// returned with the result so that the logs can be found. Where the
+// sandbox is unavailable exec refuses to run unless cfg.Unsafe.
 type execFunc struct {
 	bucket *blob.Bucket
+	cfg    ExecConfig
+
+	modeOnce sync.Once
+	isolated bool
+	modeErr  error // why exec refuses to run
+	modeNote string
+}
+
+// newExec returns the exec function over bucket.
+func newExec(bucket *blob.Bucket, cfg ExecConfig) *execFunc {
+	cfg.Limits = cfg.Limits.WithDefaults()
+	return &execFunc{bucket: bucket, cfg: cfg}
+}
+
+// mode finds out once how bundles run here.
+func (e *execFunc) mode() (isolated bool, err error) {
+	e.modeOnce.Do(func() {
+		switch err := sandbox.Available(); {
+		case e.cfg.err != nil:
+			e.modeErr = fmt.Errorf("exec refused: %w", e.cfg.err)
+			e.modeNote = "refused: " + e.cfg.err.Error()
+		case err == nil:
+			e.isolated = true
+			e.modeNote = sandbox.Describe()
+		case e.cfg.Unsafe:
+			e.modeNote = "unsafe (DROVER_EXEC_UNSAFE=allow): " + err.Error()
+			sweepWorkDirs()
+		default:
+			e.modeErr = fmt.Errorf("exec refused: %w; DROVER_EXEC_UNSAFE=allow runs bundles without isolation", err)
+			e.modeNote = "refused: " + err.Error()
+		}
+	})
+	return e.isolated, e.modeErr
+}
+
+// Isolation says how this runner runs bundles: "isolated (...)",
+// "unsafe (...)" or "refused: ...". Heartbeats carry it.
+func (e *execFunc) Isolation() string {
+	e.mode()
+	return e.modeNote
+}
+
+// execRun is how start ended, whichever way it ran.
+type execRun struct {
+	exited   bool
+	exitCode int
+	signal   string
+	killed   bool // by ctx
+	limit    error
+	result   bool // result/ archived
+	usage    *sandbox.Usage
 }
 
 // Handle runs one attempt of t.
@@ -94,15 +179,22 @@ func (e *execFunc) Handle(ctx context.Context, t *task.Task) (task.Result, error
 	if err != nil {
 		return nil, badArgs(t, "%v", err)
 	}
-
-	dir, err := os.MkdirTemp("", "drover-exec-*")
-	if err != nil {
-		return nil, errorf("create work dir: %w", err)
+	if args.Network && !e.cfg.Network {
+		return nil, badArgs(t, "network: this runner gives bundles no network (DROVER_EXEC_NETWORK=allow would)")
 	}
-	defer removeWorkDir(dir)
-	if err := e.extract(ctx, args.Bundle, dir); err != nil {
+	isolated, err := e.mode()
+	if err != nil {
 		return nil, errorf("%w", err)
 	}
+
+	r, err := e.bucket.NewReader(ctx, args.Bundle, nil)
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return nil, errorf("bundle %q not found: %w", args.Bundle, task.ErrPermanent)
+	}
+	if err != nil {
+		return nil, errorf("open bundle %q: %w", args.Bundle, err)
+	}
+	defer r.Close()
 
 	runCtx, cancel := ctx, context.CancelFunc(func() {})
 	if timeout > 0 {
@@ -113,59 +205,140 @@ func (e *execFunc) Handle(ctx context.Context, t *task.Task) (task.Result, error
 		timeout = time.Until(deadline).Round(time.Millisecond)
 	}
 	stdout, stderr := &capture{max: execMaxLog}, &capture{max: execMaxLog}
-	state, err := runStart(runCtx, dir, args.Argv, execEnv(&args, dir, t), stdout, stderr)
-	if errors.Is(err, syscall.ENOEXEC) {
-		return nil, errorf("bundle %q: start is not executable: %v: %w", args.Bundle, err, task.ErrPermanent)
+	res := execResult{
+		StdoutRef: fmt.Sprintf("logs/%s/%d/stdout", t.ID, t.Attempt),
+		StderrRef: fmt.Sprintf("logs/%s/%d/stderr", t.ID, t.Attempt),
+	}
+	resultRef := fmt.Sprintf("results/%s/%d/result.tar.gz", t.ID, t.Attempt)
+	var run *execRun
+	if isolated {
+		run, err = e.runIsolated(ctx, runCtx, t, &args, r, stdout, stderr, resultRef)
+	} else {
+		run, err = e.runUnsafe(ctx, runCtx, t, &args, r, stdout, stderr, resultRef)
+	}
+	if be := (*sandbox.BundleError)(nil); errors.As(err, &be) {
+		return nil, errorf("bundle %q: %s: %w", args.Bundle, be.Msg, task.ErrPermanent)
 	}
 	if err != nil {
-		return nil, errorf("run start: %w", err)
+		return nil, errorf("%w", err)
 	}
-	killed := !state.Exited() && runCtx.Err() != nil
 
-	res := execResult{
-		ExitCode:   state.ExitCode(),
-		StdoutRef:  fmt.Sprintf("logs/%s/%d/stdout", t.ID, t.Attempt),
-		StderrRef:  fmt.Sprintf("logs/%s/%d/stderr", t.ID, t.Attempt),
-		StdoutTail: stdout.tailString(),
-		Truncated:  stdout.truncated() || stderr.truncated(),
+	res.ExitCode = run.exitCode
+	res.StdoutTail = stdout.tailString()
+	res.Truncated = stdout.truncated() || stderr.truncated()
+	res.Usage = run.usage
+	var uploadErr error
+	if run.result {
+		res.ResultArchiveRef = resultRef
+	} else if err, ok := run.limit.(*resultStoreError); ok {
+		uploadErr, run.limit = err, nil
 	}
 	// Keep what can be kept even when start failed; only a live ctx can.
-	uploadErr := errors.Join(
+	uploadErr = errors.Join(uploadErr,
 		stdout.upload(ctx, e.bucket, res.StdoutRef),
 		stderr.upload(ctx, e.bucket, res.StderrRef),
 	)
-	if uploadErr == nil {
-		ref := fmt.Sprintf("results/%s/%d/result.tar.gz", t.ID, t.Attempt)
-		packed, err := packResult(ctx, e.bucket, dir, ref)
-		if err != nil {
-			uploadErr = fmt.Errorf("pack result/ to %s: %w", ref, err)
-		} else if packed {
-			res.ResultArchiveRef = ref
-		}
-	}
 	result, err := task.JSONResult(res)
 	if err != nil {
 		return nil, errorf("encode result: %w", err)
 	}
 
+	lastLine := func(err error) error {
+		if line := stderr.lastLine(); line != "" {
+			return fmt.Errorf("%w: %s", err, line)
+		}
+		return err
+	}
 	switch {
-	case killed && errors.Is(runCtx.Err(), context.DeadlineExceeded):
+	case run.limit != nil:
+		return result, lastLine(errorf("start stopped: %v: %w", run.limit, task.ErrPermanent))
+	case run.killed && errors.Is(runCtx.Err(), context.DeadlineExceeded):
 		return result, errorf("start ran past its timeout of %v and was killed: %w", timeout, context.DeadlineExceeded)
-	case killed:
+	case run.killed:
 		return result, errorf("start killed: %w", ctx.Err())
 	case uploadErr != nil:
 		return nil, errorf("%w", uploadErr)
-	case state.ExitCode() != 0:
-		msg := errorf("start exited with code %d", state.ExitCode())
-		if !state.Exited() {
-			msg = errorf("start killed by %v", state.Sys().(syscall.WaitStatus).Signal())
-		}
-		if line := stderr.lastLine(); line != "" {
-			return result, fmt.Errorf("%w: %s", msg, line)
-		}
-		return result, msg
+	case !run.exited:
+		return result, lastLine(errorf("start killed by %s", run.signal))
+	case run.exitCode != 0:
+		return result, lastLine(errorf("start exited with code %d", run.exitCode))
 	}
 	return result, nil
+}
+
+// resultStoreError is a failure to store result/, which is retried.
+type resultStoreError struct{ err error }
+
+func (e *resultStoreError) Error() string { return e.err.Error() }
+func (e *resultStoreError) Unwrap() error { return e.err }
+
+// runIsolated runs the attempt in a sandbox.
+func (e *execFunc) runIsolated(ctx, runCtx context.Context, t *task.Task, args *execArgs, bundle *blob.Reader,
+	stdout, stderr io.Writer, resultRef string) (*execRun, error) {
+	var storeErr error
+	out, err := sandbox.Run(runCtx, &sandbox.Spec{
+		Bundle:     ctxReader{ctx, bundle},
+		BundleSize: bundle.Size(),
+		Argv:       args.Argv,
+		Env:        execEnv(args, "/work", t),
+		Network:    args.Network,
+		Limits:     e.cfg.Limits,
+		Stdout:     stdout,
+		Stderr:     stderr,
+		Result: func(r io.Reader) error {
+			storeErr = writeBlob(ctx, e.bucket, resultRef, "application/gzip", nil, func(w io.Writer) error {
+				return copyTarGz(w, r)
+			})
+			return storeErr
+		},
+	})
+	if err != nil {
+		if storeErr != nil {
+			return nil, fmt.Errorf("pack result/ to %s: %w", resultRef, storeErr)
+		}
+		return nil, err
+	}
+	run := &execRun{
+		exited: out.Exited, exitCode: out.ExitCode, signal: out.Signal,
+		killed: out.Killed, result: out.Result, usage: &out.Usage,
+	}
+	if out.Limit != nil {
+		run.limit = out.Limit
+	} else if storeErr != nil {
+		run.limit = &resultStoreError{fmt.Errorf("pack result/ to %s: %w", resultRef, storeErr)}
+	}
+	return run, nil
+}
+
+// copyTarGz copies the .tar.gz stream r to w, failing unless it is one
+// whole and well-formed archive.
+func copyTarGz(w io.Writer, r io.Reader) error {
+	gz, err := gzip.NewReader(io.TeeReader(r, w))
+	if err != nil {
+		return err
+	}
+	gz.Multistream(false)
+	tr := tar.NewReader(gz)
+	for {
+		_, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(io.Discard, tr); err != nil {
+			return err
+		}
+	}
+	if _, err := io.Copy(io.Discard, gz); err != nil {
+		return err
+	}
+	// Whatever follows the archive is not part of it.
+	if n, _ := io.Copy(io.Discard, r); n > 0 {
+		return fmt.Errorf("%d bytes after the archive", n)
+	}
+	return nil
 }
 
 // checkExecArgs validates args and returns the timeout they set, or 0.
@@ -216,243 +389,6 @@ func execEnv(args *execArgs, dir string, t *task.Task) []string {
 	}
 	slices.Sort(list)
 	return list
-}
-
-// extract extracts bundle key into dir, refusing anything that could land
-// outside it: absolute or escaping paths, links and special files. It
-// requires a regular executable file start at the root.
-func (e *execFunc) extract(ctx context.Context, key, dir string) error {
-	bad := func(format string, a ...any) error {
-		return fmt.Errorf("bundle %q: %s: %w", key, fmt.Sprintf(format, a...), task.ErrPermanent)
-	}
-	r, err := e.bucket.NewReader(ctx, key, nil)
-	if gcerrors.Code(err) == gcerrors.NotFound {
-		return fmt.Errorf("bundle %q not found: %w", key, task.ErrPermanent)
-	}
-	if err != nil {
-		return fmt.Errorf("open bundle %q: %w", key, err)
-	}
-	defer r.Close()
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-
-	gz, err := gzip.NewReader(ctxReader{ctx, r})
-	if err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("read bundle %q: %w", key, ctx.Err())
-		}
-		return bad("not a gzip stream: %v", err)
-	}
-	tr := tar.NewReader(gz)
-	var entries int
-	var size int64
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("read bundle %q: %w", key, ctx.Err())
-			}
-			return bad("after %d entries: %v", entries, err)
-		}
-		if entries++; entries > execMaxBundleEntries {
-			return bad("more than %d entries", execMaxBundleEntries)
-		}
-		name := hdr.Name
-		if hdr.Typeflag == tar.TypeXGlobalHeader {
-			continue
-		}
-		if !filepath.IsLocal(name) {
-			return bad("entry %q: absolute path or path outside the work dir", name)
-		}
-		switch hdr.Typeflag {
-		case tar.TypeDir:
-			err = root.MkdirAll(name, 0o755)
-		case tar.TypeReg:
-			if size += hdr.Size; size > execMaxBundleBytes {
-				return bad("entry %q: bundle extracts to more than %d bytes", name, execMaxBundleBytes)
-			}
-			err = extractFile(root, name, hdr.FileInfo().Mode().Perm(), tr)
-		case tar.TypeSymlink:
-			return bad("entry %q: symlink to %q not allowed", name, hdr.Linkname)
-		case tar.TypeLink:
-			return bad("entry %q: hard link to %q not allowed", name, hdr.Linkname)
-		case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-			return bad("entry %q: device or fifo not allowed", name)
-		default:
-			return bad("entry %q: unsupported type %q", name, hdr.Typeflag)
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("read bundle %q: %w", key, ctx.Err())
-			}
-			return fmt.Errorf("bundle %q: extract entry %q: %w", key, name, err)
-		}
-	}
-	info, err := root.Lstat("start")
-	if err != nil || !info.Mode().IsRegular() || info.Mode().Perm()&0o100 == 0 {
-		return bad("no regular executable file start at its root")
-	}
-	return nil
-}
-
-// extractFile writes the contents of r to name in root, with its exec bits
-// kept but no set-id bits, readable and writable by the owner.
-func extractFile(root *os.Root, name string, perm fs.FileMode, r io.Reader) error {
-	if err := root.MkdirAll(path.Dir(filepath.ToSlash(name)), 0o755); err != nil {
-		return err
-	}
-	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm&0o755|0o600)
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(f, r)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// runStart runs dir/start in its own process group and returns its state
-// once it has exited, its process group is killed and its output drained.
-func runStart(ctx context.Context, dir string, argv, env []string, stdout, stderr io.Writer) (*os.ProcessState, error) {
-	// Plain *os.File outputs keep exec from copying them itself: its Wait
-	// would then block on any child still holding the pipes.
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
-	defer outR.Close()
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		outW.Close()
-		return nil, err
-	}
-	defer errR.Close()
-
-	var cmd *exec.Cmd
-	for try := 0; ; try++ {
-		cmd = exec.CommandContext(ctx, filepath.Join(dir, "start"), argv...)
-		cmd.Args[0] = "./start"
-		cmd.Dir = dir
-		cmd.Env = env
-		cmd.Stdout, cmd.Stderr = outW, errW
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
-		err = cmd.Start()
-		// ETXTBSY: a concurrent fork elsewhere in this process may briefly
-		// hold a copy of the descriptor start was written through.
-		if !errors.Is(err, syscall.ETXTBSY) || try == 5 || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(time.Duration(try+1) * 10 * time.Millisecond)
-	}
-	outW.Close()
-	errW.Close()
-	if err != nil {
-		return nil, err
-	}
-
-	var wg sync.WaitGroup
-	wg.Go(func() { io.Copy(stdout, outR) })
-	wg.Go(func() { io.Copy(stderr, errR) })
-	cmd.Wait() // the outcome is in cmd.ProcessState
-	killGroup(cmd.Process.Pid)
-
-	drained := make(chan struct{})
-	go func() { wg.Wait(); close(drained) }()
-	select {
-	case <-drained:
-	case <-time.After(execPipeWait):
-		outR.Close()
-		errR.Close()
-		<-drained
-	}
-	return cmd.ProcessState, nil
-}
-
-// killGroup kills the process group pgid, if any of it is left.
-func killGroup(pgid int) error {
-	err := syscall.Kill(-pgid, syscall.SIGKILL)
-	if errors.Is(err, syscall.ESRCH) {
-		return nil
-	}
-	return err
-}
-
-// packResult packs the result/ directory in dir, if there is one, into a
-// tar.gz at key: regular files and directories only, links not followed.
-func packResult(ctx context.Context, bucket *blob.Bucket, dir, key string) (bool, error) {
-	if info, err := os.Lstat(filepath.Join(dir, "result")); err != nil || !info.IsDir() {
-		return false, nil
-	}
-	root, err := os.OpenRoot(filepath.Join(dir, "result"))
-	if err != nil {
-		return false, err
-	}
-	defer root.Close()
-	err = writeBlob(ctx, bucket, key, "application/gzip", nil, func(w io.Writer) error {
-		gz := gzip.NewWriter(w)
-		tw := tar.NewWriter(gz)
-		err := fs.WalkDir(root.FS(), ".", func(name string, d fs.DirEntry, err error) error {
-			if err != nil || name == "." {
-				return err
-			}
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if !d.IsDir() && !d.Type().IsRegular() {
-				return nil
-			}
-			info, err := d.Info()
-			if err != nil {
-				return err
-			}
-			hdr, err := tar.FileInfoHeader(info, "")
-			if err != nil {
-				return err
-			}
-			hdr.Name = name
-			if d.IsDir() {
-				hdr.Name += "/"
-			}
-			hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = 0, 0, "", ""
-			if err := tw.WriteHeader(hdr); err != nil {
-				return err
-			}
-			if d.IsDir() {
-				return nil
-			}
-			f, err := root.Open(name)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			_, err = io.CopyN(tw, f, hdr.Size)
-			return err
-		})
-		return errors.Join(err, tw.Close(), gz.Close())
-	})
-	return err == nil, err
-}
-
-// removeWorkDir removes dir, even if start left read-only directories in it.
-func removeWorkDir(dir string) {
-	if os.RemoveAll(dir) == nil {
-		return
-	}
-	filepath.WalkDir(dir, func(name string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			os.Chmod(name, 0o700)
-		}
-		return nil
-	})
-	os.RemoveAll(dir)
 }
 
 // capture keeps the first max bytes written to it and the last execTail,
