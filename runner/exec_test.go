@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,8 +20,10 @@ import (
 	"time"
 
 	"gocloud.dev/blob"
+	"gocloud.dev/blob/memblob"
 
 	"github.com/droverhq/drover/pkg/task"
+	"github.com/droverhq/drover/runner/sandbox"
 )
 
 // entry is one entry of a test bundle.
@@ -69,12 +72,36 @@ func makeBundle(t *testing.T, entries ...entry) []byte {
 	return buf.Bytes()
 }
 
+// sandboxed reports whether exec runs bundles isolated on this machine.
+func sandboxed() bool { return sandbox.Available() == nil }
+
+// requireSandbox skips t, saying why, where the machine cannot isolate
+// bundles. internal/reliability's TestExecEscapes fails on such a skip.
+func requireSandbox(t *testing.T) {
+	t.Helper()
+	if err := sandbox.Available(); err != nil {
+		t.Skipf("SKIP: this machine cannot isolate bundles, so a hostile bundle cannot be tested: %v", err)
+	}
+}
+
 // setupExec returns a mux with the built-ins over an in-memory bucket, and
-// the directory that work dirs are made in. It checks at the end that no
-// work dir is left behind.
+// the directory that unsafe work dirs are made in. Where the machine
+// cannot isolate bundles it allows unsafe exec. It checks at the end that
+// no work dir is left behind.
 func setupExec(t *testing.T) (*Mux, *blob.Bucket, string) {
 	t.Helper()
-	m, bucket := setupBuiltins(t)
+	return setupExecWith(t, memblob.OpenBucket(nil), ExecConfig{})
+}
+
+// setupExecWith is setupExec with bucket and cfg.
+func setupExecWith(t *testing.T, bucket *blob.Bucket, cfg ExecConfig) (*Mux, *blob.Bucket, string) {
+	t.Helper()
+	if !sandboxed() {
+		cfg.Unsafe = true
+	}
+	t.Cleanup(func() { bucket.Close() })
+	m := NewMux()
+	m.Handle("exec", newExec(bucket, cfg))
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
 	t.Cleanup(func() {
@@ -106,42 +133,71 @@ func execCall(ctx context.Context, t *testing.T, m *Mux, bucket *blob.Bucket, bu
 	return out, err
 }
 
-// readPID reads the pid a test script wrote to file.
-func readPID(t *testing.T, file string) int {
-	t.Helper()
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("read pid file: %v", err)
+// token returns a number no other process has on its command line, for
+// tests to find a bundle's processes by (as "sleep TOKEN").
+func token() string { return strconv.Itoa(1_000_000 + rand.IntN(8_000_000)) }
+
+// untilRunning is shell that waits until the command started last with &
+// runs with $TOKEN among its arguments.
+const untilRunning = `until tr '\0' ' ' < /proc/$!/cmdline 2>/dev/null | grep -q "$TOKEN"; do sleep 0.01; done`
+
+// procsWith returns the host pids of live (not zombie) processes whose
+// command line has the argument tok.
+func procsWith(tok string) []int {
+	var pids []int
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		cmdline, err := os.ReadFile(d + "/cmdline")
+		if err != nil || !slices.Contains(strings.Split(string(cmdline), "\x00"), tok) {
+			continue
+		}
+		stat, err := os.ReadFile(d + "/stat")
+		if i := bytes.LastIndexByte(stat, ')'); err != nil || i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' {
+			continue
+		}
+		pid, _ := strconv.Atoi(filepath.Base(d))
+		pids = append(pids, pid)
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatalf("pid file: %v", err)
-	}
-	return pid
+	return pids
 }
 
-// waitGone fails t unless process pid is gone (or a zombie) within a few
-// seconds.
-func waitGone(t *testing.T, pid int) {
+// watchProcs polls for processes with tok until the returned function is
+// called, which returns the most seen at once.
+func watchProcs(tok string) func() int {
+	stop := make(chan struct{})
+	most := make(chan int)
+	go func() {
+		n := 0
+		for {
+			n = max(n, len(procsWith(tok)))
+			select {
+			case <-stop:
+				most <- n
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	return func() int { close(stop); return <-most }
+}
+
+// waitNoProcs fails t unless no process with tok is left within d (and
+// then kills what is).
+func waitNoProcs(t *testing.T, tok string, d time.Duration) {
 	t.Helper()
-	gone := func() bool {
-		if errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
-			return true
-		}
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			return true
-		}
-		i := bytes.LastIndexByte(stat, ')')
-		return i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z'
-	}
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if gone() {
+	var left []int
+	for deadline := time.Now().Add(d); ; time.Sleep(5 * time.Millisecond) {
+		if left = procsWith(tok); len(left) == 0 {
 			return
 		}
+		if time.Now().After(deadline) {
+			break
+		}
 	}
-	syscall.Kill(pid, syscall.SIGKILL)
-	t.Errorf("process %d still running", pid)
+	for _, pid := range left {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	t.Errorf("processes %v (sleep %s) still running %v after the attempt ended", left, tok, d)
 }
 
 // untar returns the entries of a tar.gz: name -> body.
@@ -216,8 +272,12 @@ echo last line
 			t.Errorf("stdout has no line %q:\n%s", want, stdout)
 		}
 	}
-	if !strings.Contains(stdout, "pwd:"+tmp+"/drover-exec-") || !strings.Contains(stdout, "HOME="+tmp+"/drover-exec-") {
-		t.Errorf("start did not run in a work dir under %s with HOME there:\n%s", tmp, stdout)
+	work := tmp + "/drover-exec-"
+	if sandboxed() {
+		work = "/work\n"
+	}
+	if !strings.Contains(stdout, "pwd:"+work) || !strings.Contains(stdout, "HOME="+work) {
+		t.Errorf("start did not run in a work dir %s... with HOME there:\n%s", work, stdout)
 	}
 	if strings.Contains(stdout, "DROVER_LEAK") {
 		t.Errorf("the runner's environment leaked into start's:\n%s", stdout)
@@ -266,14 +326,14 @@ func TestExecNonZeroExit(t *testing.T) {
 
 func TestExecTimeoutKillsGroup(t *testing.T) {
 	m, bucket, _ := setupExec(t)
-	pids := filepath.Join(t.TempDir(), "pids")
-	bundle := makeBundle(t, script(`sleep 100 &
-echo "$$ $!" > "$PIDFILE"
-sleep 100
+	tok := token()
+	bundle := makeBundle(t, script(`sleep $TOKEN &
+sleep $TOKEN
 `))
+	seen := watchProcs(tok)
 	start := time.Now()
 	_, err := execCall(context.Background(), t, m, bucket, bundle, map[string]any{
-		"env":     map[string]string{"PIDFILE": pids},
+		"env":     map[string]string{"TOKEN": tok},
 		"timeout": "1s",
 	})
 	if err == nil || !strings.Contains(err.Error(), "ran past its timeout") || !errors.Is(err, context.DeadlineExceeded) {
@@ -285,40 +345,42 @@ sleep 100
 	if d := time.Since(start); d > 30*time.Second {
 		t.Errorf("exec took %v to time out", d)
 	}
-	b, _ := os.ReadFile(pids)
-	for _, f := range strings.Fields(string(b)) {
-		pid, _ := strconv.Atoi(f)
-		waitGone(t, pid)
+	if n := seen(); n != 2 {
+		t.Errorf("saw at most %d of start's 2 sleeps running", n)
 	}
-	if len(strings.Fields(string(b))) != 2 {
-		t.Errorf("pid file = %q", b)
-	}
+	waitNoProcs(t, tok, 5*time.Second)
 }
 
 func TestExecCancelled(t *testing.T) {
 	m, bucket, _ := setupExec(t)
-	pid := filepath.Join(t.TempDir(), "pid")
+	tok := token()
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(500*time.Millisecond, cancel)
-	_, err := execCall(ctx, t, m, bucket, makeBundle(t, script(`echo $$ > "$PIDFILE"; sleep 100`)), map[string]any{
-		"env": map[string]string{"PIDFILE": pid},
+	go func() {
+		// Cancel once start runs.
+		for len(procsWith(tok)) == 0 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		cancel()
+	}()
+	_, err := execCall(ctx, t, m, bucket, makeBundle(t, script(`sleep $TOKEN`)), map[string]any{
+		"env": map[string]string{"TOKEN": tok},
 	})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
-	waitGone(t, readPID(t, pid))
+	waitNoProcs(t, tok, 5*time.Second)
 }
 
 func TestExecKillsOrphans(t *testing.T) {
 	m, bucket, _ := setupExec(t)
-	pid := filepath.Join(t.TempDir(), "pid")
-	bundle := makeBundle(t, script(`sleep 100 &
-echo $! > "$PIDFILE"
+	tok := token()
+	bundle := makeBundle(t, script(`sleep $TOKEN &
+`+untilRunning+`
 echo bye
 `))
 	start := time.Now()
 	res, err := execCall(context.Background(), t, m, bucket, bundle, map[string]any{
-		"env": map[string]string{"PIDFILE": pid},
+		"env": map[string]string{"TOKEN": tok},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -326,7 +388,7 @@ echo bye
 	if res.StdoutTail != "bye\n" {
 		t.Errorf("stdout_tail = %q", res.StdoutTail)
 	}
-	waitGone(t, readPID(t, pid))
+	waitNoProcs(t, tok, 5*time.Second)
 	if d := time.Since(start); d > 30*time.Second {
 		t.Errorf("exec took %v with a child holding its output", d)
 	}

@@ -134,11 +134,15 @@ func runInit() (st initStatus) {
 		max uint64
 	}{
 		{unix.RLIMIT_NOFILE, uint64(lim.Files)},
-		{unix.RLIMIT_CPU, uint64(lim.CPU.Seconds())},
+		{unix.RLIMIT_CPU, uint64(max(1, lim.CPU.Seconds()))},
 		{unix.RLIMIT_CORE, 0},
 		{unix.RLIMIT_FSIZE, uint64(lim.Disk)},
 	} {
-		if err := unix.Setrlimit(rl.res, &unix.Rlimit{Cur: rl.max, Max: rl.max}); err != nil {
+		hard := rl.max
+		if rl.res == unix.RLIMIT_CPU {
+			hard++ // SIGXCPU at the soft limit says why; SIGKILL a second later
+		}
+		if err := unix.Setrlimit(rl.res, &unix.Rlimit{Cur: rl.max, Max: hard}); err != nil {
 			return fail("setrlimit %d: %v", rl.res, err)
 		}
 	}

@@ -94,7 +94,7 @@ func run(ctx context.Context, spec *Spec) (out *Outcome, err error) {
 	cmd := &exec.Cmd{
 		Path:       "/proc/self/exe",
 		Args:       []string{initName},
-		Env:        []string{initEnv + "=1"},
+		Env:        []string{initEnv + "=1", "GOMAXPROCS=1"},
 		Dir:        "/",
 		Stdout:     outW,
 		Stderr:     errW,
