@@ -417,4 +417,3 @@ func TestExecNetwork(t *testing.T) {
 		t.Errorf("network on: the bundle sees only lo, the host has:\n%s", host)
 	}
 }
-
