@@ -7,7 +7,10 @@ import (
 	"encoding/gob"
 	"time"
 
-	// Queues: Drover's in-process queue, and SQS (topics may also be SNS).
+	// Queues: Drover's in-process queue, and SQS (topics may also be SNS)
+	// with Drover's extension of it (leases, delays, batched sends and
+	// acks).
+	_ "github.com/droverhq/drover/pkg/awsq"
 	_ "github.com/droverhq/drover/pkg/memq"
 	_ "gocloud.dev/pubsub/awssnssqs"
 

@@ -9,7 +9,7 @@ import (
 	"gocloud.dev/pubsub/driver"
 	"gocloud.dev/pubsub/drivertest"
 
-	"github.com/droverhq/drover/pkg/task"
+	taskdriver "github.com/droverhq/drover/pkg/task/driver"
 )
 
 // harness gives every topic a queue of its own; subscriptions created for a
@@ -56,9 +56,9 @@ type asTest struct{}
 func (asTest) Name() string { return "memq As" }
 
 func (asTest) TopicCheck(t *pubsub.Topic) error {
-	var tf task.TopicFeatures
+	var tf taskdriver.TopicFeatures
 	if !t.As(&tf) {
-		return errors.New("Topic.As(*task.TopicFeatures) = false")
+		return errors.New("Topic.As(*taskdriver.TopicFeatures) = false")
 	}
 	if tf.MaxDelay() != MaxDelay {
 		return errors.New("TopicFeatures.MaxDelay is wrong")
@@ -73,9 +73,9 @@ func (asTest) TopicErrorCheck(*pubsub.Topic, error) error { return nil }
 func (asTest) SubscriptionErrorCheck(*pubsub.Subscription, error) error { return nil }
 
 func (asTest) MessageCheck(m *pubsub.Message) error {
-	var lc task.LeaseControl
+	var lc taskdriver.LeaseControl
 	if !m.As(&lc) {
-		return errors.New("Message.As(*task.LeaseControl) = false")
+		return errors.New("Message.As(*taskdriver.LeaseControl) = false")
 	}
 	if lc.ReceiveCount() != 1 {
 		return errors.New("ReceiveCount != 1 on first delivery")

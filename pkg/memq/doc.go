@@ -49,10 +49,10 @@
 //
 // # Drover extensions
 //
-// A received message's As supports *task.LeaseControl, giving the delivery's
+// A received message's As supports *taskdriver.LeaseControl, giving the delivery's
 // ReceiveCount and SetVisibility (extend the lease, or 0 for visible now).
-// A topic's As supports *task.TopicFeatures, whose MaxDelay is MaxDelay
-// (12h). A sent message whose metadata has task.MetadataDelay (decimal
+// A topic's As supports *taskdriver.TopicFeatures, whose MaxDelay is MaxDelay
+// (12h). A sent message whose metadata has taskdriver.MetadataDelay (decimal
 // milliseconds) is first delivered only after that delay; the key is
 // removed from the metadata receivers see. A malformed or out-of-range
 // delay fails the whole batch with code InvalidArgument.

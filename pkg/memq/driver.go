@@ -16,7 +16,7 @@ import (
 	"gocloud.dev/pubsub/batcher"
 	"gocloud.dev/pubsub/driver"
 
-	"github.com/droverhq/drover/pkg/task"
+	taskdriver "github.com/droverhq/drover/pkg/task/driver"
 )
 
 // Scheme is the URL scheme memq registers its URLOpener under on
@@ -160,7 +160,7 @@ type topic struct {
 	closed atomic.Bool
 }
 
-// features implements task.TopicFeatures.
+// features implements taskdriver.TopicFeatures.
 type features struct{}
 
 func (features) MaxDelay() time.Duration { return MaxDelay }
@@ -190,14 +190,14 @@ func (t *topic) SendBatch(ctx context.Context, ms []*driver.Message) error {
 		if len(dm.Body) > 0 {
 			m.body = append([]byte(nil), dm.Body...) // the sender may reuse it
 		}
-		if s, ok := dm.Metadata[task.MetadataDelay]; ok {
+		if s, ok := dm.Metadata[taskdriver.MetadataDelay]; ok {
 			d, err := parseDelay(s)
 			if err != nil {
 				return err
 			}
 			delays[i] = d
 			m.md = maps.Clone(dm.Metadata)
-			delete(m.md, task.MetadataDelay)
+			delete(m.md, taskdriver.MetadataDelay)
 		} else if len(dm.Metadata) > 0 {
 			m.md = maps.Clone(dm.Metadata)
 		}
@@ -232,11 +232,11 @@ func (t *topic) SendBatch(ctx context.Context, ms []*driver.Message) error {
 	return nil
 }
 
-// parseDelay parses a task.MetadataDelay value.
+// parseDelay parses a taskdriver.MetadataDelay value.
 func parseDelay(s string) (time.Duration, error) {
 	ms, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || ms < 0 || ms > MaxDelay.Milliseconds() {
-		return 0, errorf(codeInvalid, "memq: metadata %s=%q: want milliseconds in [0, %d]", task.MetadataDelay, s, MaxDelay.Milliseconds())
+		return 0, errorf(codeInvalid, "memq: metadata %s=%q: want milliseconds in [0, %d]", taskdriver.MetadataDelay, s, MaxDelay.Milliseconds())
 	}
 	return time.Duration(ms) * time.Millisecond, nil
 }
@@ -244,21 +244,21 @@ func parseDelay(s string) (time.Duration, error) {
 // IsRetryable implements driver.Topic.
 func (*topic) IsRetryable(error) bool { return false }
 
-// As implements driver.Topic. It supports *task.TopicFeatures and
-// *task.DirectSender.
+// As implements driver.Topic. It supports *taskdriver.TopicFeatures and
+// *taskdriver.DirectSender.
 func (t *topic) As(i any) bool {
 	switch p := i.(type) {
-	case *task.TopicFeatures:
+	case *taskdriver.TopicFeatures:
 		*p = features{}
 		return true
-	case *task.DirectSender:
+	case *taskdriver.DirectSender:
 		*p = t
 		return true
 	}
 	return false
 }
 
-// SendDirect implements task.DirectSender: the bodies are queued as one
+// SendDirect implements taskdriver.DirectSender: the bodies are queued as one
 // batch, all or none, without copies (the caller hands them over).
 func (t *topic) SendDirect(ctx context.Context, bodies [][]byte, delays []time.Duration) error {
 	if t.q == nil {
@@ -350,13 +350,13 @@ func (s *subscription) ReceiveBatch(ctx context.Context, maxMessages int) ([]*dr
 	return out, err
 }
 
-// ReceiveDirect implements task.DirectReceiver, blocking as ReceiveBatch
+// ReceiveDirect implements taskdriver.DirectReceiver, blocking as ReceiveBatch
 // does. Its deliveries settle at once when acked or nacked.
-func (s *subscription) ReceiveDirect(ctx context.Context, max int) ([]*task.Delivery, error) {
+func (s *subscription) ReceiveDirect(ctx context.Context, max int) ([]*taskdriver.Delivery, error) {
 	if err := s.usable(ctx); err != nil {
 		return nil, err
 	}
-	var out []*task.Delivery
+	var out []*taskdriver.Delivery
 	err := s.await(ctx, func(q *queue, now time.Time) { out = q.takeDirect(now, max, s.visibility) })
 	return out, err
 }
@@ -505,9 +505,9 @@ func (s *subscription) settle(ctx context.Context, ids []driver.AckID, op func(*
 // IsRetryable implements driver.Subscription.
 func (*subscription) IsRetryable(error) bool { return false }
 
-// As implements driver.Subscription. It supports *task.DirectReceiver.
+// As implements driver.Subscription. It supports *taskdriver.DirectReceiver.
 func (s *subscription) As(i any) bool {
-	if p, ok := i.(*task.DirectReceiver); ok {
+	if p, ok := i.(*taskdriver.DirectReceiver); ok {
 		*p = s
 		return true
 	}

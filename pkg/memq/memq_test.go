@@ -14,7 +14,7 @@ import (
 	"gocloud.dev/pubsub"
 	"gocloud.dev/pubsub/driver"
 
-	"github.com/droverhq/drover/pkg/task"
+	taskdriver "github.com/droverhq/drover/pkg/task/driver"
 )
 
 var nameSeq atomic.Int64
@@ -64,11 +64,11 @@ func receive(t *testing.T, s *subscription, timeout time.Duration) []*driver.Mes
 	return nil
 }
 
-func lease(t *testing.T, m *driver.Message) task.LeaseControl {
+func lease(t *testing.T, m *driver.Message) taskdriver.LeaseControl {
 	t.Helper()
-	var lc task.LeaseControl
+	var lc taskdriver.LeaseControl
 	if !m.AsFunc(&lc) {
-		t.Fatal("As(*task.LeaseControl) = false")
+		t.Fatal("As(*taskdriver.LeaseControl) = false")
 	}
 	return lc
 }
@@ -222,7 +222,7 @@ func TestSemantics(t *testing.T) {
 			start := time.Now()
 			err := tp.SendBatch(context.Background(), []*driver.Message{{
 				Body:     []byte("later"),
-				Metadata: map[string]string{task.MetadataDelay: strconv.Itoa(int(delay.Milliseconds())), "k": "v"},
+				Metadata: map[string]string{taskdriver.MetadataDelay: strconv.Itoa(int(delay.Milliseconds())), "k": "v"},
 			}})
 			if err != nil {
 				t.Fatal(err)
@@ -242,7 +242,7 @@ func TestSemantics(t *testing.T) {
 			for _, v := range []string{"soon", "-1", "99999999999999"} {
 				err := tp.SendBatch(context.Background(), []*driver.Message{
 					{Body: []byte("ok")},
-					{Metadata: map[string]string{task.MetadataDelay: v}},
+					{Metadata: map[string]string{taskdriver.MetadataDelay: v}},
 				})
 				if err == nil || tp.ErrorCode(err) != gcerrors.InvalidArgument {
 					t.Errorf("delay %q: err = %v, want InvalidArgument", v, err)
@@ -322,7 +322,7 @@ func TestWakeUp(t *testing.T) {
 			sent := time.Now()
 			err := tp.SendBatch(context.Background(), []*driver.Message{{
 				Body:     []byte("x"),
-				Metadata: map[string]string{task.MetadataDelay: strconv.Itoa(int(delay.Milliseconds()))},
+				Metadata: map[string]string{taskdriver.MetadataDelay: strconv.Itoa(int(delay.Milliseconds()))},
 			}})
 			if err != nil {
 				t.Fatal(err)
@@ -494,9 +494,9 @@ func TestOpenURL(t *testing.T) {
 func TestTopicAs(t *testing.T) {
 	top := OpenTopic(uniqueName(t.Name()), nil)
 	defer top.Shutdown(context.Background())
-	var tf task.TopicFeatures
+	var tf taskdriver.TopicFeatures
 	if !top.As(&tf) || tf.MaxDelay() < time.Hour {
-		t.Fatal("Topic.As(*task.TopicFeatures) missing or MaxDelay too small")
+		t.Fatal("Topic.As(*taskdriver.TopicFeatures) missing or MaxDelay too small")
 	}
 }
 

@@ -10,13 +10,13 @@ import (
 
 	"gocloud.dev/pubsub/driver"
 
-	"github.com/droverhq/drover/pkg/task"
+	taskdriver "github.com/droverhq/drover/pkg/task/driver"
 )
 
 // Limits on how long a message can be held back.
 const (
 	// MaxDelay is the longest delay a send may ask for through
-	// task.MetadataDelay; it is what TopicFeatures.MaxDelay reports.
+	// taskdriver.MetadataDelay; it is what TopicFeatures.MaxDelay reports.
 	MaxDelay = 12 * time.Hour
 	// MaxVisibility is the longest visibility timeout a subscription or a
 	// SetVisibility call may use.
@@ -271,9 +271,9 @@ func (q *queue) take(now time.Time, max int, vis time.Duration) []*driver.Messag
 
 // takeDirect delivers up to max ready messages as task deliveries, hiding
 // each for vis.
-func (q *queue) takeDirect(now time.Time, max int, vis time.Duration) []*task.Delivery {
+func (q *queue) takeDirect(now time.Time, max int, vis time.Duration) []*taskdriver.Delivery {
 	n := min(max, q.nReady)
-	out := make([]*task.Delivery, 0, n)
+	out := make([]*taskdriver.Delivery, 0, n)
 	for len(out) < n {
 		e, ok := q.ready.pop()
 		if !ok {
@@ -288,7 +288,7 @@ func (q *queue) takeDirect(now time.Time, max int, vis time.Duration) []*task.De
 		m.visSet = false
 		q.toWaiting(m, now.Add(vis))
 		d := &delivery{q: q, m: m, gen: m.gen, count: m.receives}
-		out = append(out, &task.Delivery{
+		out = append(out, &taskdriver.Delivery{
 			ID:    q.name + "/" + strconv.FormatUint(m.id, 10),
 			Body:  m.body,
 			Lease: d,
@@ -369,7 +369,7 @@ func (q *queue) setVisibility(d *delivery, now time.Time, vis time.Duration) err
 }
 
 // delivery is one delivery of a message: the AckID of the driver.Message
-// and the task.LeaseControl reached through its As.
+// and the taskdriver.LeaseControl reached through its As.
 type delivery struct {
 	q     *queue
 	m     *message
@@ -377,10 +377,10 @@ type delivery struct {
 	count int
 }
 
-var _ task.LeaseControl = (*delivery)(nil)
+var _ taskdriver.LeaseControl = (*delivery)(nil)
 
 func (d *delivery) as(i any) bool {
-	p, ok := i.(*task.LeaseControl)
+	p, ok := i.(*taskdriver.LeaseControl)
 	if !ok {
 		return false
 	}
@@ -388,10 +388,10 @@ func (d *delivery) as(i any) bool {
 	return true
 }
 
-// ReceiveCount implements task.LeaseControl.
+// ReceiveCount implements taskdriver.LeaseControl.
 func (d *delivery) ReceiveCount() int { return d.count }
 
-// SetVisibility implements task.LeaseControl. It returns ErrStaleDelivery,
+// SetVisibility implements taskdriver.LeaseControl. It returns ErrStaleDelivery,
 // and changes nothing, if the message has been acked or delivered again
 // since this delivery.
 func (d *delivery) SetVisibility(ctx context.Context, vis time.Duration) error {

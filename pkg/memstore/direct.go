@@ -8,10 +8,10 @@ import (
 	"gocloud.dev/docstore/driver"
 	"gocloud.dev/gcerrors"
 
-	"github.com/droverhq/drover/pkg/task"
+	taskdriver "github.com/droverhq/drover/pkg/task/driver"
 )
 
-// GetDirect implements task.DirectCollection: each document is read as
+// GetDirect implements taskdriver.DirectCollection: each document is read as
 // ActionList.Get(doc, fields...) would read it, on the caller's goroutine.
 func (c *collection) GetDirect(ctx context.Context, docs []any, fields ...string) ([]error, error) {
 	var fps [][]string
@@ -21,7 +21,7 @@ func (c *collection) GetDirect(ctx context.Context, docs []any, fields ...string
 	return c.directAll(ctx, docs, func(int) driver.ActionKind { return driver.Get }, fps)
 }
 
-// WriteDirect implements task.DirectCollection: document i is created if
+// WriteDirect implements taskdriver.DirectCollection: document i is created if
 // create[i] and replaced otherwise, as an action list of the same writes
 // would.
 func (c *collection) WriteDirect(ctx context.Context, docs []any, create []bool) ([]error, error) {
@@ -80,4 +80,4 @@ func (c *collection) direct(ctx context.Context, kind driver.ActionKind, doc any
 	return c.runAction(ctx, &driver.Action{Kind: kind, Doc: ddoc, Key: key, FieldPaths: fps})
 }
 
-var _ task.DirectCollection = (*collection)(nil)
+var _ taskdriver.DirectCollection = (*collection)(nil)

@@ -18,7 +18,7 @@ import (
 	"gocloud.dev/docstore/driver"
 	"gocloud.dev/gcerrors"
 
-	"github.com/droverhq/drover/pkg/task"
+	taskdriver "github.com/droverhq/drover/pkg/task/driver"
 )
 
 // Options configure a collection.
@@ -597,9 +597,9 @@ func (c *collection) BytesToRevision(b []byte) (any, error) {
 	return strconv.ParseInt(string(b), 10, 64)
 }
 
-// As implements driver.Collection. It supports *task.DirectCollection.
+// As implements driver.Collection. It supports *taskdriver.DirectCollection.
 func (c *collection) As(i any) bool {
-	if p, ok := i.(*task.DirectCollection); ok {
+	if p, ok := i.(*taskdriver.DirectCollection); ok {
 		*p = c
 		return true
 	}

@@ -4,15 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"gocloud.dev/pubsub"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/droverhq/drover/pkg/task/driver"
 )
 
 // Claim-check thresholds: arguments and results larger than these travel
@@ -22,37 +21,23 @@ const (
 	DefaultResultLimit  = 4 << 10
 )
 
-// DirectSender is implemented, through pubsub.Topic.As, by in-process
-// drivers (memq) that can queue a batch of bodies in one step without the
-// portable type's per-message work (a tracing span, a batcher hand-off and
-// a goroutine per message). Drover's Topic uses it when the driver has it
-// and the portable path otherwise; the delivery rules do not change.
-type DirectSender interface {
-	// SendDirect queues every body or none, body i held back for
-	// delays[i] (delays may be nil). It takes ownership of the bodies.
-	SendDirect(ctx context.Context, bodies [][]byte, delays []time.Duration) error
-}
+// Delivery is one received message with what it takes to settle it: the
+// body, the driver's lease control (nil where the driver has none), and
+// ack/nack. Long-lived runners get deliveries from a Subscription; the
+// Lambda entry points build them from SQS events.
+type Delivery = driver.Delivery
 
-// DirectReceiver is implemented, through pubsub.Subscription.As, by
-// in-process drivers (memq) that hand out deliveries without the portable
-// type's per-message work (a tracing span, a finalizer, a runtime.Caller
-// and an ack batcher). Deliveries it returns are settled at once by their
-// Ack and Nack.
-type DirectReceiver interface {
-	// ReceiveDirect returns up to max deliveries, blocking until one is
-	// ready or the driver's wait passes (then it returns none).
-	ReceiveDirect(ctx context.Context, max int) ([]*Delivery, error)
-}
+// LeaseControl controls one delivery of a message: its delivery count and
+// its visibility (see driver.LeaseControl).
+type LeaseControl = driver.LeaseControl
 
 // Topic publishes task messages or events on a gocloud topic.
 type Topic struct {
 	topic    *pubsub.Topic
 	url      string // redacted, for messages
-	rawURL   string
 	maxDelay time.Duration
-	sqs      bool
-	direct   DirectSender    // nil unless the driver has it
-	batch    *sqsBatchSender // nil unless the topic is an SQS queue
+	direct   driver.DirectSender   // nil unless the driver has it
+	ext      driver.TopicExtension // nil unless an extension has one for it
 }
 
 // OpenTopic opens a topic at a gocloud pubsub URL.
@@ -66,16 +51,16 @@ func OpenTopic(ctx context.Context, rawURL string) (*Topic, error) {
 
 // NewTopic wraps an open topic; url is only used in messages.
 func NewTopic(t *pubsub.Topic, url string) *Topic {
-	tp := &Topic{topic: t, url: redactURL(url), rawURL: url}
-	var tf TopicFeatures
-	switch {
-	case t.As(&tf):
+	tp := &Topic{topic: t, url: redactURL(url)}
+	var tf driver.TopicFeatures
+	if t.As(&tf) {
 		tp.maxDelay = tf.MaxDelay()
-	case SQSTopicDelay(t):
-		tp.maxDelay, tp.sqs = SQSMaxDelay, true
-		tp.batch = newSQSBatchSender(t, url)
+	} else if e := extensionOf(url); e != nil {
+		if tp.ext = e.Topic(t, url); tp.ext != nil {
+			tp.maxDelay = tp.ext.MaxDelay()
+		}
 	}
-	var ds DirectSender
+	var ds driver.DirectSender
 	if t.As(&ds) {
 		tp.direct = ds
 	}
@@ -101,21 +86,15 @@ func (t *Topic) Send(ctx context.Context, body []byte, delay time.Duration) erro
 		}
 		return nil
 	}
-	if t.batch != nil && batchable(body) {
-		it := &sqsSend{body: body, delay: delay, done: make(chan struct{})}
-		t.batch.send(ctx, []*sqsSend{it})
-		if it.err != nil {
-			return fmt.Errorf("send to %s: %w", t.url, it.err)
+	if t.ext != nil {
+		if errs := t.ext.SendBatch(ctx, [][]byte{body}, []time.Duration{delay}); errs != nil && errs[0] != nil {
+			return fmt.Errorf("send to %s: %w", t.url, errs[0])
 		}
 		return nil
 	}
 	m := &pubsub.Message{Body: body}
 	if delay > 0 {
-		if t.sqs {
-			WithSQSDelay(m, delay)
-		} else {
-			m.Metadata = map[string]string{MetadataDelay: strconv.FormatInt(delay.Milliseconds(), 10)}
-		}
+		m.Metadata = map[string]string{driver.MetadataDelay: strconv.FormatInt(delay.Milliseconds(), 10)}
 	}
 	if err := t.topic.Send(ctx, m); err != nil {
 		return fmt.Errorf("send to %s: %w", t.url, err)
@@ -127,10 +106,21 @@ func (t *Topic) Send(ctx context.Context, body []byte, delay time.Duration) erro
 // It returns the index of each body that failed with its error.
 func (t *Topic) SendAll(ctx context.Context, bodies [][]byte, delays []time.Duration) map[int]error {
 	if t.direct != nil {
-		return t.sendDirect(ctx, bodies, delays)
+		return t.sendChecked(bodies, delays, func(bs [][]byte, ds []time.Duration) []error {
+			if err := t.direct.SendDirect(ctx, bs, ds); err != nil {
+				errs := make([]error, len(bs))
+				for i := range errs {
+					errs[i] = err
+				}
+				return errs
+			}
+			return nil
+		})
 	}
-	if t.batch != nil {
-		return t.sendBatch(ctx, bodies, delays)
+	if t.ext != nil {
+		return t.sendChecked(bodies, delays, func(bs [][]byte, ds []time.Duration) []error {
+			return t.ext.SendBatch(ctx, bs, ds)
+		})
 	}
 	var (
 		g    errgroup.Group
@@ -160,81 +150,31 @@ func (t *Topic) SendAll(ctx context.Context, bodies [][]byte, delays []time.Dura
 	return failed
 }
 
-// sendDirect queues bodies through the driver's DirectSender in one batch
-// (all or none), after checking each delay as Send does.
-func (t *Topic) sendDirect(ctx context.Context, bodies [][]byte, delays []time.Duration) map[int]error {
+// sendChecked sends, with send, the bodies whose delay the topic can
+// keep (in one call, indexes kept) and fails the others, as Send does.
+// send returns each body's error, or nil when all were sent.
+func (t *Topic) sendChecked(bodies [][]byte, delays []time.Duration, send func([][]byte, []time.Duration) []error) map[int]error {
 	failed := map[int]error{}
-	for i, d := range delays {
-		if d > t.maxDelay {
-			failed[i] = fmt.Errorf("send to %s: delay %s is longer than the topic's %s maximum", t.url, d, t.maxDelay)
+	idx := make([]int, 0, len(bodies))
+	for i := range bodies {
+		if delays != nil && delays[i] > t.maxDelay {
+			failed[i] = fmt.Errorf("send to %s: delay %s is longer than the topic's %s maximum", t.url, delays[i], t.maxDelay)
+			continue
 		}
+		idx = append(idx, i)
 	}
+	bs, ds := bodies, delays
 	if len(failed) > 0 {
-		// Send the others, keeping indexes.
-		var (
-			idx []int
-			bs  [][]byte
-			ds  []time.Duration
-		)
-		for i := range bodies {
-			if _, bad := failed[i]; !bad {
-				idx, bs, ds = append(idx, i), append(bs, bodies[i]), append(ds, delays[i])
+		bs, ds = make([][]byte, len(idx)), make([]time.Duration, len(idx))
+		for k, i := range idx {
+			bs[k], ds[k] = bodies[i], delays[i]
+		}
+	}
+	if len(bs) > 0 {
+		for k, err := range send(bs, ds) {
+			if err != nil {
+				failed[idx[k]] = fmt.Errorf("send to %s: %w", t.url, err)
 			}
-		}
-		if err := t.direct.SendDirect(ctx, bs, ds); err != nil {
-			for _, i := range idx {
-				failed[i] = fmt.Errorf("send to %s: %w", t.url, err)
-			}
-		}
-		return failed
-	}
-	if err := t.direct.SendDirect(ctx, bodies, delays); err != nil {
-		for i := range bodies {
-			failed[i] = fmt.Errorf("send to %s: %w", t.url, err)
-		}
-		return failed
-	}
-	return nil
-}
-
-// sendBatch queues bodies through the SQS batch sender together, so that
-// they go out ten to a request; bodies it cannot take go through Send.
-func (t *Topic) sendBatch(ctx context.Context, bodies [][]byte, delays []time.Duration) map[int]error {
-	failed := map[int]error{}
-	var (
-		items []*sqsSend
-		idx   []int
-		other sync.WaitGroup
-		mu    sync.Mutex
-	)
-	for i, b := range bodies {
-		var d time.Duration
-		if delays != nil {
-			d = delays[i]
-		}
-		switch {
-		case d > t.maxDelay:
-			failed[i] = fmt.Errorf("send to %s: delay %s is longer than the topic's %s maximum", t.url, d, t.maxDelay)
-		case !batchable(b):
-			other.Go(func() {
-				if err := t.Send(ctx, b, d); err != nil {
-					mu.Lock()
-					failed[i] = err
-					mu.Unlock()
-				}
-			})
-		default:
-			items = append(items, &sqsSend{body: b, delay: d, done: make(chan struct{})})
-			idx = append(idx, i)
-		}
-	}
-	if len(items) > 0 {
-		t.batch.send(ctx, items)
-	}
-	other.Wait()
-	for k, it := range items {
-		if it.err != nil {
-			failed[idx[k]] = fmt.Errorf("send to %s: %w", t.url, it.err)
 		}
 	}
 	if len(failed) == 0 {
@@ -243,77 +183,62 @@ func (t *Topic) sendBatch(ctx context.Context, bodies [][]byte, delays []time.Du
 	return failed
 }
 
+// Ping checks that the topic's queue answers where the driver allows a
+// check without sending (SQS: GetQueueAttributes); elsewhere it reports
+// success.
+func (t *Topic) Ping(ctx context.Context) error {
+	if t.ext == nil {
+		return nil
+	}
+	if err := t.ext.Ping(ctx); err != nil {
+		return fmt.Errorf("queue %s: %w", t.url, err)
+	}
+	return nil
+}
+
 // Shutdown flushes pending sends and closes the topic.
 func (t *Topic) Shutdown(ctx context.Context) error { return t.topic.Shutdown(ctx) }
 
-// Delivery is one received message with what it takes to settle it: the
-// body, the driver's lease control (nil where the driver has none), and
-// ack/nack. Long-lived runners get deliveries from a Subscription; the
-// Lambda entry points build them from SQS events.
-type Delivery struct {
-	ID    string
-	Body  []byte
-	Lease LeaseControl
-	// Ack removes the message for good; Nack gives it back (after the
-	// visibility last set through Lease, where the driver honours it).
-	Ack  func()
-	Nack func()
-}
-
-// Attempt is the delivery count where the driver knows it, else 1.
-func (d *Delivery) Attempt() int {
-	if d.Lease != nil {
-		if n := d.Lease.ReceiveCount(); n > 0 {
-			return n
-		}
-	}
-	return 1
-}
-
 // Subscription receives deliveries from a gocloud subscription.
 type Subscription struct {
-	sub      *pubsub.Subscription
-	url      string
-	queueURL string         // for SQS, the queue the subscription reads
-	direct   DirectReceiver // nil unless the driver has it
-	acks     *sqsAcker      // nil unless the driver is awssqs with nacklazy
+	sub    *pubsub.Subscription
+	url    string
+	direct driver.DirectReceiver        // nil unless the driver has it
+	ext    driver.SubscriptionExtension // nil unless an extension has one for it
 }
 
-// OpenSubscription opens a subscription at a gocloud pubsub URL. For
-// awssqs:// subscriptions it sets nacklazy=true, because Drover sets a
-// retry's visibility itself before it nacks; with nacklazy (unless the
-// URL turns it off) acks are deleted in coalesced DeleteMessageBatch
-// calls (see sqsAcker) instead of through gocloud's ack batcher.
+// OpenSubscription opens a subscription at a gocloud pubsub URL, through
+// the queue extension registered for its scheme if there is one (package
+// awsq for awssqs://).
 func OpenSubscription(ctx context.Context, rawURL string) (*Subscription, error) {
-	u, lazy := rawURL, false
-	if strings.HasPrefix(rawURL, "awssqs://") {
-		if p, err := url.Parse(rawURL); err == nil {
-			q := p.Query()
-			if q.Get("nacklazy") == "" {
-				q.Set("nacklazy", "true")
-			}
-			lazy, _ = strconv.ParseBool(q.Get("nacklazy"))
-			p.RawQuery = q.Encode()
-			u = p.String()
-		}
+	var (
+		s   *pubsub.Subscription
+		ext driver.SubscriptionExtension
+		err error
+	)
+	if e := extensionOf(rawURL); e != nil {
+		s, ext, err = e.OpenSubscription(ctx, rawURL)
+	} else {
+		s, err = pubsub.OpenSubscription(ctx, rawURL)
 	}
-	s, err := pubsub.OpenSubscription(ctx, u)
 	if err != nil {
 		return nil, fmt.Errorf("open subscription %s: %w", redactURL(rawURL), err)
 	}
-	qURL, _ := SQSQueueURL(u)
-	sub := &Subscription{sub: s, url: redactURL(rawURL), queueURL: qURL}
-	var client *sqs.Client
-	if qURL != "" && lazy && s.As(&client) && client != nil {
-		// Only under nacklazy does gocloud's Nack, which settles the
-		// message after the delete, send nothing.
-		sub.acks = newSQSAcker(client, qURL)
-	}
-	var dr DirectReceiver
+	sub := &Subscription{sub: s, url: redactURL(rawURL), ext: ext}
+	var dr driver.DirectReceiver
 	if s.As(&dr) {
 		sub.direct = dr
 	}
 	return sub, nil
+}
+
+// extensionOf returns the queue extension registered for rawURL's scheme.
+func extensionOf(rawURL string) driver.QueueExtension {
+	scheme, _, ok := strings.Cut(rawURL, "://")
+	if !ok {
+		return nil
+	}
+	return driver.QueueExtensionFor(scheme)
 }
 
 // Batched reports whether ReceiveBatch can return more than one delivery
@@ -366,14 +291,11 @@ func (s *Subscription) Receive(ctx context.Context) (*Delivery, error) {
 	var lc LeaseControl
 	if m.As(&lc) {
 		d.Lease = lc
-	} else if s.queueURL != "" {
-		if lc, ok := SQSLeaseOf(s.sub, s.queueURL, m); ok {
-			d.Lease = lc
-		}
-		if s.acks != nil {
-			if h, ok := sqsReceiptHandle(m); ok {
-				d.Ack, d.Nack = s.acks.settlers(m, h)
-			}
+	} else if s.ext != nil {
+		lease, ack, nack := s.ext.Settlers(m)
+		d.Lease = lease
+		if ack != nil {
+			d.Ack, d.Nack = ack, nack
 		}
 	}
 	return d, nil
@@ -383,8 +305,8 @@ func (s *Subscription) Receive(ctx context.Context) (*Delivery, error) {
 // take effect where the driver allows it (SQS).
 func (s *Subscription) Shutdown(ctx context.Context) error {
 	var err error
-	if s.acks != nil {
-		err = s.acks.flush(ctx)
+	if s.ext != nil {
+		err = s.ext.Flush(ctx)
 	}
 	return errors.Join(err, s.sub.Shutdown(ctx))
 }

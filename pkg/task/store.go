@@ -13,6 +13,8 @@ import (
 
 	"gocloud.dev/docstore"
 	"gocloud.dev/gcerrors"
+
+	"github.com/droverhq/drover/pkg/task/driver"
 )
 
 // Errors of the status store.
@@ -38,27 +40,7 @@ type Store struct {
 	// transitions without polling; nil costs nothing.
 	Observe func(*Status)
 	// direct is the driver's DirectCollection, nil if it has none.
-	direct DirectCollection
-}
-
-// DirectCollection is implemented, through docstore.Collection.As, by
-// in-process drivers (memstore) that run a batch of reads or writes on the
-// caller's goroutine without the portable type's per-call work (a tracing
-// span, a latency metric, action-list bookkeeping). Each call must do, for
-// each document, exactly what an action list of the same actions would.
-// Drover's Store uses it for its batch reads and writes when the driver
-// has it, and action lists otherwise. The errors it returns carry their
-// gcerrors code through an ErrorCode method.
-type DirectCollection interface {
-	// GetDirect reads each of docs (a pointer to a struct with its key
-	// set) as ActionList.Get(doc, fields...) does. errs is nil when every
-	// read succeeded, else one error (or nil) per document; err is a
-	// failure of the whole batch (a closed collection).
-	GetDirect(ctx context.Context, docs []any, fields ...string) (errs []error, err error)
-	// WriteDirect creates docs[i] where create[i], and replaces it
-	// (checking its revision, if it has one) otherwise; it returns as
-	// GetDirect does.
-	WriteDirect(ctx context.Context, docs []any, create []bool) (errs []error, err error)
+	direct driver.DirectCollection
 }
 
 // OpenStore opens the status collection at a gocloud docstore URL
@@ -74,7 +56,7 @@ func OpenStore(ctx context.Context, url string) (*Store, error) {
 // NewStore wraps an open collection keyed by "id".
 func NewStore(c *docstore.Collection) *Store {
 	s := &Store{coll: c}
-	var d DirectCollection
+	var d driver.DirectCollection
 	if c.As(&d) {
 		s.direct = d
 	}

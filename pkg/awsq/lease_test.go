@@ -1,4 +1,4 @@
-package task_test
+package awsq_test
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 	"gocloud.dev/pubsub/mempubsub"
 
 	"github.com/droverhq/drover/internal/awstest"
+	"github.com/droverhq/drover/pkg/awsq"
 	"github.com/droverhq/drover/pkg/task"
 )
 
@@ -26,7 +27,7 @@ import (
 var moto *awstest.Moto
 
 func TestMain(m *testing.M) {
-	moto = awstest.Shared("task tests")
+	moto = awstest.Shared("awsq tests")
 	code := m.Run()
 	moto.Stop()
 	os.Exit(code)
@@ -46,9 +47,9 @@ func TestSQSQueueURL(t *testing.T) {
 		{"garbage", "%zz", "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ok := task.SQSQueueURL(tc.in)
+			got, ok := awsq.QueueURL(tc.in)
 			if got != tc.want || ok != tc.ok {
-				t.Errorf("SQSQueueURL(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
+				t.Errorf("QueueURL(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
 			}
 		})
 	}
@@ -112,11 +113,11 @@ func (b sqsBundle) receive(t *testing.T, within time.Duration) (*pubsub.Message,
 	if err != nil {
 		t.Fatalf("receive: %v", err)
 	}
-	qURL, ok := task.SQSQueueURL(b.subURL)
+	qURL, ok := awsq.QueueURL(b.subURL)
 	if !ok {
-		t.Fatalf("SQSQueueURL(%q) not ok", b.subURL)
+		t.Fatalf("QueueURL(%q) not ok", b.subURL)
 	}
-	lc, ok := task.SQSLeaseOf(b.sub, qURL, m)
+	lc, ok := awsq.LeaseOf(b.sub, qURL, m)
 	if !ok {
 		t.Fatal("SQSLeaseOf: not an SQS message")
 	}
@@ -187,13 +188,13 @@ func TestSQSLeaseExtend(t *testing.T) {
 
 func TestSQSDelay(t *testing.T) {
 	b := setupSQS(t, 30*time.Second)
-	if !task.SQSTopicDelay(b.topic) {
+	if !awsq.TopicDelay(b.topic) {
 		t.Fatal("SQSTopicDelay(awssqs topic) = false")
 	}
 	m := &pubsub.Message{Body: []byte("later")}
 	var chained bool
 	m.BeforeSend = func(func(any) bool) error { chained = true; return nil }
-	task.WithSQSDelay(m, 1500*time.Millisecond) // rounds up to 2 s
+	awsq.WithDelay(m, 1500*time.Millisecond) // rounds up to 2 s
 	sent := time.Now()
 	if err := b.topic.Send(b.ctx, m); err != nil {
 		t.Fatal(err)
@@ -222,11 +223,11 @@ func TestSQSOtherDrivers(t *testing.T) {
 	defer topic.Shutdown(ctx)
 	sub := mempubsub.NewSubscription(topic, time.Minute)
 	defer sub.Shutdown(ctx)
-	if task.SQSTopicDelay(topic) {
+	if awsq.TopicDelay(topic) {
 		t.Error("SQSTopicDelay(mem topic) = true")
 	}
 	m := &pubsub.Message{Body: []byte("now")}
-	task.WithSQSDelay(m, time.Minute)
+	awsq.WithDelay(m, time.Minute)
 	if err := topic.Send(ctx, m); err != nil {
 		t.Fatalf("send with WithSQSDelay on mem: %v", err)
 	}
@@ -237,8 +238,8 @@ func TestSQSOtherDrivers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer got.Ack()
-	if _, ok := task.SQSLeaseOf(sub, "https://example/q", got); ok {
-		t.Error("SQSLeaseOf(mem message) ok")
+	if _, ok := awsq.LeaseOf(sub, "https://example/q", got); ok {
+		t.Error("LeaseOf(mem message) ok")
 	}
 }
 

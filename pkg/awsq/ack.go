@@ -1,4 +1,4 @@
-package task
+package awsq
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 	"github.com/droverhq/drover/internal/coalesce"
 )
 
-// sqsAcker deletes acked deliveries of one SQS queue in DeleteMessageBatch
+// acker deletes acked deliveries of one SQS queue in DeleteMessageBatch
 // calls of up to ten, coalescing concurrent acks. gocloud's awssqs ack
 // batcher allows a hundred handlers, so concurrent acks each went out as
 // a batch of one, and its options are not reachable through the URL.
@@ -35,23 +35,23 @@ import (
 // nothing), and the message comes back after its visibility timeout, as
 // the at-least-once rule expects. Subscription.Shutdown waits for the
 // deletes asked for so far.
-type sqsAcker struct {
+type acker struct {
 	client   *sqs.Client
 	queueURL string
-	rounds   coalesce.Rounds[*sqsAck]
+	rounds   coalesce.Rounds[*ackItem]
 
 	mu      sync.Mutex
 	open    int             // acks not yet settled
 	drained []chan struct{} // closed when open drops to zero
 }
 
-type sqsAck struct {
+type ackItem struct {
 	msg    *pubsub.Message
 	handle string
 }
 
-func newSQSAcker(client *sqs.Client, queueURL string) *sqsAcker {
-	a := &sqsAcker{client: client, queueURL: queueURL}
+func newAcker(client *sqs.Client, queueURL string) *acker {
+	a := &acker{client: client, queueURL: queueURL}
 	a.rounds.Run = a.round
 	return a
 }
@@ -61,11 +61,11 @@ func newSQSAcker(client *sqs.Client, queueURL string) *sqsAcker {
 // nothing on a nacklazy subscription: Ack after deleting it, Nack at once
 // (the visibility set through the lease, or the queue's, then stands).
 // Like gocloud's, they panic when the delivery is settled twice.
-func (a *sqsAcker) settlers(m *pubsub.Message, handle string) (ack, nack func()) {
+func (a *acker) settlers(m *pubsub.Message, handle string) (ack, nack func()) {
 	var settled atomic.Bool
 	settle := func() {
 		if settled.Swap(true) {
-			panic(fmt.Sprintf("task: Ack/Nack called twice on SQS message %s", m.LoggableID))
+			panic(fmt.Sprintf("awsq: Ack/Nack called twice on SQS message %s", m.LoggableID))
 		}
 	}
 	ack = func() {
@@ -75,7 +75,7 @@ func (a *sqsAcker) settlers(m *pubsub.Message, handle string) (ack, nack func())
 		a.mu.Unlock()
 		// Lead or join a round in the background, so that a loop of
 		// acks returns at once and its acks share requests.
-		go a.rounds.Add(&sqsAck{msg: m, handle: handle})
+		go a.rounds.Add(&ackItem{msg: m, handle: handle})
 	}
 	nack = func() {
 		settle()
@@ -86,7 +86,7 @@ func (a *sqsAcker) settlers(m *pubsub.Message, handle string) (ack, nack func())
 
 // flush waits until every delete asked for so far is done (or has
 // failed), or ctx is done.
-func (a *sqsAcker) flush(ctx context.Context) error {
+func (a *acker) flush(ctx context.Context) error {
 	a.mu.Lock()
 	if a.open == 0 {
 		a.mu.Unlock()
@@ -104,13 +104,13 @@ func (a *sqsAcker) flush(ctx context.Context) error {
 }
 
 // round deletes acks in batches of up to ten, all at once.
-func (a *sqsAcker) round(acks []*sqsAck) {
+func (a *acker) round(acks []*ackItem) {
 	// The round serves several callers and none waits for it: no
 	// caller's context applies.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
-	for batch := range slices.Chunk(acks, sqsBatchEntries) {
+	for batch := range slices.Chunk(acks, batchEntries) {
 		wg.Go(func() { a.batch(ctx, batch) })
 	}
 	wg.Wait()
@@ -125,7 +125,7 @@ func (a *sqsAcker) round(acks []*sqsAck) {
 	a.mu.Unlock()
 }
 
-func (a *sqsAcker) batch(ctx context.Context, acks []*sqsAck) {
+func (a *acker) batch(ctx context.Context, acks []*ackItem) {
 	in := &sqs.DeleteMessageBatchInput{
 		QueueUrl: aws.String(a.queueURL),
 		Entries:  make([]sqstypes.DeleteMessageBatchRequestEntry, len(acks)),
@@ -159,9 +159,9 @@ func (a *sqsAcker) batch(ctx context.Context, acks []*sqsAck) {
 	}
 }
 
-// sqsReceiptHandle returns the receipt handle of m, a message from
+// receiptHandle returns the receipt handle of m, a message from
 // gocloud's awssqs driver.
-func sqsReceiptHandle(m *pubsub.Message) (string, bool) {
+func receiptHandle(m *pubsub.Message) (string, bool) {
 	var sm sqstypes.Message
 	if !m.As(&sm) || sm.ReceiptHandle == nil {
 		return "", false

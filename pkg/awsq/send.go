@@ -1,4 +1,4 @@
-package task
+package awsq
 
 import (
 	"context"
@@ -11,18 +11,17 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
-	"gocloud.dev/pubsub"
 
 	"github.com/droverhq/drover/internal/coalesce"
 )
 
 // SQS batch limits.
 const (
-	sqsBatchEntries = 10
-	sqsBatchBytes   = 256 << 10
+	batchEntries = 10
+	batchBytes   = 256 << 10
 )
 
-// sqsBatchSender sends to one SQS queue in SendMessageBatch calls of up
+// batchSender sends to one SQS queue in SendMessageBatch calls of up
 // to ten messages, coalescing concurrent sends. gocloud's awssqs topic
 // batches only what is waiting when a handler is free, and it allows a
 // hundred handlers, so concurrent single sends (a runner's outcome
@@ -32,31 +31,22 @@ const (
 // once, a busy one in full batches, with no timer. Each Send still
 // returns only once its own message is accepted (or failed), so the
 // runner's rule of acking after the outcome is published holds.
-type sqsBatchSender struct {
+type batchSender struct {
 	client   *sqs.Client
 	queueURL string
-	rounds   coalesce.Rounds[*sqsSend]
+	rounds   coalesce.Rounds[*sendItem]
 }
 
-type sqsSend struct {
+type sendItem struct {
 	body  []byte
 	delay time.Duration
 	err   error
 	done  chan struct{}
 }
 
-// newSQSBatchSender returns a sender for t when it is gocloud's awssqs
-// topic opened from rawURL, else nil.
-func newSQSBatchSender(t *pubsub.Topic, rawURL string) *sqsBatchSender {
-	var client *sqs.Client
-	if t == nil || !t.As(&client) || client == nil {
-		return nil
-	}
-	qURL, ok := SQSQueueURL(rawURL)
-	if !ok {
-		return nil
-	}
-	s := &sqsBatchSender{client: client, queueURL: qURL}
+// newBatchSender returns a sender to the queue at queueURL.
+func newBatchSender(client *sqs.Client, queueURL string) *batchSender {
+	s := &batchSender{client: client, queueURL: queueURL}
 	s.rounds.Run = s.round
 	return s
 }
@@ -69,7 +59,7 @@ func batchable(body []byte) bool { return utf8.Valid(body) }
 
 // send sends items and returns when each has its outcome, or when ctx is
 // done for those no round has taken yet (they are then not sent).
-func (s *sqsBatchSender) send(ctx context.Context, items []*sqsSend) {
+func (s *batchSender) send(ctx context.Context, items []*sendItem) {
 	s.rounds.Add(items...)
 	for _, it := range items {
 		select {
@@ -86,7 +76,7 @@ func (s *sqsBatchSender) send(ctx context.Context, items []*sqsSend) {
 }
 
 // round sends items in batches of up to ten (and 256 KiB), all at once.
-func (s *sqsBatchSender) round(items []*sqsSend) {
+func (s *batchSender) round(items []*sendItem) {
 	// The round serves several callers: none of their contexts alone
 	// should cut it short.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -94,7 +84,7 @@ func (s *sqsBatchSender) round(items []*sqsSend) {
 	var wg sync.WaitGroup
 	for len(items) > 0 {
 		n, size := 0, 0
-		for n < len(items) && n < sqsBatchEntries && (n == 0 || size+len(items[n].body) <= sqsBatchBytes) {
+		for n < len(items) && n < batchEntries && (n == 0 || size+len(items[n].body) <= batchBytes) {
 			size += len(items[n].body)
 			n++
 		}
@@ -105,7 +95,7 @@ func (s *sqsBatchSender) round(items []*sqsSend) {
 	wg.Wait()
 }
 
-func (s *sqsBatchSender) batch(ctx context.Context, items []*sqsSend) {
+func (s *batchSender) batch(ctx context.Context, items []*sendItem) {
 	in := &sqs.SendMessageBatchInput{QueueUrl: aws.String(s.queueURL), Entries: make([]sqstypes.SendMessageBatchRequestEntry, len(items))}
 	for i, it := range items {
 		in.Entries[i] = sqstypes.SendMessageBatchRequestEntry{
@@ -113,7 +103,7 @@ func (s *sqsBatchSender) batch(ctx context.Context, items []*sqsSend) {
 			MessageBody: aws.String(string(it.body)),
 		}
 		if it.delay > 0 {
-			in.Entries[i].DelaySeconds = ceilSeconds(it.delay, SQSMaxDelay)
+			in.Entries[i].DelaySeconds = ceilSeconds(it.delay, MaxDelay)
 		}
 	}
 	out, err := s.client.SendMessageBatch(ctx, in)

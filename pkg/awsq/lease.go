@@ -1,4 +1,4 @@
-package task
+package awsq
 
 import (
 	"context"
@@ -12,26 +12,28 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"gocloud.dev/pubsub"
+
+	"github.com/droverhq/drover/pkg/task/driver"
 )
 
 // SQS limits that shape leases and delays.
 const (
-	// SQSMaxVisibility is the longest SQS keeps a delivery hidden, counted
+	// MaxVisibility is the longest SQS keeps a delivery hidden, counted
 	// from the ReceiveMessage that made it: ChangeMessageVisibility calls
 	// that would reach beyond it are refused.
-	SQSMaxVisibility = 12 * time.Hour
-	// SQSMaxDelay is the longest SQS holds a sent message back before its
+	MaxVisibility = 12 * time.Hour
+	// MaxDelay is the longest SQS holds a sent message back before its
 	// first delivery (the DelaySeconds cap).
-	SQSMaxDelay = 15 * time.Minute
+	MaxDelay = 15 * time.Minute
 )
 
-// sqsLeaseMargin is taken off SQSMaxVisibility for the time between the
+// leaseMargin is taken off MaxVisibility for the time between the
 // ReceiveMessage call and the lease's creation (gocloud may prefetch).
-const sqsLeaseMargin = time.Minute
+const leaseMargin = time.Minute
 
-// sqsLease is a LeaseControl over one SQS delivery, identified by its
+// lease is a driver.LeaseControl over one SQS delivery, identified by its
 // receipt handle.
-type sqsLease struct {
+type lease struct {
 	client        *sqs.Client
 	queueURL      string
 	receiptHandle string
@@ -39,12 +41,12 @@ type sqsLease struct {
 	receivedAt    time.Time
 }
 
-// NewSQSLease returns the LeaseControl of the SQS delivery with the given
+// NewLease returns the LeaseControl of the SQS delivery with the given
 // receipt handle; create it as soon as the message is received, as it
 // counts SQS's 12-hour limit from then. receiveCount is the message's
 // ApproximateReceiveCount attribute.
-func NewSQSLease(client *sqs.Client, queueURL, receiptHandle string, receiveCount int) LeaseControl {
-	return &sqsLease{
+func NewLease(client *sqs.Client, queueURL, receiptHandle string, receiveCount int) driver.LeaseControl {
+	return &lease{
 		client:        client,
 		queueURL:      queueURL,
 		receiptHandle: receiptHandle,
@@ -53,26 +55,26 @@ func NewSQSLease(client *sqs.Client, queueURL, receiptHandle string, receiveCoun
 	}
 }
 
-// ReceiveCount implements LeaseControl.
-func (l *sqsLease) ReceiveCount() int { return l.receiveCount }
+// ReceiveCount implements driver.LeaseControl.
+func (l *lease) ReceiveCount() int { return l.receiveCount }
 
-// SetVisibility implements LeaseControl with ChangeMessageVisibility. d is
+// SetVisibility implements driver.LeaseControl with ChangeMessageVisibility. d is
 // rounded up to whole seconds and clamped to [0, 12h], and further to what
 // is left of SQS's 12 hours since the delivery (less a minute's margin).
 // When nothing is left, it returns an error and leaves the visibility as
 // it was.
-func (l *sqsLease) SetVisibility(ctx context.Context, d time.Duration) error {
-	if left := SQSMaxVisibility - sqsLeaseMargin - time.Since(l.receivedAt); d > left {
+func (l *lease) SetVisibility(ctx context.Context, d time.Duration) error {
+	if left := MaxVisibility - leaseMargin - time.Since(l.receivedAt); d > left {
 		if left < time.Second {
 			return fmt.Errorf("sqs change visibility on %s: delivery is %s old, SQS keeps one hidden for at most %s",
-				l.queueURL, time.Since(l.receivedAt).Round(time.Second), SQSMaxVisibility)
+				l.queueURL, time.Since(l.receivedAt).Round(time.Second), MaxVisibility)
 		}
 		d = left.Truncate(time.Second)
 	}
 	_, err := l.client.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
 		QueueUrl:          aws.String(l.queueURL),
 		ReceiptHandle:     aws.String(l.receiptHandle),
-		VisibilityTimeout: ceilSeconds(d, SQSMaxVisibility),
+		VisibilityTimeout: ceilSeconds(d, MaxVisibility),
 	})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -83,11 +85,11 @@ func (l *sqsLease) SetVisibility(ctx context.Context, d time.Duration) error {
 	return nil
 }
 
-// SQSLeaseOf returns the LeaseControl of m, a message received from sub,
+// LeaseOf returns the LeaseControl of m, a message received from sub,
 // when sub is an SQS subscription (gocloud's awssqs driver); queueURL is
-// the URL the subscription was opened on (see SQSQueueURL). It reports
+// the URL the subscription was opened on (see QueueURL). It reports
 // false for any other driver.
-func SQSLeaseOf(sub *pubsub.Subscription, queueURL string, m *pubsub.Message) (LeaseControl, bool) {
+func LeaseOf(sub *pubsub.Subscription, queueURL string, m *pubsub.Message) (driver.LeaseControl, bool) {
 	var client *sqs.Client
 	if sub == nil || m == nil || !sub.As(&client) || client == nil {
 		return nil, false
@@ -102,13 +104,13 @@ func SQSLeaseOf(sub *pubsub.Subscription, queueURL string, m *pubsub.Message) (L
 	if err != nil || n < 1 {
 		n = 1
 	}
-	return NewSQSLease(client, queueURL, *sm.ReceiptHandle, n), true
+	return NewLease(client, queueURL, *sm.ReceiptHandle, n), true
 }
 
-// SQSQueueURL returns the SQS queue URL that gocloud's awssqs driver uses
+// QueueURL returns the SQS queue URL that gocloud's awssqs driver uses
 // for the pubsub URL u ("awssqs://HOST/PATH?..." gives "https://HOST/PATH").
 // It reports false when u is not an awssqs URL.
-func SQSQueueURL(u string) (string, bool) {
+func QueueURL(u string) (string, bool) {
 	pu, err := url.Parse(u)
 	if err != nil || pu.Scheme != "awssqs" || pu.Host == "" {
 		return "", false
@@ -116,22 +118,22 @@ func SQSQueueURL(u string) (string, bool) {
 	return "https://" + path.Join(pu.Host, pu.Path), true
 }
 
-// SQSTopicDelay reports whether topic sends to an SQS queue (gocloud's
-// awssqs driver), so that WithSQSDelay takes effect on its messages, for
-// up to SQSMaxDelay.
-func SQSTopicDelay(topic *pubsub.Topic) bool {
+// TopicDelay reports whether topic sends to an SQS queue (gocloud's
+// awssqs driver), so that WithDelay takes effect on its messages, for
+// up to MaxDelay.
+func TopicDelay(topic *pubsub.Topic) bool {
 	var client *sqs.Client
 	return topic != nil && topic.As(&client) && client != nil
 }
 
-// WithSQSDelay asks SQS to hold m back for d (rounded up to whole seconds,
-// clamped to [0, SQSMaxDelay]) before its first delivery, by setting the
+// WithDelay asks SQS to hold m back for d (rounded up to whole seconds,
+// clamped to [0, MaxDelay]) before its first delivery, by setting the
 // batch entry's DelaySeconds in m.BeforeSend. Any BeforeSend already set
 // still runs, after it. On other drivers it does nothing, so it is safe to
-// call whatever the topic is; use SQSTopicDelay to know whether it applies.
+// call whatever the topic is; use TopicDelay to know whether it applies.
 // FIFO queues reject per-message delays.
-func WithSQSDelay(m *pubsub.Message, d time.Duration) {
-	secs := ceilSeconds(d, SQSMaxDelay)
+func WithDelay(m *pubsub.Message, d time.Duration) {
+	secs := ceilSeconds(d, MaxDelay)
 	prev := m.BeforeSend
 	m.BeforeSend = func(asFunc func(any) bool) error {
 		var entry *sqstypes.SendMessageBatchRequestEntry
