@@ -1,7 +1,10 @@
-// Package api is the dispatch HTTP API of DESIGN.md as an http.Handler:
-// submit (single and batch), read with long-poll, list, cancel, results,
-// runners, and health. It validates before it touches anything: a rejected
-// request enqueues and archives nothing.
+// Package api is the dispatch function: the submit Service (claim keys,
+// claim-check, publish, statuses, roll back) and the HTTP API of DESIGN.md
+// over it as an http.Handler: submit (single and batch), read with
+// long-poll, list, cancel, results, runners, and health. It validates
+// before it touches anything: a rejected request enqueues and archives
+// nothing. Env and Run are the dispatch process (functions/dispatch and
+// drover dispatch).
 package api
 
 import (
@@ -16,8 +19,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/droverhq/drover/pkg/task"
 )
@@ -67,6 +68,7 @@ func (c *Config) defaults() {
 
 // Server serves the API.
 type Server struct {
+	svc     *Service
 	tasks   *task.Topic
 	archive *task.Archive
 	store   *task.Store
@@ -75,14 +77,18 @@ type Server struct {
 	mux     *http.ServeMux
 }
 
-// New returns a Server that enqueues on tasks, archives large payloads in
+// New returns a Server whose submit endpoints call a Service over tasks,
+// archive and store (see NewService), and that enqueues on tasks, archives large payloads in
 // archive and reads statuses from store.
 func New(tasks *task.Topic, archive *task.Archive, store *task.Store, log *slog.Logger, cfg Config) *Server {
 	cfg.defaults()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{tasks: tasks, archive: archive, store: store, log: log, cfg: cfg, mux: http.NewServeMux()}
+	s := &Server{
+		svc:   NewService(tasks, archive, store, log, cfg),
+		tasks: tasks, archive: archive, store: store, log: log, cfg: cfg, mux: http.NewServeMux(),
+	}
 	s.mux.HandleFunc("POST /v1/tasks", s.authed(s.submitOne))
 	s.mux.HandleFunc("POST /v1/tasks/batch", s.authed(s.submitBatch))
 	s.mux.HandleFunc("GET /v1/tasks", s.authed(s.list))
@@ -155,11 +161,18 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var (
 		re *requestError
 		fe *task.FieldError
-		pe *problemError
+		ee *EnqueueError
 	)
 	switch {
-	case errors.As(err, &pe):
-		writeProblemDoc(w, pe.p)
+	case errors.As(err, &ee):
+		p := &Problem{
+			Type: "urn:drover:problem:" + probUnavailable, Title: http.StatusText(http.StatusServiceUnavailable),
+			Status: http.StatusServiceUnavailable, Detail: ee.Error(),
+		}
+		for _, st := range ee.Enqueued {
+			p.Enqueued = append(p.Enqueued, st)
+		}
+		writeProblemDoc(w, p)
 	case errors.As(err, &re):
 		writeProblem(w, re.status, re.kind, "%s", re.detail)
 	case errors.As(err, &fe):
@@ -190,7 +203,7 @@ func (s *Server) submitOne(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	sts, err := s.Submit(r.Context(), []task.Spec{spec})
+	sts, err := s.svc.Submit(r.Context(), []task.Spec{spec})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -227,180 +240,12 @@ func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	sts, err := s.Submit(r.Context(), specs)
+	sts, err := s.svc.Submit(r.Context(), specs)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	writeStatusList(w, http.StatusAccepted, sts)
-}
-
-// Submit enqueues validated, normalized specs and returns their statuses
-// in order. A spec whose idempotency key is already held returns the
-// first task's status and enqueues nothing. If some tasks cannot be
-// enqueued, Submit rolls back what it did for them and returns an error;
-// tasks already enqueued stay enqueued and are named in the error.
-func (s *Server) Submit(ctx context.Context, specs []task.Spec) ([]*task.Status, error) {
-	now := time.Now().UTC()
-	for i, sp := range specs {
-		if d := time.Duration(sp.Delay); d > s.tasks.MaxDelay() {
-			field := "delay"
-			if len(specs) > 1 {
-				field = fmt.Sprintf("tasks[%d].delay", i)
-			}
-			if s.tasks.MaxDelay() == 0 {
-				return nil, &task.FieldError{Field: field, Reason: "the tasks topic (DROVER_TASKS_TOPIC) cannot delay messages"}
-			}
-			return nil, &task.FieldError{Field: field, Reason: fmt.Sprintf("%s is longer than the %s the tasks topic can delay", d, s.tasks.MaxDelay())}
-		}
-	}
-
-	sts := make([]*task.Status, len(specs))
-	fresh := make([]bool, len(specs))
-	replayOf := make([]int, len(specs)) // within-batch duplicate keys
-	firstWithKey := map[string]int{}
-	for i, sp := range specs {
-		replayOf[i] = -1
-		id := task.NewID(now)
-		if sp.IdempotencyKey != "" {
-			if j, dup := firstWithKey[sp.IdempotencyKey]; dup {
-				replayOf[i] = j
-				continue
-			}
-			firstWithKey[sp.IdempotencyKey] = i
-			held, err := s.store.ClaimKey(ctx, sp.IdempotencyKey, id, now, s.cfg.IdempotencyWindow, time.Minute)
-			if err != nil {
-				s.rollback(ctx, specs, sts, fresh)
-				return nil, fmt.Errorf("submit: %w", err)
-			}
-			if held != id {
-				st, err := s.awaitStatus(ctx, held)
-				if err != nil {
-					s.rollback(ctx, specs, sts, fresh)
-					return nil, fmt.Errorf("idempotency key %q: %w", clip(sp.IdempotencyKey), err)
-				}
-				sts[i] = st
-				continue
-			}
-		}
-		fresh[i] = true
-		sts[i] = &task.Status{
-			ID: id, Function: task.Intern(sp.Function), Queue: task.Intern(sp.Queue), State: task.Queued,
-			MaxAttempts: sp.MaxAttempts, CreatedAt: now, IdempotencyKey: sp.IdempotencyKey,
-		}
-	}
-
-	sctx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
-	defer cancel()
-	var (
-		idx    []int
-		bodies [][]byte
-		delays []time.Duration
-		g      errgroup.Group
-	)
-	g.SetLimit(16)
-	for i, sp := range specs {
-		if !fresh[i] {
-			continue
-		}
-		m := &task.Message{
-			ID: sts[i].ID, Function: sp.Function, Queue: sp.Queue, Args: sp.Args,
-			TimeoutMS: time.Duration(sp.Timeout).Milliseconds(), MaxAttempts: sp.MaxAttempts, CreatedAt: now,
-		}
-		if len(sp.Args) > s.cfg.PayloadLimit {
-			m.Args, m.ArgsRef = nil, task.PayloadKey(m.ID)
-			args := sp.Args
-			g.Go(func() error { return s.archive.Put(sctx, m.ArgsRef, "application/json", args) })
-		}
-		b, err := task.EncodeMessage(m)
-		if err != nil {
-			s.rollback(ctx, specs, sts, fresh)
-			return nil, fmt.Errorf("encode task %s: %w", m.ID, err)
-		}
-		idx, bodies, delays = append(idx, i), append(bodies, b), append(delays, time.Duration(sp.Delay))
-	}
-	if err := g.Wait(); err != nil {
-		s.rollback(ctx, specs, sts, fresh)
-		return nil, fmt.Errorf("archive payload: %w", err)
-	}
-	failed := s.tasks.SendAll(sctx, bodies, delays)
-	var created []*task.Status
-	for k, i := range idx {
-		if _, bad := failed[k]; !bad {
-			created = append(created, sts[i])
-			fresh[i] = false // enqueued: not to be rolled back
-		}
-	}
-	if err := s.store.CreateMany(context.WithoutCancel(ctx), created); err != nil {
-		// The tasks are enqueued; the collector creates their documents
-		// from their events.
-		s.log.Warn("could not write queued statuses", "tasks", len(created), "err", err)
-	}
-	for i, j := range replayOf {
-		if j >= 0 {
-			sts[i] = sts[j]
-		}
-	}
-	if len(failed) > 0 {
-		s.rollback(context.WithoutCancel(ctx), specs, sts, fresh)
-		var first error
-		for _, err := range failed {
-			first = err
-			break
-		}
-		p := &Problem{
-			Type: "urn:drover:problem:" + probUnavailable, Title: http.StatusText(http.StatusServiceUnavailable),
-			Status: http.StatusServiceUnavailable,
-			Detail: fmt.Sprintf("%d of %d tasks could not be enqueued (%v); nothing was kept for them", len(failed), len(idx), first),
-		}
-		for _, st := range created {
-			p.Enqueued = append(p.Enqueued, st)
-		}
-		return nil, &problemError{p}
-	}
-	return sts, nil
-}
-
-// problemError carries a complete problem document.
-type problemError struct{ p *Problem }
-
-func (e *problemError) Error() string { return e.p.Detail }
-
-// rollback undoes the side effects of tasks marked fresh (not enqueued):
-// archived payloads and idempotency claims.
-func (s *Server) rollback(ctx context.Context, specs []task.Spec, sts []*task.Status, fresh []bool) {
-	for i, f := range fresh {
-		if !f || sts[i] == nil {
-			continue
-		}
-		if len(specs[i].Args) > s.cfg.PayloadLimit {
-			if err := s.archive.Delete(ctx, task.PayloadKey(sts[i].ID)); err != nil {
-				s.log.Warn("rollback: could not delete payload", "task_id", sts[i].ID, "err", err)
-			}
-		}
-		if specs[i].IdempotencyKey != "" {
-			if err := s.store.ReleaseKey(ctx, specs[i].IdempotencyKey, sts[i].ID); err != nil {
-				s.log.Warn("rollback: could not release idempotency key", "task_id", sts[i].ID, "err", err)
-			}
-		}
-	}
-}
-
-// awaitStatus reads the status of a task another request is submitting,
-// waiting briefly for its document to appear.
-func (s *Server) awaitStatus(ctx context.Context, id string) (*task.Status, error) {
-	deadline := time.Now().Add(5 * time.Second)
-	for wait := 5 * time.Millisecond; ; wait = min(wait*2, 200*time.Millisecond) {
-		st, err := s.store.Get(ctx, id)
-		if err == nil || !errors.Is(err, task.ErrNotFound) || time.Now().After(deadline) {
-			return st, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(wait):
-		}
-	}
 }
 
 func (s *Server) taskID(w http.ResponseWriter, r *http.Request) (string, bool) {

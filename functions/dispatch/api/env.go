@@ -1,0 +1,126 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/droverhq/drover/internal/envconfig"
+	"github.com/droverhq/drover/pkg/task"
+)
+
+// Env is the dispatch process's configuration, read once by its main
+// (functions/dispatch, drover dispatch) from DROVER_ variables.
+type Env struct {
+	TasksTopic string        `env:"DROVER_TASKS_TOPIC"`
+	Bucket     string        `env:"DROVER_BUCKET"`
+	Status     string        `env:"DROVER_STATUS"`
+	Addr       string        `env:"DROVER_ADDR" envDefault:"127.0.0.1:8080"`
+	APIKeys    []string      `env:"DROVER_API_KEYS" envSeparator:","`
+	Retention  time.Duration `env:"DROVER_RETENTION" envDefault:"168h"`
+	Log        envconfig.Log
+
+	// Lambda is set when the process is a Lambda bootstrap: the function
+	// URL's IAM auth (or DROVER_API_KEYS) guards it, not a listen address.
+	Lambda bool `env:"-"`
+}
+
+// Validate checks e, returning a one-line error that names the variable
+// to change.
+func (e *Env) Validate() error {
+	for _, v := range []struct{ name, val string }{
+		{"DROVER_TASKS_TOPIC", e.TasksTopic}, {"DROVER_BUCKET", e.Bucket}, {"DROVER_STATUS", e.Status},
+	} {
+		if v.val == "" {
+			return fmt.Errorf("%s is required for drover dispatch (see README: Configuration)", v.name)
+		}
+	}
+	if len(e.APIKeys) == 0 && !loopback(e.Addr) && !e.Lambda {
+		return fmt.Errorf("DROVER_ADDR=%s listens beyond loopback, so DROVER_API_KEYS must be set", e.Addr)
+	}
+	for _, k := range e.APIKeys {
+		if len(k) < 16 {
+			return fmt.Errorf("DROVER_API_KEYS: every key must be at least 16 characters")
+		}
+	}
+	if e.Retention < 0 {
+		return fmt.Errorf("DROVER_RETENTION=%s must not be negative", e.Retention)
+	}
+	_, err := e.Log.Logger()
+	return err
+}
+
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Open opens the tasks topic, the archive and the status store and
+// returns the API over them, with what to close at the end.
+func (e *Env) Open(ctx context.Context, log *slog.Logger) (*Server, *task.Resources, error) {
+	res := &task.Resources{}
+	var err error
+	fail := func(name string, err error) (*Server, *task.Resources, error) {
+		res.Close(log)
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if res.Tasks, err = task.OpenTopic(ctx, e.TasksTopic); err != nil {
+		return fail("DROVER_TASKS_TOPIC", err)
+	}
+	if res.Archive, err = task.OpenArchive(ctx, e.Bucket); err != nil {
+		return fail("DROVER_BUCKET", err)
+	}
+	if res.Store, err = task.OpenStore(ctx, e.Status); err != nil {
+		return fail("DROVER_STATUS", err)
+	}
+	res.Store.Retention = e.Retention
+	return New(res.Tasks, res.Archive, res.Store, log, Config{APIKeys: e.APIKeys}), res, nil
+}
+
+// Run serves the API until ctx is done. ready, if not nil, receives the
+// bound address.
+func Run(ctx context.Context, e *Env, log *slog.Logger, ready func(net.Addr)) error {
+	srv, res, err := e.Open(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer res.Close(log)
+	return Serve(ctx, e.Addr, srv, log, ready)
+}
+
+// Serve serves h on addr until ctx is done, then drains for up to 10s.
+// ready, if not nil, receives the bound address.
+func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger, ready func(net.Addr)) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("DROVER_ADDR=%s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	if ready != nil {
+		ready(l.Addr())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve HTTP: %w", err)
+	case <-ctx.Done():
+	}
+	shut, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shut); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		log.Warn("HTTP shutdown", "err", err)
+	}
+	return nil
+}

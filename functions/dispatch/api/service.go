@@ -1,0 +1,206 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/droverhq/drover/pkg/task"
+)
+
+// Service is the submit service under the HTTP API: it validates delays
+// against the topic, claims idempotency keys, archives large arguments
+// (claim check), publishes the task messages, writes the queued statuses
+// and rolls back what it did for tasks it could not enqueue. Its callers
+// (the HTTP handlers, tests) pass specs already decoded and validated.
+type Service struct {
+	tasks   *task.Topic
+	archive *task.Archive
+	store   *task.Store
+	log     *slog.Logger
+	cfg     Config
+}
+
+// NewService returns a Service that enqueues on tasks, archives large
+// payloads in archive and writes statuses and idempotency keys to store.
+// Of cfg it uses PayloadLimit, IdempotencyWindow and SendTimeout.
+func NewService(tasks *task.Topic, archive *task.Archive, store *task.Store, log *slog.Logger, cfg Config) *Service {
+	cfg.defaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{tasks: tasks, archive: archive, store: store, log: log, cfg: cfg}
+}
+
+// Submit enqueues validated, normalized specs and returns their statuses
+// in order. A spec whose idempotency key is already held returns the
+// first task's status and enqueues nothing. If some tasks cannot be
+// enqueued, Submit rolls back what it did for them and returns an error;
+// tasks already enqueued stay enqueued and are named in the error.
+func (s *Service) Submit(ctx context.Context, specs []task.Spec) ([]*task.Status, error) {
+	now := time.Now().UTC()
+	for i, sp := range specs {
+		if d := time.Duration(sp.Delay); d > s.tasks.MaxDelay() {
+			field := "delay"
+			if len(specs) > 1 {
+				field = fmt.Sprintf("tasks[%d].delay", i)
+			}
+			if s.tasks.MaxDelay() == 0 {
+				return nil, &task.FieldError{Field: field, Reason: "the tasks topic (DROVER_TASKS_TOPIC) cannot delay messages"}
+			}
+			return nil, &task.FieldError{Field: field, Reason: fmt.Sprintf("%s is longer than the %s the tasks topic can delay", d, s.tasks.MaxDelay())}
+		}
+	}
+
+	sts := make([]*task.Status, len(specs))
+	fresh := make([]bool, len(specs))
+	replayOf := make([]int, len(specs)) // within-batch duplicate keys
+	firstWithKey := map[string]int{}
+	for i, sp := range specs {
+		replayOf[i] = -1
+		id := task.NewID(now)
+		if sp.IdempotencyKey != "" {
+			if j, dup := firstWithKey[sp.IdempotencyKey]; dup {
+				replayOf[i] = j
+				continue
+			}
+			firstWithKey[sp.IdempotencyKey] = i
+			held, err := s.store.ClaimKey(ctx, sp.IdempotencyKey, id, now, s.cfg.IdempotencyWindow, time.Minute)
+			if err != nil {
+				s.rollback(ctx, specs, sts, fresh)
+				return nil, fmt.Errorf("submit: %w", err)
+			}
+			if held != id {
+				st, err := s.awaitStatus(ctx, held)
+				if err != nil {
+					s.rollback(ctx, specs, sts, fresh)
+					return nil, fmt.Errorf("idempotency key %q: %w", clip(sp.IdempotencyKey), err)
+				}
+				sts[i] = st
+				continue
+			}
+		}
+		fresh[i] = true
+		sts[i] = &task.Status{
+			ID: id, Function: task.Intern(sp.Function), Queue: task.Intern(sp.Queue), State: task.Queued,
+			MaxAttempts: sp.MaxAttempts, CreatedAt: now, IdempotencyKey: sp.IdempotencyKey,
+		}
+	}
+
+	sctx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
+	defer cancel()
+	var (
+		idx    []int
+		bodies [][]byte
+		delays []time.Duration
+		g      errgroup.Group
+	)
+	g.SetLimit(16)
+	for i, sp := range specs {
+		if !fresh[i] {
+			continue
+		}
+		m := &task.Message{
+			ID: sts[i].ID, Function: sp.Function, Queue: sp.Queue, Args: sp.Args,
+			TimeoutMS: time.Duration(sp.Timeout).Milliseconds(), MaxAttempts: sp.MaxAttempts, CreatedAt: now,
+		}
+		if len(sp.Args) > s.cfg.PayloadLimit {
+			m.Args, m.ArgsRef = nil, task.PayloadKey(m.ID)
+			args := sp.Args
+			g.Go(func() error { return s.archive.Put(sctx, m.ArgsRef, "application/json", args) })
+		}
+		b, err := task.EncodeMessage(m)
+		if err != nil {
+			s.rollback(ctx, specs, sts, fresh)
+			return nil, fmt.Errorf("encode task %s: %w", m.ID, err)
+		}
+		idx, bodies, delays = append(idx, i), append(bodies, b), append(delays, time.Duration(sp.Delay))
+	}
+	if err := g.Wait(); err != nil {
+		s.rollback(ctx, specs, sts, fresh)
+		return nil, fmt.Errorf("archive payload: %w", err)
+	}
+	failed := s.tasks.SendAll(sctx, bodies, delays)
+	var created []*task.Status
+	for k, i := range idx {
+		if _, bad := failed[k]; !bad {
+			created = append(created, sts[i])
+			fresh[i] = false // enqueued: not to be rolled back
+		}
+	}
+	if err := s.store.CreateMany(context.WithoutCancel(ctx), created); err != nil {
+		// The tasks are enqueued; the collector creates their documents
+		// from their events.
+		s.log.Warn("could not write queued statuses", "tasks", len(created), "err", err)
+	}
+	for i, j := range replayOf {
+		if j >= 0 {
+			sts[i] = sts[j]
+		}
+	}
+	if len(failed) > 0 {
+		s.rollback(context.WithoutCancel(ctx), specs, sts, fresh)
+		var first error
+		for _, err := range failed {
+			first = err
+			break
+		}
+		return nil, &EnqueueError{Failed: len(failed), Of: len(idx), First: first, Enqueued: created}
+	}
+	return sts, nil
+}
+
+// EnqueueError is Submit's error when some tasks could not be enqueued:
+// nothing was kept for them, and the tasks in Enqueued stay enqueued.
+type EnqueueError struct {
+	Failed, Of int   // tasks that failed, of those sent
+	First      error // one of the failures
+	Enqueued   []*task.Status
+}
+
+func (e *EnqueueError) Error() string {
+	return fmt.Sprintf("%d of %d tasks could not be enqueued (%v); nothing was kept for them", e.Failed, e.Of, e.First)
+}
+
+func (e *EnqueueError) Unwrap() error { return e.First }
+
+// rollback undoes the side effects of tasks marked fresh (not enqueued):
+// archived payloads and idempotency claims.
+func (s *Service) rollback(ctx context.Context, specs []task.Spec, sts []*task.Status, fresh []bool) {
+	for i, f := range fresh {
+		if !f || sts[i] == nil {
+			continue
+		}
+		if len(specs[i].Args) > s.cfg.PayloadLimit {
+			if err := s.archive.Delete(ctx, task.PayloadKey(sts[i].ID)); err != nil {
+				s.log.Warn("rollback: could not delete payload", "task_id", sts[i].ID, "err", err)
+			}
+		}
+		if specs[i].IdempotencyKey != "" {
+			if err := s.store.ReleaseKey(ctx, specs[i].IdempotencyKey, sts[i].ID); err != nil {
+				s.log.Warn("rollback: could not release idempotency key", "task_id", sts[i].ID, "err", err)
+			}
+		}
+	}
+}
+
+// awaitStatus reads the status of a task another request is submitting,
+// waiting briefly for its document to appear.
+func (s *Service) awaitStatus(ctx context.Context, id string) (*task.Status, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for wait := 5 * time.Millisecond; ; wait = min(wait*2, 200*time.Millisecond) {
+		st, err := s.store.Get(ctx, id)
+		if err == nil || !errors.Is(err, task.ErrNotFound) || time.Now().After(deadline) {
+			return st, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
