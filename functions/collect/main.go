@@ -1,11 +1,62 @@
 // Command collect is Drover's collect function: an AWS Lambda bootstrap
-// (provided.al2023) when AWS_LAMBDA_RUNTIME_API is set, a long-lived
-// process configured by DROVER_* variables otherwise.
+// (provided.al2023) for SQS batches of events and dead letters when
+// AWS_LAMBDA_RUNTIME_API is set, a long-lived collector (and dead-letter
+// sweeper) configured by DROVER_* variables otherwise. Its logic is
+// package collector beside it.
 package main
 
 import (
-	"github.com/droverhq/drover/internal/app"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/droverhq/drover/functions/collect/collector"
 	_ "github.com/droverhq/drover/internal/drivers"
+	"github.com/droverhq/drover/internal/envconfig"
+	"github.com/droverhq/drover/internal/lambdaedge"
+	"github.com/droverhq/drover/internal/telemetry"
 )
 
-func main() { app.Main(app.PartCollect, nil) }
+func main() {
+	telemetry.Quiet()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx))
+}
+
+func run(ctx context.Context) int {
+	var e collector.Env
+	if err := envconfig.Parse(&e); err != nil {
+		fmt.Fprintf(os.Stderr, "drover collect: %v\n", err)
+		return 2
+	}
+	lambda := lambdaedge.Enabled()
+	if lambda && e.Log.Format == "" {
+		e.Log.Format = "json"
+	}
+	if err := e.Validate(); err != nil {
+		fmt.Fprintf(os.Stderr, "drover collect: %v\n", err)
+		return 2
+	}
+	log, _ := e.Log.Logger()
+	slog.SetDefault(log) // for the few library logs without a logger of their own (SQS deletes)
+	if !lambda {
+		if err := collector.Run(ctx, &e, log); err != nil {
+			fmt.Fprintf(os.Stderr, "drover collect: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	// Opened once, at cold start.
+	col, _, err := e.Open(ctx, log)
+	if err != nil {
+		// Printed to the function's log; the runtime reports an init error.
+		fmt.Fprintf(os.Stderr, "drover collect: %v\n", err)
+		return 1
+	}
+	lambdaedge.Start(lambdaHandler(col, e.DLQSubscription))
+	return 0
+}

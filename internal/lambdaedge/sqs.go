@@ -18,7 +18,7 @@ type Record struct {
 	ReceiptHandle string
 	// QueueURL is the queue's URL, derived from the record's
 	// eventSourceARN (see QueueURLFromARN): with ReceiptHandle, it is what
-	// ChangeMessageVisibility needs (task.NewSQSLease).
+	// ChangeMessageVisibility needs (awsq.NewLease).
 	QueueURL string
 	// Body is the message body; base64-decoded when the sender (gocloud's
 	// awssqs topic) marked it with the "base64encoded" attribute.

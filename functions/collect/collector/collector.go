@@ -1,6 +1,10 @@
-// Package collector applies runner events to the status store. It batches:
-// one read and one revision-checked write per task per batch, however many
-// events the batch holds for it.
+// Package collector is the collect function: it applies runner events to
+// the status store, and its dead-letter sweeper turns task messages that
+// the queue gave up on into failed statuses. It batches: one read and one
+// revision-checked write per task per batch, however many events the
+// batch holds for it (the monotonic rule itself is task.Store.Apply).
+// Env and Run are the collect process (functions/collect, drover
+// collect).
 package collector
 
 import (
@@ -9,7 +13,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/droverhq/drover/pkg/task"
 )
@@ -95,50 +98,38 @@ func (c *Collector) poison(ctx context.Context, d *task.Delivery, cause error) {
 	d.Ack()
 }
 
-// Opener opens a subscription; Run reopens it after failures.
-type Opener func(ctx context.Context) (*task.Subscription, error)
-
 // Run receives events until ctx is done, applying them in batches: the
 // first delivery starts a batch, which then takes whatever else is
-// already waiting, up to MaxBatch.
-func (c *Collector) Run(ctx context.Context, open Opener) error {
+// already waiting, up to MaxBatch. It reopens the subscription after
+// failures.
+func (c *Collector) Run(ctx context.Context, open task.Opener) error {
 	return receiveBatches(ctx, c.log, "events", open, c.MaxBatch, func(ds []*task.Delivery) {
 		c.Process(context.WithoutCancel(ctx), ds)
 	})
 }
 
-// receiveBatches runs receivers that feed a channel and one consumer that
-// hands batches of what is waiting to process.
-func receiveBatches(ctx context.Context, log *slog.Logger, what string, open Opener, maxBatch int, process func([]*task.Delivery)) error {
+// receiveBatches runs a receiver that feeds a channel and one consumer
+// that hands batches of what is waiting to process.
+func receiveBatches(ctx context.Context, log *slog.Logger, what string, open task.Opener, maxBatch int, process func([]*task.Delivery)) error {
 	ch := make(chan *task.Delivery, maxBatch)
+	subs := task.NewReopener(open, log, what)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		defer close(ch)
-		for wait := 100 * time.Millisecond; ctx.Err() == nil; wait = min(wait*2, 10*time.Second) {
-			sub, err := open(ctx)
+		var failed error
+		for seen := -1; ctx.Err() == nil; {
+			sub, v, err := subs.Current(ctx, seen, failed)
 			if err != nil {
-				log.Error("could not open subscription", "subscription", what, "err", err, "retry_in", wait)
-				sleep(ctx, wait)
-				continue
+				break
 			}
-			began := time.Now()
+			seen = v
 			if sub.Batched() {
-				err = receiveBatchesInto(ctx, sub, ch, maxBatch)
+				failed = receiveBatchesInto(ctx, sub, ch, maxBatch)
 			} else {
-				err = receiveInto(ctx, sub, ch, 4)
+				failed = receiveInto(ctx, sub, ch, 4)
 			}
-			if time.Since(began) > time.Minute {
-				wait = 100 * time.Millisecond // it worked for a while: start backing off afresh
-			}
-			shut, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			_ = sub.Shutdown(shut)
-			cancel()
-			if ctx.Err() != nil {
-				return
-			}
-			log.Warn("subscription failed; reopening", "subscription", what, "err", err, "retry_in", wait)
-			sleep(ctx, wait)
 		}
+		_ = subs.Close(ctx)
 	})
 	batch := make([]*task.Delivery, 0, maxBatch)
 	for d := range ch {
@@ -209,12 +200,5 @@ func receiveBatchesInto(ctx context.Context, sub *task.Subscription, ch chan<- *
 				return ctx.Err()
 			}
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
 	}
 }

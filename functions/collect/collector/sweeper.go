@@ -45,7 +45,7 @@ func (c *Collector) Sweep(ctx context.Context, ds []*task.Delivery) {
 }
 
 // RunSweeper sweeps the dead-letter queue until ctx is done.
-func (c *Collector) RunSweeper(ctx context.Context, open Opener) error {
+func (c *Collector) RunSweeper(ctx context.Context, open task.Opener) error {
 	return receiveBatches(ctx, c.log, "dead letters", open, 100, func(ds []*task.Delivery) {
 		c.Sweep(context.WithoutCancel(ctx), ds)
 	})

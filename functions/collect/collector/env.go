@@ -1,0 +1,82 @@
+package collector
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/droverhq/drover/internal/envconfig"
+	"github.com/droverhq/drover/pkg/task"
+)
+
+// Env is the collect process's configuration, read once by its main
+// (functions/collect, drover collect) from DROVER_ variables.
+type Env struct {
+	EventsSubscription string        `env:"DROVER_EVENTS_SUBSCRIPTION"`
+	DLQSubscription    string        `env:"DROVER_DLQ_SUBSCRIPTION"`
+	Bucket             string        `env:"DROVER_BUCKET"`
+	Status             string        `env:"DROVER_STATUS"`
+	Retention          time.Duration `env:"DROVER_RETENTION" envDefault:"168h"`
+	Log                envconfig.Log
+}
+
+// Validate checks e, returning a one-line error that names the variable
+// to change.
+func (e *Env) Validate() error {
+	for _, v := range []struct{ name, val string }{
+		{"DROVER_EVENTS_SUBSCRIPTION", e.EventsSubscription}, {"DROVER_BUCKET", e.Bucket}, {"DROVER_STATUS", e.Status},
+	} {
+		if v.val == "" {
+			return fmt.Errorf("%s is required for drover collect (see README: Configuration)", v.name)
+		}
+	}
+	if e.Retention < 0 {
+		return fmt.Errorf("DROVER_RETENTION=%s must not be negative", e.Retention)
+	}
+	_, err := e.Log.Logger()
+	return err
+}
+
+// Open opens the archive and the status store and returns a Collector
+// over them, with what to close at the end.
+func (e *Env) Open(ctx context.Context, log *slog.Logger) (*Collector, *task.Resources, error) {
+	res := &task.Resources{}
+	var err error
+	if res.Archive, err = task.OpenArchive(ctx, e.Bucket); err != nil {
+		return nil, nil, fmt.Errorf("DROVER_BUCKET: %w", err)
+	}
+	if res.Store, err = task.OpenStore(ctx, e.Status); err != nil {
+		res.Close(log)
+		return nil, nil, fmt.Errorf("DROVER_STATUS: %w", err)
+	}
+	res.Store.Retention = e.Retention
+	return New(res.Store, res.Archive, log), res, nil
+}
+
+// Run runs the collector (and the dead-letter sweeper, if
+// DROVER_DLQ_SUBSCRIPTION is set) until ctx is done.
+func Run(ctx context.Context, e *Env, log *slog.Logger) error {
+	col, res, err := e.Open(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer res.Close(log)
+	open, err := task.CheckedOpener(ctx, "DROVER_EVENTS_SUBSCRIPTION", e.EventsSubscription)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	if e.DLQSubscription != "" {
+		openDLQ, err := task.CheckedOpener(ctx, "DROVER_DLQ_SUBSCRIPTION", e.DLQSubscription)
+		if err != nil {
+			return err
+		}
+		wg.Go(func() { _ = col.RunSweeper(ctx, openDLQ) })
+	}
+	log.Info("collector started", "sweeper", e.DLQSubscription != "")
+	err = col.Run(ctx, open)
+	wg.Wait()
+	return err
+}
