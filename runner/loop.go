@@ -11,58 +11,18 @@ import (
 	"github.com/droverhq/drover/pkg/task"
 )
 
-// Opener opens the tasks subscription. Run calls it again after the
-// subscription fails (a queue that was unreachable for a while), backing
-// off between tries.
-type Opener func(ctx context.Context) (*task.Subscription, error)
-
 // Run takes deliveries with Concurrency workers until ctx is done, then
 // shuts down in stages: it stops taking messages, lets running tasks finish
 // for up to Grace, releases whatever is still running for redelivery, and
 // flushes acks with a fresh bounded context.
-func (r *Runner) Run(ctx context.Context, open Opener) error {
+func (r *Runner) Run(ctx context.Context, open task.Opener) error {
 	work, stopWork := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer stopWork(nil)
 
-	var hb sync.WaitGroup
-	hbCtx, stopHB := context.WithCancel(work)
-	hb.Go(func() { r.heartbeats(hbCtx) })
-	defer func() { stopHB(); hb.Wait() }()
+	stopHB := r.heartbeats(work, true)
+	defer stopHB()
 
-	var (
-		mu      sync.Mutex
-		sub     *task.Subscription
-		subErr  error
-		version int
-	)
-	// current returns an open subscription, reopening it after a failure
-	// with backoff; only one worker reopens at a time.
-	current := func(seen int, failed error) (*task.Subscription, int, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if failed != nil && seen == version && sub != nil {
-			r.log.Warn("tasks subscription failed; reopening", "err", failed)
-			shut, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			_ = sub.Shutdown(shut)
-			cancel()
-			sub = nil
-		}
-		for wait := 100 * time.Millisecond; sub == nil; wait = min(wait*2, 10*time.Second) {
-			sub, subErr = open(ctx)
-			if subErr == nil {
-				version++
-				break
-			}
-			r.log.Error("could not open tasks subscription", "err", subErr, "retry_in", wait)
-			select {
-			case <-ctx.Done():
-				return nil, version, ctx.Err()
-			case <-time.After(wait):
-			}
-		}
-		return sub, version, nil
-	}
-
+	subs := task.NewReopener(open, r.log, "tasks")
 	var workers sync.WaitGroup
 	warned := sync.Once{}
 	for range r.cfg.Concurrency {
@@ -70,21 +30,14 @@ func (r *Runner) Run(ctx context.Context, open Opener) error {
 			var failed error
 			seen := -1
 			for ctx.Err() == nil {
-				s, v, err := current(seen, failed)
+				s, v, err := subs.Current(ctx, seen, failed)
 				if err != nil {
 					return
 				}
 				seen, failed = v, nil
 				d, err := s.Receive(ctx)
 				if err != nil {
-					if ctx.Err() != nil {
-						return
-					}
 					failed = err
-					select {
-					case <-ctx.Done():
-					case <-time.After(time.Second):
-					}
 					continue
 				}
 				if d.Lease == nil {
@@ -123,36 +76,38 @@ func (r *Runner) Run(ctx context.Context, open Opener) error {
 		stopWork(errShutdown)
 		<-done
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if sub != nil {
-		shut, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if err := sub.Shutdown(shut); err != nil && !errors.Is(err, context.Canceled) {
-			r.log.Warn("tasks subscription shutdown", "err", err)
-		}
+	if err := subs.Close(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		r.log.Warn("tasks subscription shutdown", "err", err)
 	}
 	return nil
 }
 
-// heartbeats extends the leases of running tasks, cancels those whose
-// status says cancelled, and announces the runner, every Heartbeat.
-func (r *Runner) heartbeats(ctx context.Context) {
-	t := time.NewTicker(r.cfg.Heartbeat)
-	defer t.Stop()
-	r.Beat(ctx)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+// heartbeats runs Beat every Heartbeat (and at once if now) until ctx is
+// done or the returned stop is called, which waits for the loop to end.
+// Run and the Lambda batch loop both beat through it.
+func (r *Runner) heartbeats(ctx context.Context, now bool) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if now {
 			r.Beat(ctx)
 		}
-	}
+		t := time.NewTicker(r.cfg.Heartbeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				r.Beat(ctx)
+			}
+		}
+	})
+	return func() { cancel(); wg.Wait() }
 }
 
-// Beat runs one heartbeat now. Run calls it every Heartbeat; the Lambda
-// entry point calls it on its own timer.
+// Beat runs one heartbeat now: it extends the leases of running tasks,
+// cancels those whose status says cancelled, and announces the runner.
 func (r *Runner) Beat(ctx context.Context) {
 	r.mu.Lock()
 	jobs := make([]*job, 0, len(r.active))

@@ -132,9 +132,6 @@ func New(mux *Mux, events *task.Topic, archive *task.Archive, store *task.Store,
 // Name returns the runner's name.
 func (r *Runner) Name() string { return r.cfg.Name }
 
-// Heartbeat returns the interval at which Beat should run.
-func (r *Runner) Heartbeat() time.Duration { return r.cfg.Heartbeat }
-
 // job is one delivery being processed: everything Process keeps of it,
 // in one allocation.
 type job struct {

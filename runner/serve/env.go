@@ -1,0 +1,124 @@
+package serve
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/droverhq/drover/internal/envconfig"
+	"github.com/droverhq/drover/pkg/task"
+	"github.com/droverhq/drover/runner"
+)
+
+// Env is a runner process's configuration, read once by Runner (and by
+// drover runner) from DROVER_ variables.
+type Env struct {
+	TasksSubscription string        `env:"DROVER_TASKS_SUBSCRIPTION"`
+	EventsTopic       string        `env:"DROVER_EVENTS_TOPIC"`
+	Bucket            string        `env:"DROVER_BUCKET"`
+	Status            string        `env:"DROVER_STATUS"`
+	Concurrency       int           `env:"DROVER_CONCURRENCY" envDefault:"8"`
+	Heartbeat         time.Duration `env:"DROVER_HEARTBEAT"`
+	Lease             time.Duration `env:"DROVER_LEASE"`
+	Visibility        time.Duration `env:"DROVER_VISIBILITY" envDefault:"30s"`
+	Grace             time.Duration `env:"DROVER_GRACE" envDefault:"30s"`
+	RunnerName        string        `env:"DROVER_RUNNER_NAME"`
+	// StartedDelay is how long a task runs before its runner publishes
+	// its "started" event (runner.Config.StartedDelay: 0 is the 20ms
+	// default, negative publishes at once). The Lambda runner publishes
+	// at once unless this is set.
+	StartedDelay time.Duration `env:"DROVER_STARTED_DELAY"`
+	Log          envconfig.Log
+}
+
+// Validate checks e, returning a one-line error that names the variable
+// to change.
+func (e *Env) Validate() error {
+	for _, v := range []struct{ name, val string }{
+		{"DROVER_TASKS_SUBSCRIPTION", e.TasksSubscription}, {"DROVER_EVENTS_TOPIC", e.EventsTopic},
+		{"DROVER_BUCKET", e.Bucket}, {"DROVER_STATUS", e.Status},
+	} {
+		if v.val == "" {
+			return fmt.Errorf("%s is required for drover runner (see README: Configuration)", v.name)
+		}
+	}
+	if err := e.ValidateTuning(); err != nil {
+		return err
+	}
+	_, err := e.Log.Logger()
+	return err
+}
+
+// ValidateTuning checks the concurrency, heartbeat, lease and visibility
+// settings (drover dev checks them with its own URLs).
+func (e *Env) ValidateTuning() error {
+	if e.Concurrency < 1 || e.Concurrency > 10000 {
+		return fmt.Errorf("DROVER_CONCURRENCY=%d: need 1 to 10000", e.Concurrency)
+	}
+	if e.Heartbeat < 0 || e.Lease < 0 || e.Visibility <= 0 {
+		return fmt.Errorf("DROVER_HEARTBEAT, DROVER_LEASE and DROVER_VISIBILITY must be positive durations")
+	}
+	hb := e.Heartbeat
+	if hb == 0 {
+		hb = 5 * time.Second
+	}
+	if e.Lease != 0 && e.Lease < 2*hb {
+		return fmt.Errorf("DROVER_LEASE=%s must be at least twice DROVER_HEARTBEAT=%s, or a slow heartbeat lets a running task's message come back", e.Lease, hb)
+	}
+	if e.Visibility < 2*hb {
+		return fmt.Errorf("DROVER_VISIBILITY=%s must be at least twice DROVER_HEARTBEAT=%s: the first heartbeat must extend a message before its visibility timeout ends", e.Visibility, hb)
+	}
+	return nil
+}
+
+// Open opens the events topic, the archive and the status store.
+func (e *Env) Open(ctx context.Context, log *slog.Logger) (*task.Resources, error) {
+	res := &task.Resources{}
+	var err error
+	fail := func(name string, err error) (*task.Resources, error) {
+		res.Close(log)
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if res.Events, err = task.OpenTopic(ctx, e.EventsTopic); err != nil {
+		return fail("DROVER_EVENTS_TOPIC", err)
+	}
+	if res.Archive, err = task.OpenArchive(ctx, e.Bucket); err != nil {
+		return fail("DROVER_BUCKET", err)
+	}
+	if res.Store, err = task.OpenStore(ctx, e.Status); err != nil {
+		return fail("DROVER_STATUS", err)
+	}
+	return res, nil
+}
+
+// NewRunner returns a runner named name over res (its Events, Archive and
+// Store) with the built-in functions and those register adds (may be
+// nil).
+func (e *Env) NewRunner(res *task.Resources, log *slog.Logger, name string, register func(*runner.Mux)) *runner.Runner {
+	mux := runner.NewMux()
+	runner.RegisterBuiltins(mux, res.Archive.Bucket())
+	if register != nil {
+		register(mux)
+	}
+	return runner.New(mux, res.Events, res.Archive, res.Store, log, runner.Config{
+		Name: name, Concurrency: e.Concurrency, Heartbeat: e.Heartbeat, Lease: e.Lease, Grace: e.Grace,
+		StartedDelay: e.StartedDelay,
+	})
+}
+
+// Run runs one runner process until ctx is done.
+func Run(ctx context.Context, e *Env, log *slog.Logger, register func(*runner.Mux)) error {
+	res, err := e.Open(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer res.Close(log)
+	open, err := task.CheckedOpener(ctx, "DROVER_TASKS_SUBSCRIPTION", e.TasksSubscription)
+	if err != nil {
+		return err
+	}
+	r := e.NewRunner(res, log, e.RunnerName, register)
+	log.Info("runner started", "runner", r.Name(), "concurrency", e.Concurrency)
+	return r.Run(ctx, open)
+}
