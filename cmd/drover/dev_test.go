@@ -1,4 +1,4 @@
-package app
+package main
 
 import (
 	"bytes"
@@ -32,30 +32,30 @@ type devBundle struct {
 
 // setupDev starts the embedded default on a free port with its own queues
 // and data directory; it is stopped when the test ends.
-func setupDev(t *testing.T, tune func(*Config)) *devBundle {
+func setupDev(t *testing.T, tune func(*devEnv)) *devBundle {
 	t.Helper()
 	n := queueSeq.Add(1)
 	b := &devBundle{tasks: fmt.Sprintf("tasks-%s-%d", t.Name(), n), events: fmt.Sprintf("events-%s-%d", t.Name(), n)}
 	t.Setenv("DROVER_DATA_DIR", t.TempDir())
-	cfg, err := Load()
+	cfg, err := loadDev()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Addr = "127.0.0.1:0"
-	cfg.TasksTopic = "memq://" + b.tasks
-	cfg.TasksSubscription = "memq://" + b.tasks + "?visibility=10s"
-	cfg.EventsTopic = "memq://" + b.events
-	cfg.EventsSubscription = "memq://" + b.events + "?visibility=10s"
-	cfg.Status = fmt.Sprintf("mem://status-%d/id", n)
-	cfg.Heartbeat = 200 * time.Millisecond
-	cfg.Grace = time.Second
+	cfg.Dispatch.Addr = "127.0.0.1:0"
+	cfg.Dispatch.TasksTopic = "memq://" + b.tasks
+	cfg.Runner.TasksSubscription = "memq://" + b.tasks + "?visibility=10s"
+	cfg.Runner.EventsTopic = "memq://" + b.events
+	cfg.Collect.EventsSubscription = "memq://" + b.events + "?visibility=10s"
+	cfg.Dispatch.Status = fmt.Sprintf("mem://status-%d/id", n)
+	cfg.Runner.Heartbeat = 200 * time.Millisecond
+	cfg.Runner.Grace = time.Second
 	if tune != nil {
 		tune(cfg)
 	}
-	if err := cfg.Embedded(); err != nil {
+	if err := cfg.embed(); err != nil {
 		t.Fatal(err)
 	}
-	if err := cfg.Validate(PartDev); err != nil {
+	if err := cfg.validate(); err != nil {
 		t.Fatal(err)
 	}
 	level := slog.LevelWarn
@@ -66,7 +66,7 @@ func setupDev(t *testing.T, tune func(*Config)) *devBundle {
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan net.Addr, 1)
 	done := make(chan error, 1)
-	go func() { done <- cfg.RunDev(ctx, log, nil, func(a net.Addr) { addr <- a }) }()
+	go func() { done <- runDev(ctx, cfg, log, nil, func(a net.Addr) { addr <- a }) }()
 	select {
 	case a := <-addr:
 		b.url = "http://" + a.String()
@@ -202,7 +202,7 @@ func TestDevSubmitEchoWait(t *testing.T) {
 // TestDevBatchMixed is acceptance 2 of the core issue: 1,000 tasks of
 // mixed outcomes all reach exactly the expected terminal state.
 func TestDevBatchMixed(t *testing.T) {
-	b := setupDev(t, func(c *Config) { c.Concurrency = 16 })
+	b := setupDev(t, func(c *devEnv) { c.Runner.Concurrency = 16 })
 	type want struct {
 		state   task.State
 		attempt int

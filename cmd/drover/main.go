@@ -12,7 +12,7 @@ import (
 	"slices"
 	"syscall"
 
-	"github.com/droverhq/drover/internal/app"
+	"github.com/droverhq/drover/internal/telemetry"
 )
 
 // command is one verb of the CLI.
@@ -40,7 +40,7 @@ func commands() map[string]*command {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	app.QuietTelemetry()
+	telemetry.Quiet()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -8,36 +8,39 @@ import (
 	"log/slog"
 	"net"
 
-	"github.com/droverhq/drover/internal/app"
+	"github.com/droverhq/drover/functions/collect/collector"
+	"github.com/droverhq/drover/functions/dispatch/api"
 	_ "github.com/droverhq/drover/internal/drivers"
+	"github.com/droverhq/drover/internal/envconfig"
+	"github.com/droverhq/drover/runner/serve"
 )
 
 func serverCommands() map[string]*command {
 	return map[string]*command{
 		"dev": {
 			summary: "run dispatch, runners and collector in one process (the embedded default)",
-			run:     serve(app.PartDev),
+			run:     serveVerb("dev"),
 		},
 		"dispatch": {
 			summary: "run the dispatch HTTP API as a long-lived process (VM mode)",
-			run:     serve(app.PartDispatch),
+			run:     serveVerb("dispatch"),
 		},
 		"runner": {
 			summary: "run a runner with the built-in functions as a long-lived process (VM mode)",
-			run:     serve(app.PartRunner),
+			run:     serveVerb("runner"),
 		},
 		"collect": {
 			summary: "run the collector (and dead-letter sweeper) as a long-lived process (VM mode)",
-			run:     serve(app.PartCollect),
+			run:     serveVerb("collect"),
 		},
 	}
 }
 
-// serve runs one part, configured from DROVER_* variables; flags override
-// the most common ones.
-func serve(part app.Part) func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// serveVerb runs one part, configured from DROVER_* variables; flags
+// override the most common ones.
+func serveVerb(part string) func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-		fs := flag.NewFlagSet("drover "+string(part), flag.ContinueOnError)
+		fs := flag.NewFlagSet("drover "+part, flag.ContinueOnError)
 		fs.SetOutput(stderr)
 		addr := fs.String("addr", "", "HTTP listen address (DROVER_ADDR)")
 		runners := fs.Int("runners", 0, "runners to start in dev mode (DROVER_RUNNERS)")
@@ -49,53 +52,58 @@ func serve(part app.Part) func(ctx context.Context, args []string, stdout, stder
 			fmt.Fprintf(stderr, "drover %s: unexpected argument %q\n", part, fs.Arg(0))
 			return 2
 		}
-		cfg, err := app.Load()
-		if err != nil {
+		fail := func(code int, err error) int {
 			fmt.Fprintf(stderr, "drover %s: %v\n", part, err)
-			return 2
+			return code
+		}
+		e, err := loadDev()
+		if err != nil {
+			return fail(2, err)
 		}
 		if *addr != "" {
-			cfg.Addr = *addr
+			e.Dispatch.Addr = *addr
 		}
 		if *runners > 0 {
-			cfg.Runners = *runners
+			e.Runners = *runners
 		}
 		if *conc > 0 {
-			cfg.Concurrency = *conc
+			e.Runner.Concurrency = *conc
 		}
-		if part == app.PartDev {
-			if err := cfg.Embedded(); err != nil {
-				fmt.Fprintf(stderr, "drover %s: %v\n", part, err)
-				return 2
-			}
-		}
-		if err := cfg.Validate(part); err != nil {
-			fmt.Fprintf(stderr, "drover %s: %v\n", part, err)
-			return 2
-		}
-		log, _ := cfg.Logger()
-		slog.SetDefault(log) // for the few library logs without a logger of their own (SQS deletes)
-		ready := func(a net.Addr) {
-			if part == app.PartDev {
-				fmt.Fprintf(stdout, "drover dev: listening on http://%s (%d runners × %d, data in %s)\n", a, cfg.Runners, cfg.Concurrency, cfg.DataDir)
-				fmt.Fprintf(stdout, "try:  drover submit echo '{\"x\":1}' --wait\n")
-			} else {
-				log.Info("dispatch listening", "addr", a.String())
-			}
-		}
+		var (
+			logCfg envconfig.Log
+			run    func(log *slog.Logger) error
+		)
 		switch part {
-		case app.PartDev:
-			err = cfg.RunDev(ctx, log, nil, ready)
-		case app.PartDispatch:
-			err = cfg.RunDispatch(ctx, log, ready)
-		case app.PartRunner:
-			err = cfg.RunRunner(ctx, log, nil)
-		case app.PartCollect:
-			err = cfg.RunCollect(ctx, log)
+		case "dev":
+			if err := e.embed(); err != nil {
+				return fail(2, err)
+			}
+			err, logCfg = e.validate(), e.Dispatch.Log
+			run = func(log *slog.Logger) error {
+				return runDev(ctx, e, log, nil, func(a net.Addr) {
+					fmt.Fprintf(stdout, "drover dev: listening on http://%s (%d runners × %d, data in %s)\n", a, e.Runners, e.Runner.Concurrency, e.DataDir)
+					fmt.Fprintf(stdout, "try:  drover submit echo '{\"x\":1}' --wait\n")
+				})
+			}
+		case "dispatch":
+			err, logCfg = e.Dispatch.Validate(), e.Dispatch.Log
+			run = func(log *slog.Logger) error {
+				return api.Run(ctx, &e.Dispatch, log, func(a net.Addr) { log.Info("dispatch listening", "addr", a.String()) })
+			}
+		case "runner":
+			err, logCfg = e.Runner.Validate(), e.Runner.Log
+			run = func(log *slog.Logger) error { return serve.Run(ctx, &e.Runner, log, nil) }
+		case "collect":
+			err, logCfg = e.Collect.Validate(), e.Collect.Log
+			run = func(log *slog.Logger) error { return collector.Run(ctx, &e.Collect, log) }
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "drover %s: %v\n", part, err)
-			return 1
+			return fail(2, err)
+		}
+		log, _ := logCfg.Logger()
+		slog.SetDefault(log) // for the few library logs without a logger of their own (SQS deletes)
+		if err := run(log); err != nil {
+			return fail(1, err)
 		}
 		return 0
 	}

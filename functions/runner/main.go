@@ -1,11 +1,10 @@
-// Command runner is Drover's runner function: an AWS Lambda bootstrap
-// (provided.al2023) when AWS_LAMBDA_RUNTIME_API is set, a long-lived
-// process configured by DROVER_* variables otherwise.
+// Command runner is Drover's runner function with the built-in functions:
+// an AWS Lambda bootstrap (provided.al2023) for SQS batches of tasks when
+// AWS_LAMBDA_RUNTIME_API is set, a long-lived process configured by
+// DROVER_* variables otherwise. The runner is package runner; its process,
+// which a runner binary of your own shares, is package runner/serve.
 package main
 
-import (
-	"github.com/droverhq/drover/internal/app"
-	_ "github.com/droverhq/drover/internal/drivers"
-)
+import "github.com/droverhq/drover/runner/serve"
 
-func main() { app.Main(app.PartRunner, nil) }
+func main() { serve.Runner(nil) }

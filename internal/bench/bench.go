@@ -40,22 +40,24 @@ import (
 	"time"
 
 	"github.com/droverhq/drover/client"
-	"github.com/droverhq/drover/internal/app"
-	"github.com/droverhq/drover/internal/collector"
+	"github.com/droverhq/drover/functions/collect/collector"
+	"github.com/droverhq/drover/functions/dispatch/api"
+	"github.com/droverhq/drover/internal/embedded"
+	"github.com/droverhq/drover/internal/envconfig"
 	"github.com/droverhq/drover/pkg/task"
 	"github.com/droverhq/drover/runner"
+	"github.com/droverhq/drover/runner/serve"
 )
 
 // Backends.
 const (
 	Embedded = "embedded" // in-process memq queues, memory store and bucket
 	Env      = "env"      // DROVER_* and AWS_* from the environment
-	Moto     = "moto"     // a moto_server started here, with a fresh stack
 )
 
 // Options configure Run. Zero values take the defaults in parentheses.
 type Options struct {
-	Backend string // Embedded, Env or Moto (Embedded)
+	Backend string // Embedded or Env (Embedded)
 	// Tasks is the size of the burn-down and steady phases (100000).
 	Tasks int
 	// Rates are the offered rates of the open-loop phases, tasks/s.
@@ -78,11 +80,11 @@ type Options struct {
 	Drain time.Duration
 	// SkipSteady skips the steady phase; SkipBurn the burn-down.
 	SkipSteady, SkipBurn bool
-	// SDKCeiling measures the raw SQS ceiling too (moto and env on SQS).
+	// SDKCeiling measures the raw SQS ceiling too (env on SQS).
 	SDKCeiling bool
 	// CountRequests counts the requests sent to the AWS endpoint by
-	// operation, through a proxy in front of AWS_ENDPOINT_URL (moto, or
-	// env with an emulator endpoint).
+	// operation, through a proxy in front of AWS_ENDPOINT_URL (the env
+	// backend on an emulator).
 	CountRequests bool
 	counter       *reqCounter
 	count0        map[string]OpCount
@@ -210,8 +212,8 @@ var benchSeq atomic.Int64
 
 // system is a running Drover: API, collector and (once started) runners.
 type system struct {
-	cfg     *app.Config
-	deps    *app.Deps
+	cfg     *benchEnv
+	deps    *task.Resources
 	base    string
 	cl      *client.Client
 	tracker atomic.Pointer[tracker]
@@ -231,37 +233,51 @@ func (s *system) observe(st *task.Status) {
 	}
 }
 
-// config returns the configuration of the backend.
-func benchConfig(o *Options) (*app.Config, error) {
-	var c *app.Config
+// benchEnv is what the bench runs on: the runners' settings (serve.Env)
+// and the topic and subscription they do not read.
+type benchEnv struct {
+	Runner             serve.Env
+	TasksTopic         string        `env:"DROVER_TASKS_TOPIC"`
+	EventsSubscription string        `env:"DROVER_EVENTS_SUBSCRIPTION"`
+	Retention          time.Duration `env:"DROVER_RETENTION" envDefault:"168h"`
+}
+
+// benchConfig returns the configuration of the backend.
+func benchConfig(o *Options) (*benchEnv, error) {
+	c := &benchEnv{}
 	switch o.Backend {
 	case Embedded:
 		n := fmt.Sprintf("bench-%d-%d", os.Getpid(), benchSeq.Add(1))
-		c = &app.Config{
-			TasksTopic:         "memq://" + n + "-tasks",
-			TasksSubscription:  "memq://" + n + "-tasks?visibility=30s",
-			EventsTopic:        "memq://" + n + "-events",
-			EventsSubscription: "memq://" + n + "-events?visibility=30s",
-			Bucket:             "mem://",
-			Status:             app.EmbeddedStatusURL(n, ""),
-			Heartbeat:          time.Second,
-			Visibility:         30 * time.Second,
-			Grace:              5 * time.Second,
-			Retention:          168 * time.Hour,
-			LogLevel:           "warn",
+		c.TasksTopic = "memq://" + n + "-tasks"
+		c.EventsSubscription = "memq://" + n + "-events?visibility=30s"
+		c.Retention = 168 * time.Hour
+		c.Runner = serve.Env{
+			TasksSubscription: "memq://" + n + "-tasks?visibility=30s",
+			EventsTopic:       "memq://" + n + "-events",
+			Bucket:            "mem://",
+			Status:            embedded.StatusURL(n, ""),
+			Heartbeat:         time.Second,
+			Visibility:        30 * time.Second,
+			Grace:             5 * time.Second,
+			Log:               envconfig.Log{Level: "warn"},
 		}
-	case Env, Moto:
-		var err error
-		if c, err = app.Load(); err != nil {
+	case Env:
+		if err := envconfig.Parse(c); err != nil {
 			return nil, err
 		}
 	default:
-		return nil, fmt.Errorf("backend %q: want embedded, env or moto", o.Backend)
+		return nil, fmt.Errorf("backend %q: want embedded or env (for moto: go run ./internal/awstest/cmd/withmoto drover bench --backend env)", o.Backend)
 	}
-	c.Addr = "127.0.0.1:0"
-	c.APIKeys = nil
-	c.Runners, c.Concurrency = o.Runners, o.Concurrency
-	if err := c.Validate(app.PartDev); err != nil {
+	c.Runner.Concurrency = o.Concurrency
+	for _, v := range []struct{ name, val string }{{"DROVER_TASKS_TOPIC", c.TasksTopic}, {"DROVER_EVENTS_SUBSCRIPTION", c.EventsSubscription}} {
+		if v.val == "" {
+			return nil, fmt.Errorf("%s is required for drover bench --backend %s", v.name, o.Backend)
+		}
+	}
+	if o.Runners < 1 {
+		return nil, fmt.Errorf("--runners=%d: need at least 1", o.Runners)
+	}
+	if err := c.Runner.Validate(); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -274,27 +290,29 @@ func start(ctx context.Context, o *Options) (*system, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := cfg.Open(ctx, app.PartDev)
+	d, err := cfg.Runner.Open(ctx, o.Log)
 	if err != nil {
 		return nil, err
 	}
+	if d.Tasks, err = task.OpenTopic(ctx, cfg.TasksTopic); err != nil {
+		d.Close(o.Log)
+		return nil, fmt.Errorf("DROVER_TASKS_TOPIC: %w", err)
+	}
+	d.Store.Retention = cfg.Retention
 	s := &system{cfg: cfg, deps: d, log: o.Log, opts: o}
 	d.Store.Observe = s.observe
 	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop = stop
 	addr := make(chan net.Addr, 1)
 	s.wg.Go(func() {
-		if err := app.Serve(sctx, cfg.Addr, cfg.API(d, o.Log), o.Log, func(a net.Addr) { addr <- a }); err != nil {
+		srv := api.New(d.Tasks, d.Archive, d.Store, o.Log, api.Config{})
+		if err := api.Serve(sctx, "127.0.0.1:0", srv, o.Log, func(a net.Addr) { addr <- a }); err != nil {
 			o.Log.Error("bench API", "err", err)
 			close(addr)
 		}
 	})
 	col := collector.New(d.Store, d.Archive, o.Log)
-	s.wg.Go(func() {
-		_ = col.Run(sctx, func(ctx context.Context) (*task.Subscription, error) {
-			return task.OpenSubscription(ctx, cfg.EventsSubscription)
-		})
-	})
+	s.wg.Go(func() { _ = col.Run(sctx, task.URLOpener(cfg.EventsSubscription)) })
 	a, ok := <-addr
 	if !ok {
 		s.close()
@@ -313,13 +331,9 @@ func (s *system) startRunners() {
 		return
 	}
 	s.runCtx, s.runStop = context.WithCancel(context.Background())
-	for i := range s.cfg.Runners {
-		r := s.cfg.Runner(s.deps, s.log, fmt.Sprintf("bench-%d", i+1), func(m *runner.Mux) { m.HandleFunc("noop", noop) })
-		s.runners.Go(func() {
-			_ = r.Run(s.runCtx, func(ctx context.Context) (*task.Subscription, error) {
-				return task.OpenSubscription(ctx, s.cfg.TasksSubscription)
-			})
-		})
+	for i := range s.opts.Runners {
+		r := s.cfg.Runner.NewRunner(s.deps, s.log, fmt.Sprintf("bench-%d", i+1), func(m *runner.Mux) { m.HandleFunc("noop", noop) })
+		s.runners.Go(func() { _ = r.Run(s.runCtx, task.URLOpener(s.cfg.Runner.TasksSubscription)) })
 	}
 }
 
@@ -331,7 +345,7 @@ func (s *system) close() {
 	time.Sleep(100 * time.Millisecond)
 	s.stop()
 	s.wg.Wait()
-	s.deps.Close(context.Background())
+	s.deps.Close(s.log)
 }
 
 // tracker matches terminal documents to the due times of their tasks.
@@ -583,13 +597,6 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		Backend: o.Backend, Runners: o.Runners, Concurrency: o.Concurrency, Clients: o.Clients, Linger: o.Linger,
 		GOMAXPROCS: runtime.GOMAXPROCS(0), Start: time.Now().UTC(),
 	}
-	if o.Backend == Moto {
-		stop, err := startMoto(ctx, &o)
-		if err != nil {
-			return nil, err
-		}
-		defer stop()
-	}
 	if o.CountRequests {
 		stop, err := startCounting(&o)
 		if err != nil {
@@ -624,8 +631,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	defer s.close()
 	rep.Config = map[string]string{
-		"tasks_topic": s.cfg.TasksTopic, "events_topic": s.cfg.EventsTopic,
-		"status": s.cfg.Status, "bucket": s.cfg.Bucket,
+		"tasks_topic": s.cfg.TasksTopic, "events_topic": s.cfg.Runner.EventsTopic,
+		"status": s.cfg.Runner.Status, "bucket": s.cfg.Runner.Bucket,
 	}
 	if !o.SkipBurn {
 		rep.Phases = append(rep.Phases, s.burnDown(ctx))

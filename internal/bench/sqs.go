@@ -15,33 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
-
-	"github.com/droverhq/drover/internal/awstest"
 )
-
-// startMoto starts a moto_server, creates a fresh stack on it and points
-// this process's DROVER_* and AWS_* variables at both; stop undoes it.
-func startMoto(ctx context.Context, o *Options) (stop func(), err error) {
-	m, err := awstest.Start()
-	if err != nil {
-		return nil, err
-	}
-	m.Setenv()
-	st, err := awstest.CreateStack(ctx, fmt.Sprintf("bench-%d", os.Getpid()), awstest.StackOptions{})
-	if err != nil {
-		m.Stop()
-		return nil, err
-	}
-	for _, kv := range st.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		if k == "DROVER_DLQ_SUBSCRIPTION" {
-			continue
-		}
-		os.Setenv(k, v)
-	}
-	o.SDKCeiling = true
-	return m.Stop, nil
-}
 
 // SDKCeiling is what the raw AWS SDK achieves against the same SQS
 // endpoint: messages sent with SendMessageBatch (10), received with

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/droverhq/drover/internal/collector"
+	"github.com/droverhq/drover/functions/collect/collector"
 	"github.com/droverhq/drover/pkg/task"
 )
 

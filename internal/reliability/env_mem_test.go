@@ -14,8 +14,8 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/droverhq/drover/client"
-	"github.com/droverhq/drover/internal/api"
-	"github.com/droverhq/drover/internal/collector"
+	"github.com/droverhq/drover/functions/collect/collector"
+	"github.com/droverhq/drover/functions/dispatch/api"
 	_ "github.com/droverhq/drover/internal/drivers"
 	"github.com/droverhq/drover/pkg/memq"
 	"github.com/droverhq/drover/pkg/task"

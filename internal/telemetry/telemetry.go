@@ -1,4 +1,6 @@
-package app
+// Package telemetry quiets the OpenTelemetry providers that gocloud reports to
+// when the program has installed none.
+package telemetry
 
 import (
 	"reflect"
@@ -8,16 +10,16 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 )
 
-// QuietTelemetry installs no-op OpenTelemetry providers, unless the
+// Quiet installs no-op OpenTelemetry providers, unless the
 // program has installed providers of its own. Drover exports no telemetry,
 // yet gocloud's portable types open a span and record a latency metric on
 // every call (each docstore action list, each pubsub batch) through the
 // global providers, and OpenTelemetry's default global provider builds
 // those spans and attribute sets even with nothing behind it: 16% of the
 // objects allocated per task in `drover bench`. A program that wants
-// gocloud's telemetry sets its providers before calling Main; they are
+// gocloud's telemetry sets its providers before calling Quiet; they are
 // left alone.
-func QuietTelemetry() {
+func Quiet() {
 	if otelDefault(otel.GetTracerProvider()) {
 		otel.SetTracerProvider(tracenoop.NewTracerProvider())
 	}

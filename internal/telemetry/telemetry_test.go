@@ -1,4 +1,4 @@
-package app
+package telemetry
 
 import (
 	"testing"
@@ -8,12 +8,12 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 )
 
-func TestQuietTelemetry(t *testing.T) {
+func TestQuiet(t *testing.T) {
 	if !otelDefault(otel.GetTracerProvider()) || !otelDefault(otel.GetMeterProvider()) {
-		t.Fatalf("OpenTelemetry's default providers (%T, %T) are not recognised: QuietTelemetry would do nothing",
+		t.Fatalf("OpenTelemetry's default providers (%T, %T) are not recognised: Quiet would do nothing",
 			otel.GetTracerProvider(), otel.GetMeterProvider())
 	}
-	QuietTelemetry()
+	Quiet()
 	if _, ok := otel.GetTracerProvider().(tracenoop.TracerProvider); !ok {
 		t.Errorf("tracer provider is %T, want the no-op one", otel.GetTracerProvider())
 	}

@@ -13,10 +13,9 @@ import (
 
 	"gocloud.dev/blob"
 
-	"github.com/droverhq/drover/internal/app"
-	_ "github.com/droverhq/drover/internal/drivers"
 	"github.com/droverhq/drover/internal/reliability"
 	"github.com/droverhq/drover/runner"
+	"github.com/droverhq/drover/runner/serve"
 )
 
 func main() {
@@ -29,7 +28,7 @@ func main() {
 		os.Setenv("DROVER_EVENTS_TOPIC", reliability.CrashURL(os.Getenv("DROVER_EVENTS_TOPIC")))
 	}
 	name := os.Getenv("DROVER_RUNNER_NAME")
-	app.Main(app.PartRunner, func(m *runner.Mux) {
+	serve.Runner(func(m *runner.Mux) {
 		reliability.Register(m, reliability.BlobRecorder{Bucket: bucket}, name)
 	})
 }

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/droverhq/drover/functions/collect/collector"
+	"github.com/droverhq/drover/functions/dispatch/api"
+	"github.com/droverhq/drover/internal/embedded"
+	"github.com/droverhq/drover/internal/envconfig"
+	"github.com/droverhq/drover/pkg/task"
+	"github.com/droverhq/drover/runner"
+	"github.com/droverhq/drover/runner/serve"
+)
+
+// devEnv is the configuration of drover dev: each part's own, from the
+// same DROVER_ variables, and how many runners to start. The URLs each
+// part leaves unset default to the embedded ones under DataDir.
+type devEnv struct {
+	Dispatch api.Env
+	Runner   serve.Env
+	Collect  collector.Env
+	Runners  int    `env:"DROVER_RUNNERS" envDefault:"2"`
+	DataDir  string `env:"DROVER_DATA_DIR" envDefault:".drover"`
+}
+
+// loadDev reads devEnv from the environment.
+func loadDev() (*devEnv, error) {
+	var e devEnv
+	if err := envconfig.Parse(&e); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// embed fills the embedded default's URLs into the unset variables, and a
+// 1s heartbeat if none is set.
+func (e *devEnv) embed() error {
+	u, err := embedded.Defaults(e.DataDir, e.Runner.Visibility)
+	if err != nil {
+		return err
+	}
+	def := func(v *string, s string) {
+		if *v == "" {
+			*v = s
+		}
+	}
+	def(&e.Dispatch.TasksTopic, u.TasksTopic)
+	def(&e.Runner.TasksSubscription, u.TasksSubscription)
+	def(&e.Runner.EventsTopic, u.EventsTopic)
+	def(&e.Collect.EventsSubscription, u.EventsSubscription)
+	for _, b := range []*string{&e.Dispatch.Bucket, &e.Runner.Bucket, &e.Collect.Bucket} {
+		def(b, u.Bucket)
+	}
+	for _, s := range []*string{&e.Dispatch.Status, &e.Runner.Status, &e.Collect.Status} {
+		def(s, u.Status)
+	}
+	if e.Runner.Heartbeat == 0 {
+		e.Runner.Heartbeat = time.Second
+	}
+	return nil
+}
+
+// validate checks every part's settings.
+func (e *devEnv) validate() error {
+	if e.Runners < 1 {
+		return fmt.Errorf("DROVER_RUNNERS=%d: need at least 1", e.Runners)
+	}
+	for _, v := range []func() error{e.Dispatch.Validate, e.Runner.Validate, e.Collect.Validate} {
+		if err := v(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runDev runs the embedded default: dispatch, Runners runners and the
+// collector in one process, sharing one set of resources. register adds
+// the caller's functions to the runners.
+func runDev(ctx context.Context, e *devEnv, log *slog.Logger, register func(*runner.Mux), ready func(net.Addr)) error {
+	res := &task.Resources{}
+	defer res.Close(log)
+	var err error
+	if res.Tasks, err = task.OpenTopic(ctx, e.Dispatch.TasksTopic); err != nil {
+		return fmt.Errorf("DROVER_TASKS_TOPIC: %w", err)
+	}
+	if res.Events, err = task.OpenTopic(ctx, e.Runner.EventsTopic); err != nil {
+		return fmt.Errorf("DROVER_EVENTS_TOPIC: %w", err)
+	}
+	if res.Archive, err = task.OpenArchive(ctx, e.Dispatch.Bucket); err != nil {
+		return fmt.Errorf("DROVER_BUCKET: %w", err)
+	}
+	if res.Store, err = task.OpenStore(ctx, e.Dispatch.Status); err != nil {
+		return fmt.Errorf("DROVER_STATUS: %w", err)
+	}
+	res.Store.Retention = e.Dispatch.Retention
+
+	var wg sync.WaitGroup
+	col := collector.New(res.Store, res.Archive, log)
+	colCtx, stopCol := context.WithCancel(context.WithoutCancel(ctx))
+	wg.Go(func() { _ = col.Run(colCtx, task.URLOpener(e.Collect.EventsSubscription)) })
+	var runners sync.WaitGroup
+	for i := range e.Runners {
+		name := fmt.Sprintf("dev-%d", i+1)
+		if e.Runner.RunnerName != "" {
+			name = fmt.Sprintf("%s-%d", e.Runner.RunnerName, i+1)
+		}
+		r := e.Runner.NewRunner(res, log, name, register)
+		runners.Go(func() { _ = r.Run(ctx, task.URLOpener(e.Runner.TasksSubscription)) })
+	}
+	srv := api.New(res.Tasks, res.Archive, res.Store, log, api.Config{APIKeys: e.Dispatch.APIKeys})
+	err = api.Serve(ctx, e.Dispatch.Addr, srv, log, ready)
+	runners.Wait()
+	// Let the collector apply the runners' last events before stopping.
+	time.Sleep(200 * time.Millisecond)
+	stopCol()
+	wg.Wait()
+	return err
+}

@@ -1,0 +1,57 @@
+// Package embedded holds the URLs of the embedded default (drover dev, and
+// drover bench's embedded backend): the in-process memq queues, a file
+// bucket and the in-process memstore status store.
+package embedded
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// StatusKeep is how many finished tasks the embedded status store keeps
+// at most (besides DROVER_RETENTION): beyond it, those finished first are
+// dropped. Queued and running tasks are always kept.
+const StatusKeep = 100_000
+
+// StatusURL is the embedded default's status store: Drover's in-process
+// docstore (pkg/memstore) named name, saved to filename at shutdown (none
+// if empty), dropping documents at their expires_at and keeping at most
+// StatusKeep finished tasks.
+func StatusURL(name, filename string) string {
+	u := fmt.Sprintf("memstore://%s/id?expiry_field=expires_at&cap=%d&cap_where=kind:task", name, StatusKeep)
+	if filename != "" {
+		u += "&filename=" + url.QueryEscape(filename)
+	}
+	return u
+}
+
+// URLs are the embedded default's topics, subscriptions, bucket and store.
+type URLs struct {
+	TasksTopic, TasksSubscription   string
+	EventsTopic, EventsSubscription string
+	Bucket, Status                  string
+}
+
+// Defaults returns the embedded URLs with data under dataDir (created if
+// missing) and the given visibility timeout for the queues.
+func Defaults(dataDir string, visibility time.Duration) (URLs, error) {
+	dir, err := filepath.Abs(dataDir)
+	if err != nil {
+		return URLs{}, fmt.Errorf("DROVER_DATA_DIR: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return URLs{}, fmt.Errorf("DROVER_DATA_DIR: %w", err)
+	}
+	vis := visibility.String()
+	return URLs{
+		TasksTopic:         "memq://tasks",
+		TasksSubscription:  "memq://tasks?visibility=" + vis,
+		EventsTopic:        "memq://events",
+		EventsSubscription: "memq://events?visibility=" + vis,
+		Bucket:             "file://" + filepath.ToSlash(filepath.Join(dir, "archive")) + "?create_dir=1&no_tmp_dir=1",
+		Status:             StatusURL("drover", filepath.Join(dir, "status.gob")),
+	}, nil
+}
