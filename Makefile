@@ -74,7 +74,8 @@ bench:
 # The same bench against a moto_server it starts, with the raw AWS SDK's
 # ceilings and the AWS requests per task.
 bench-moto:
-	$(GO) run ./cmd/drover bench --backend moto --tasks 1000 --batch 50 --clients 2 --rates "" --no-burn --count-requests
+	$(GO) build -o bin/drover ./cmd/drover
+	$(GO) run ./internal/awstest/cmd/withmoto bin/drover bench --backend env --sdk --tasks 1000 --batch 50 --clients 2 --rates "" --no-burn --count-requests
 
 clean:
 	rm -rf bin build .drover
