@@ -11,7 +11,6 @@ import (
 	"github.com/droverhq/drover/functions/collect/collector"
 	"github.com/droverhq/drover/functions/dispatch/api"
 	"github.com/droverhq/drover/internal/embedded"
-	"github.com/droverhq/drover/internal/envconfig"
 	"github.com/droverhq/drover/pkg/task"
 	"github.com/droverhq/drover/runner"
 	"github.com/droverhq/drover/runner/serve"
@@ -26,15 +25,6 @@ type devEnv struct {
 	Collect  collector.Env
 	Runners  int    `env:"DROVER_RUNNERS" envDefault:"2"`
 	DataDir  string `env:"DROVER_DATA_DIR" envDefault:".drover"`
-}
-
-// loadDev reads devEnv from the environment.
-func loadDev() (*devEnv, error) {
-	var e devEnv
-	if err := envconfig.Parse(&e); err != nil {
-		return nil, err
-	}
-	return &e, nil
 }
 
 // embed fills the embedded default's URLs into the unset variables, and a

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	_ "github.com/droverhq/drover/internal/drivers"
+	"github.com/droverhq/drover/internal/envconfig"
 	"github.com/droverhq/drover/pkg/memq"
 	"github.com/droverhq/drover/pkg/task"
 )
@@ -37,8 +38,8 @@ func setupDev(t *testing.T, tune func(*devEnv)) *devBundle {
 	n := queueSeq.Add(1)
 	b := &devBundle{tasks: fmt.Sprintf("tasks-%s-%d", t.Name(), n), events: fmt.Sprintf("events-%s-%d", t.Name(), n)}
 	t.Setenv("DROVER_DATA_DIR", t.TempDir())
-	cfg, err := loadDev()
-	if err != nil {
+	cfg := &devEnv{}
+	if err := envconfig.Parse(cfg); err != nil {
 		t.Fatal(err)
 	}
 	cfg.Dispatch.Addr = "127.0.0.1:0"

@@ -56,8 +56,24 @@ func serveVerb(part string) func(ctx context.Context, args []string, stdout, std
 			fmt.Fprintf(stderr, "drover %s: %v\n", part, err)
 			return code
 		}
-		e, err := loadDev()
-		if err != nil {
+		// Each part reads only its own variables.
+		var (
+			e      devEnv
+			logCfg envconfig.Log
+			run    func(log *slog.Logger) error
+			cfg    any
+		)
+		switch part {
+		case "dev":
+			cfg = &e
+		case "dispatch":
+			cfg = &e.Dispatch
+		case "runner":
+			cfg = &e.Runner
+		case "collect":
+			cfg = &e.Collect
+		}
+		if err := envconfig.Parse(cfg); err != nil {
 			return fail(2, err)
 		}
 		if *addr != "" {
@@ -69,10 +85,7 @@ func serveVerb(part string) func(ctx context.Context, args []string, stdout, std
 		if *conc > 0 {
 			e.Runner.Concurrency = *conc
 		}
-		var (
-			logCfg envconfig.Log
-			run    func(log *slog.Logger) error
-		)
+		var err error
 		switch part {
 		case "dev":
 			if err := e.embed(); err != nil {
@@ -80,7 +93,7 @@ func serveVerb(part string) func(ctx context.Context, args []string, stdout, std
 			}
 			err, logCfg = e.validate(), e.Dispatch.Log
 			run = func(log *slog.Logger) error {
-				return runDev(ctx, e, log, nil, func(a net.Addr) {
+				return runDev(ctx, &e, log, nil, func(a net.Addr) {
 					fmt.Fprintf(stdout, "drover dev: listening on http://%s (%d runners × %d, data in %s)\n", a, e.Runners, e.Runner.Concurrency, e.DataDir)
 					fmt.Fprintf(stdout, "try:  drover submit echo '{\"x\":1}' --wait\n")
 				})
