@@ -160,51 +160,62 @@ func phases(evs []*task.Event, id string) []task.Phase {
 	return ps
 }
 
+// startedEvents waits until the events queue holds at least n events,
+// as a function that runs until its started event is out does; it fails
+// the task after a minute (far beyond any StartedDelay here).
+func (e *procEnv) startedEvents(ctx context.Context, n int) error {
+	deadline := time.Now().Add(time.Minute)
+	for memq.Stats(e.eventsQ).Ready < n {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d events published while running, want %d", memq.Stats(e.eventsQ).Ready, n)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
+}
+
 // TestStartedEvent: a task that ends before StartedDelay publishes only
-// its outcome; one that runs for 3 × StartedDelay publishes exactly one
-// started event, while it runs (so within 2 × StartedDelay of its start)
-// and before its outcome; with StartedDelay negative every task publishes
-// one at once, before its outcome.
+// its outcome; one that runs on publishes exactly one started event, while
+// it runs and before its outcome; with StartedDelay negative every task
+// publishes one at once, before its outcome. No case depends on how fast
+// the machine is: the quick no-op has a second (a minute, negative
+// delay aside) to finish before its started event is due, and the slow
+// function runs until every started event is out (it never returns
+// without, and a started event published only after it returned would
+// never come).
 func TestStartedEvent(t *testing.T) {
-	const delay = 100 * time.Millisecond
 	cases := []struct {
 		name        string
 		delay       time.Duration
 		fn          string
 		wantStarted bool
 	}{
-		{"quick task", delay, "quick", false},
-		{"slow task", delay, "slow", true},
+		{"quick task", time.Minute, "quick", false},
+		{"slow task", 20 * time.Millisecond, "slow", true},
 		{"quick task, negative delay", -1, "quick", true},
 		{"slow task, negative delay", -1, "slow", true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			const n = 4 // run at once
 			var e *procEnv
-			// The fewest events queued as a slow task's function returns:
-			// its own started event at least, unless it is missing or late.
-			var queuedWhileRunning atomic.Int64
-			queuedWhileRunning.Store(1 << 30)
-			e = setupProcess(t, Config{StartedDelay: tc.delay}, func(m *Mux) {
+			e = setupProcess(t, Config{StartedDelay: tc.delay, Concurrency: n}, func(m *Mux) {
 				m.HandleFunc("quick", func(context.Context, *task.Task) (task.Result, error) { return nil, nil })
 				m.HandleFunc("slow", func(ctx context.Context, _ *task.Task) (task.Result, error) {
-					time.Sleep(3 * delay)
-					for q := int64(memq.Stats(e.eventsQ).Ready); ; {
-						least := queuedWhileRunning.Load()
-						if q >= least || queuedWhileRunning.CompareAndSwap(least, q) {
-							break
-						}
+					if err := e.startedEvents(ctx, n); err != nil {
+						return nil, err
 					}
 					return task.Result(`"done"`), nil
 				})
 			})
-			const n = 4 // run at once, with starts a little apart
 			ids := e.submit(t, tc.fn, nil, n)
 			ds := e.receive(t, n)
 			outcomes := make(chan Outcome, n)
 			for _, d := range ds {
 				go func() { outcomes <- e.r.Process(context.Background(), d) }()
-				time.Sleep(delay / 10)
 			}
 			for range n {
 				if o := <-outcomes; o != Acked {
@@ -221,9 +232,6 @@ func TestStartedEvent(t *testing.T) {
 					t.Errorf("task %s published %v, want %v", id, got, want)
 				}
 			}
-			if tc.fn == "slow" && tc.delay > 0 && queuedWhileRunning.Load() == 0 {
-				t.Errorf("no started event published within %s of a task's start", 3*delay)
-			}
 			for _, ev := range evs {
 				if ev.Phase == task.PhaseStarted && (ev.StartedAt.IsZero() || !ev.At.Equal(ev.StartedAt)) {
 					t.Errorf("started event of %s: at %v, started_at %v; want both the start", ev.TaskID, ev.At, ev.StartedAt)
@@ -234,13 +242,19 @@ func TestStartedEvent(t *testing.T) {
 }
 
 // TestStartedEventTimerRearms: the runner-wide started timer keeps serving
-// after idle spells and across tasks that start while it is armed.
+// after idle spells and across tasks that start while it is armed. The
+// slow task runs until its started event is out; the quick one starts
+// while the timer is armed for the slow one and ends (a no-op) well
+// within its own second.
 func TestStartedEventTimerRearms(t *testing.T) {
-	const delay = 50 * time.Millisecond
-	e := setupProcess(t, Config{StartedDelay: delay}, func(m *Mux) {
+	const delay = time.Second
+	var e *procEnv
+	running := make(chan struct{}, 1)
+	e = setupProcess(t, Config{StartedDelay: delay}, func(m *Mux) {
 		m.HandleFunc("slow", func(ctx context.Context, t *task.Task) (task.Result, error) {
-			time.Sleep(3 * delay)
-			return nil, nil
+			running <- struct{}{}
+			// The quick task's outcome, then this task's started event.
+			return nil, e.startedEvents(ctx, 2)
 		})
 		m.HandleFunc("quick", func(context.Context, *task.Task) (task.Result, error) { return nil, nil })
 	})
@@ -248,12 +262,15 @@ func TestStartedEventTimerRearms(t *testing.T) {
 		slow := e.submit(t, "slow", nil, 1)[0]
 		quick := e.submit(t, "quick", nil, 1)[0]
 		ds := e.receive(t, 2)
+		if m, err := task.DecodeMessage(ds[0].Body); err != nil || m.ID != slow {
+			ds[0], ds[1] = ds[1], ds[0]
+		}
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
 			e.r.Process(context.Background(), ds[0])
 		}()
-		time.Sleep(delay / 2) // the timer is armed for the slow task now
+		<-running // the timer is armed for the slow task now
 		e.r.Process(context.Background(), ds[1])
 		<-done
 		evs := e.drainEvents(t)
@@ -263,7 +280,7 @@ func TestStartedEventTimerRearms(t *testing.T) {
 		if got, want := phases(evs, quick), []task.Phase{task.PhaseSucceeded}; !slices.Equal(got, want) {
 			t.Errorf("round %d: quick task published %v, want %v", round, got, want)
 		}
-		time.Sleep(2 * delay) // idle: the timer disarms
+		time.Sleep(100 * time.Millisecond) // idle: the timer disarms
 	}
 }
 
