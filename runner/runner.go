@@ -12,6 +12,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/droverhq/drover/internal/metrics"
 	"github.com/droverhq/drover/pkg/task"
 )
 
@@ -48,6 +51,10 @@ type Config struct {
 	// started event, about StartedDelay after it started and always
 	// before its outcome.
 	StartedDelay time.Duration
+	// Registerer, if set, is where the runner's Prometheus metrics go
+	// (attempts started, succeeded, failed, retried; run time). Runners
+	// of one process may share one.
+	Registerer prometheus.Registerer
 }
 
 func (c *Config) defaults() {
@@ -100,6 +107,7 @@ type Runner struct {
 	log     *slog.Logger
 	cfg     Config
 	started time.Time
+	metrics *metrics.Runner
 
 	mu     sync.Mutex
 	active map[*job]struct{}
@@ -121,7 +129,7 @@ func New(mux *Mux, events *task.Topic, archive *task.Archive, store *task.Store,
 	r := &Runner{
 		mux: mux, events: events, archive: archive, store: store,
 		log: log.With("runner", cfg.Name), cfg: cfg, started: time.Now().UTC(),
-		active: map[*job]struct{}{},
+		active: map[*job]struct{}{}, metrics: metrics.NewRunner(cfg.Registerer),
 	}
 	if store != nil {
 		r.checks = newStateChecks(store)
@@ -292,6 +300,11 @@ func (r *Runner) run(ctx context.Context, h Handler, j *job) (res task.Result, e
 			res, err = nil, fmt.Errorf("%s panicked: %v: %w", t.Function, p, task.ErrPermanent)
 		}
 	}()
+	if r.metrics != nil {
+		r.metrics.Started(t.Function, t.Queue)
+		began := time.Now()
+		defer func() { r.metrics.Ran(t.Function, t.Queue, time.Since(began)) }()
+	}
 	res, err = h.Handle(tctx, t)
 	if cause := context.Cause(ctx); cause != nil && (errors.Is(cause, errCancelled) || errors.Is(cause, errShutdown)) {
 		return nil, cause
@@ -383,8 +396,10 @@ func (r *Runner) finish(ctx context.Context, d *task.Delivery, log *taskLog, ev 
 		return r.release(context.WithoutCancel(ctx), d, r.backoff(1))
 	}
 	if ev.Phase == task.PhaseFailed {
+		r.metrics.Failed(ev.Function, ev.Queue)
 		log.Info("task failed", "err", ev.Error)
 	} else {
+		r.metrics.Succeeded(ev.Function, ev.Queue)
 		log.Debug("task succeeded")
 	}
 	d.Ack()
@@ -399,6 +414,7 @@ func (r *Runner) retry(ctx context.Context, d *task.Delivery, log *taskLog, ev *
 	if err := r.publish(ctx, ev); err != nil {
 		log.Warn("could not publish retry event", "err", err)
 	}
+	r.metrics.Retried(ev.Function, ev.Queue)
 	log.Info("attempt failed, retrying", "err", cause, "backoff", wait)
 	r.release(context.WithoutCancel(ctx), d, wait)
 	return Retry

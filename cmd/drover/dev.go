@@ -11,6 +11,7 @@ import (
 	"github.com/droverhq/drover/functions/collect/collector"
 	"github.com/droverhq/drover/functions/dispatch/api"
 	"github.com/droverhq/drover/internal/embedded"
+	"github.com/droverhq/drover/internal/metrics"
 	"github.com/droverhq/drover/pkg/task"
 	"github.com/droverhq/drover/runner"
 	"github.com/droverhq/drover/runner/serve"
@@ -89,8 +90,12 @@ func runDev(ctx context.Context, e *devEnv, log *slog.Logger, register func(*run
 	}
 	res.Store.Retention = e.Dispatch.Retention
 
+	// One registry for the three parts, served by dispatch at /metrics.
+	reg := metrics.NewRegistry()
+	e.Runner.Registerer = reg
 	var wg sync.WaitGroup
 	col := collector.New(res.Store, res.Archive, log)
+	col.Instrument(reg)
 	colCtx, stopCol := context.WithCancel(context.WithoutCancel(ctx))
 	wg.Go(func() { _ = col.Run(colCtx, task.URLOpener(e.Collect.EventsSubscription)) })
 	var runners sync.WaitGroup
@@ -102,7 +107,7 @@ func runDev(ctx context.Context, e *devEnv, log *slog.Logger, register func(*run
 		r := e.Runner.NewRunner(res, log, name, register)
 		runners.Go(func() { _ = r.Run(ctx, task.URLOpener(e.Runner.TasksSubscription)) })
 	}
-	srv := api.New(res.Tasks, res.Archive, res.Store, log, api.Config{APIKeys: e.Dispatch.APIKeys})
+	srv := api.New(res.Tasks, res.Archive, res.Store, log, api.Config{APIKeys: e.Dispatch.APIKeys, Metrics: reg})
 	err = api.Serve(ctx, e.Dispatch.Addr, srv, log, ready)
 	runners.Wait()
 	// Let the collector apply the runners' last events before stopping.

@@ -10,6 +10,7 @@ package awsq
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"strconv"
 	"sync"
@@ -142,6 +143,34 @@ func (t *topic) Ping(ctx context.Context) error {
 		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn},
 	})
 	return err
+}
+
+// Depth implements driver.QueueDepth: ApproximateNumberOfMessages plus
+// ...NotVisible and ...Delayed, so it counts what memq's Depth counts.
+func (t *topic) Depth(ctx context.Context) (int, error) {
+	if t.client == nil {
+		return 0, fmt.Errorf("awssqs topic without a queue URL cannot tell its depth")
+	}
+	out, err := t.client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+		QueueUrl: aws.String(t.queueURL),
+		AttributeNames: []sqstypes.QueueAttributeName{
+			sqstypes.QueueAttributeNameApproximateNumberOfMessages,
+			sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+			sqstypes.QueueAttributeNameApproximateNumberOfMessagesDelayed,
+		},
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, v := range out.Attributes {
+		k, err := strconv.Atoi(v)
+		if err != nil {
+			return 0, fmt.Errorf("queue attribute %q: %w", v, err)
+		}
+		n += k
+	}
+	return n, nil
 }
 
 // subscription is the extension of one awssqs subscription.

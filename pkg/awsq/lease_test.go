@@ -395,3 +395,23 @@ func TestSQSAck(t *testing.T) {
 		t.Errorf("acked message came back: %s", aws.ToString(m.Body))
 	}
 }
+
+// TestSQSDepth: the tasks topic's depth is the queue's approximate counts
+// (visible, in flight, delayed) as SQS reports them.
+func TestSQSDepth(t *testing.T) {
+	b := setupSQS(t, 30*time.Second)
+	tp := task.NewTopic(b.topic, "awssqs://"+strings.TrimPrefix(b.queueURL, "http://"))
+	n, ok, err := tp.Depth(b.ctx)
+	if err != nil || !ok || n != 0 {
+		t.Fatalf("empty queue: depth %d, %v, %v; want 0, true, nil", n, ok, err)
+	}
+	bodies := [][]byte{[]byte(`{"a":1}`), []byte(`{"a":2}`), []byte(`{"a":3}`)}
+	if failed := tp.SendAll(b.ctx, bodies, nil); len(failed) > 0 {
+		t.Fatal(failed)
+	}
+	m, _ := b.receive(t, 30*time.Second) // one in flight still counts
+	if n, ok, err = tp.Depth(b.ctx); err != nil || !ok || n != 3 {
+		t.Fatalf("depth %d, %v, %v; want 3, true, nil", n, ok, err)
+	}
+	m.Ack()
+}

@@ -244,8 +244,8 @@ func parseDelay(s string) (time.Duration, error) {
 // IsRetryable implements driver.Topic.
 func (*topic) IsRetryable(error) bool { return false }
 
-// As implements driver.Topic. It supports *taskdriver.TopicFeatures and
-// *taskdriver.DirectSender.
+// As implements driver.Topic. It supports *taskdriver.TopicFeatures,
+// *taskdriver.DirectSender and *taskdriver.QueueDepth.
 func (t *topic) As(i any) bool {
 	switch p := i.(type) {
 	case *taskdriver.TopicFeatures:
@@ -254,8 +254,23 @@ func (t *topic) As(i any) bool {
 	case *taskdriver.DirectSender:
 		*p = t
 		return true
+	case *taskdriver.QueueDepth:
+		*p = t
+		return true
 	}
 	return false
+}
+
+// Depth implements taskdriver.QueueDepth: the messages not yet acked.
+func (t *topic) Depth(context.Context) (int, error) {
+	if t.q == nil {
+		return 0, errorf(gcerrors.NotFound, "memq: topic does not exist")
+	}
+	q := t.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.advance(time.Now())
+	return q.nReady + q.nInFlight + q.nDelayed, nil
 }
 
 // SendDirect implements taskdriver.DirectSender: the bodies are queued as one

@@ -196,6 +196,22 @@ func (t *Topic) Ping(ctx context.Context) error {
 	return nil
 }
 
+// Depth returns how many messages wait in the topic's queue (not yet
+// acked), and false where the driver cannot tell.
+func (t *Topic) Depth(ctx context.Context) (int, bool, error) {
+	var qd driver.QueueDepth
+	if !t.topic.As(&qd) {
+		if qd, _ = t.ext.(driver.QueueDepth); qd == nil {
+			return 0, false, nil
+		}
+	}
+	n, err := qd.Depth(ctx)
+	if err != nil {
+		return 0, true, fmt.Errorf("depth of %s: %w", t.url, err)
+	}
+	return n, true, nil
+}
+
 // Shutdown flushes pending sends and closes the topic.
 func (t *Topic) Shutdown(ctx context.Context) error { return t.topic.Shutdown(ctx) }
 

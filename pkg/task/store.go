@@ -39,6 +39,12 @@ type Store struct {
 	// block or modify the document. Benchmarks use it to see state
 	// transitions without polling; nil costs nothing.
 	Observe func(*Status)
+	// Terminal, if not nil, is called once per task whose document Apply
+	// moved from a non-terminal state (or none) to a terminal one, after
+	// the write succeeded: under the store's revisions, one call per task
+	// however many collectors and duplicate events there are. Metrics use
+	// it; like Observe it must not block or modify the document.
+	Terminal func(*Status)
 	// direct is the driver's DirectCollection, nil if it has none.
 	direct driver.DirectCollection
 }
@@ -318,6 +324,7 @@ func (s *Store) Apply(ctx context.Context, events []*Event) error {
 		var (
 			written     []string
 			writtenDocs []*Status
+			wasTerminal []bool
 			docs        []any
 			create      []bool
 		)
@@ -327,6 +334,7 @@ func (s *Store) Apply(ctx context.Context, events []*Event) error {
 			if fresh {
 				st = &Status{}
 			}
+			before := st.State.Terminal()
 			changed := false
 			for _, e := range byTask[id] {
 				if st.Apply(e) {
@@ -343,6 +351,7 @@ func (s *Store) Apply(ctx context.Context, events []*Event) error {
 			docs, create = append(docs, st), append(create, fresh)
 			written = append(written, id)
 			writtenDocs = append(writtenDocs, st)
+			wasTerminal = append(wasTerminal, before)
 		}
 		pending = nil
 		if len(written) == 0 {
@@ -363,6 +372,13 @@ func (s *Store) Apply(ctx context.Context, events []*Event) error {
 		}
 		if s.Observe != nil {
 			s.observe(writtenDocs, errs)
+		}
+		if s.Terminal != nil {
+			for i, st := range writtenDocs {
+				if (errs == nil || errs[i] == nil) && !wasTerminal[i] && st.State.Terminal() {
+					s.Terminal(st)
+				}
+			}
 		}
 	}
 	return nil

@@ -6,7 +6,10 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/droverhq/drover/internal/envconfig"
+	"github.com/droverhq/drover/internal/metrics"
 	"github.com/droverhq/drover/pkg/task"
 	"github.com/droverhq/drover/runner"
 )
@@ -30,6 +33,11 @@ type Env struct {
 	// at once unless this is set.
 	StartedDelay time.Duration `env:"DROVER_STARTED_DELAY"`
 	Log          envconfig.Log
+	// MetricsAddr, if set, is where a runner process serves /metrics.
+	MetricsAddr string `env:"DROVER_METRICS_ADDR"`
+	// Registerer, if set, receives the runners' Prometheus metrics
+	// (drover dev shares one registry between its parts).
+	Registerer prometheus.Registerer `env:"-"`
 }
 
 // Validate checks e, returning a one-line error that names the variable
@@ -103,7 +111,7 @@ func (e *Env) NewRunner(res *task.Resources, log *slog.Logger, name string, regi
 	}
 	return runner.New(mux, res.Events, res.Archive, res.Store, log, runner.Config{
 		Name: name, Concurrency: e.Concurrency, Heartbeat: e.Heartbeat, Lease: e.Lease, Grace: e.Grace,
-		StartedDelay: e.StartedDelay,
+		StartedDelay: e.StartedDelay, Registerer: e.Registerer,
 	})
 }
 
@@ -117,6 +125,11 @@ func Run(ctx context.Context, e *Env, log *slog.Logger, register func(*runner.Mu
 	open, err := task.CheckedOpener(ctx, "DROVER_TASKS_SUBSCRIPTION", e.TasksSubscription)
 	if err != nil {
 		return err
+	}
+	if e.MetricsAddr != "" {
+		reg := metrics.NewRegistry()
+		e.Registerer = reg
+		go func() { _ = metrics.Serve(ctx, e.MetricsAddr, reg, log, nil) }()
 	}
 	r := e.NewRunner(res, log, e.RunnerName, register)
 	log.Info("runner started", "runner", r.Name(), "concurrency", e.Concurrency)

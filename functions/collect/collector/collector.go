@@ -14,6 +14,9 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/droverhq/drover/internal/metrics"
 	"github.com/droverhq/drover/pkg/task"
 )
 
@@ -24,6 +27,22 @@ type Collector struct {
 	log     *slog.Logger
 	// MaxBatch bounds how many deliveries are applied together (500).
 	MaxBatch int
+	metrics  *metrics.Collector
+}
+
+// Instrument registers the collector's Prometheus metrics on reg
+// (terminal counts, queue wait and submit→terminal histograms,
+// dead-lettered): it counts each task once, when the write that made it
+// terminal succeeds. Call it before Run.
+func (c *Collector) Instrument(reg prometheus.Registerer) {
+	c.metrics = metrics.NewCollector(reg)
+	if c.metrics == nil {
+		return
+	}
+	m := c.metrics
+	c.store.Terminal = func(st *task.Status) {
+		m.Terminal(st.Function, st.Queue, string(st.State), st.CreatedAt, st.StartedAt, st.FinishedAt)
+	}
 }
 
 // New returns a Collector.

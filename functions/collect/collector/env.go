@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/droverhq/drover/internal/envconfig"
+	"github.com/droverhq/drover/internal/metrics"
 	"github.com/droverhq/drover/pkg/task"
 )
 
@@ -20,6 +21,8 @@ type Env struct {
 	Status             string        `env:"DROVER_STATUS"`
 	Retention          time.Duration `env:"DROVER_RETENTION" envDefault:"168h"`
 	Log                envconfig.Log
+	// MetricsAddr, if set, is where a collect process serves /metrics.
+	MetricsAddr string `env:"DROVER_METRICS_ADDR"`
 }
 
 // Validate checks e, returning a one-line error that names the variable
@@ -68,6 +71,11 @@ func Run(ctx context.Context, e *Env, log *slog.Logger) error {
 		return err
 	}
 	var wg sync.WaitGroup
+	if e.MetricsAddr != "" {
+		reg := metrics.NewRegistry()
+		col.Instrument(reg)
+		wg.Go(func() { _ = metrics.Serve(ctx, e.MetricsAddr, reg, log, nil) })
+	}
 	if e.DLQSubscription != "" {
 		openDLQ, err := task.CheckedOpener(ctx, "DROVER_DLQ_SUBSCRIPTION", e.DLQSubscription)
 		if err != nil {

@@ -39,6 +39,7 @@ func (c *Collector) Sweep(ctx context.Context, ds []*task.Delivery) {
 		return
 	}
 	for i, d := range holders {
+		c.metrics.DeadLettered(events[i].Function, events[i].Queue)
 		c.log.Warn("dead-lettered task marked failed", "task_id", events[i].TaskID, "attempt", events[i].Attempt)
 		d.Ack()
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/droverhq/drover/internal/envconfig"
+	"github.com/droverhq/drover/internal/metrics"
 	"github.com/droverhq/drover/pkg/task"
 )
 
@@ -85,7 +86,8 @@ func (e *Env) Open(ctx context.Context, log *slog.Logger) (*Server, *task.Resour
 		return fail("DROVER_STATUS", err)
 	}
 	res.Store.Retention = e.Retention
-	return New(res.Tasks, res.Archive, res.Store, log, Config{APIKeys: e.APIKeys}), res, nil
+	reg := metrics.NewRegistry()
+	return New(res.Tasks, res.Archive, res.Store, log, Config{APIKeys: e.APIKeys, Metrics: reg}), res, nil
 }
 
 // Run serves the API until ctx is done. ready, if not nil, receives the

@@ -20,6 +20,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/droverhq/drover/internal/metrics"
 	"github.com/droverhq/drover/pkg/task"
 )
 
@@ -43,6 +46,11 @@ type Config struct {
 	// RunnerWindow is how recently a runner must have been seen to be
 	// listed (1m).
 	RunnerWindow time.Duration
+	// Metrics, if set, receives dispatch's Prometheus metrics (submitted,
+	// cancelled, retried, tasks queue depth, runners online) and is
+	// served at GET /metrics, behind the API keys like the rest. A
+	// process running other parts registers theirs on the same registry.
+	Metrics *prometheus.Registry
 }
 
 func (c *Config) defaults() {
@@ -100,7 +108,34 @@ func New(tasks *task.Topic, archive *task.Archive, store *task.Store, log *slog.
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	s.mux.HandleFunc("GET /readyz", s.ready)
+	if cfg.Metrics != nil {
+		s.gauges(cfg.Metrics)
+		s.mux.Handle("GET /metrics", s.authed(metrics.Handler(cfg.Metrics).ServeHTTP))
+	}
 	return s
+}
+
+// gauges registers the values read at each scrape: the tasks queue's
+// depth where its driver tells it, and the runners seen within
+// RunnerWindow.
+func (s *Server) gauges(reg prometheus.Registerer) {
+	scrape := func(f func(ctx context.Context) (float64, bool)) func() (float64, bool) {
+		return func() (float64, bool) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return f(ctx)
+		}
+	}
+	metrics.Gauge(reg, "tasks_queue_depth", "Task messages not yet acked in the tasks queue (memq counts; SQS ApproximateNumberOfMessages, ...NotVisible and ...Delayed).",
+		scrape(func(ctx context.Context) (float64, bool) {
+			n, ok, err := s.tasks.Depth(ctx)
+			return float64(n), ok && err == nil
+		}))
+	metrics.Gauge(reg, "runners_online", "Runners whose heartbeat was seen within the runner window.",
+		scrape(func(ctx context.Context) (float64, bool) {
+			rs, err := s.store.Runners(ctx, time.Now().Add(-s.cfg.RunnerWindow))
+			return float64(len(rs)), err == nil
+		}))
 }
 
 // ServeHTTP implements http.Handler.
@@ -357,6 +392,7 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		s.fail(w, r, err)
 	default:
+		s.svc.metrics.Cancelled(st.Function, st.Queue)
 		s.log.Info("task cancelled", "task_id", id, "attempt", st.Attempt)
 		writeJSON(w, http.StatusOK, st)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/droverhq/drover/internal/metrics"
 	"github.com/droverhq/drover/pkg/task"
 )
 
@@ -23,6 +24,7 @@ type Service struct {
 	store   *task.Store
 	log     *slog.Logger
 	cfg     Config
+	metrics *metrics.Dispatch
 }
 
 // NewService returns a Service that enqueues on tasks, archives large
@@ -33,7 +35,11 @@ func NewService(tasks *task.Topic, archive *task.Archive, store *task.Store, log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{tasks: tasks, archive: archive, store: store, log: log, cfg: cfg}
+	svc := &Service{tasks: tasks, archive: archive, store: store, log: log, cfg: cfg}
+	if cfg.Metrics != nil {
+		svc.metrics = metrics.NewDispatch(cfg.Metrics)
+	}
+	return svc
 }
 
 // Submit enqueues validated, normalized specs and returns their statuses
@@ -130,6 +136,7 @@ func (s *Service) Submit(ctx context.Context, specs []task.Spec) ([]*task.Status
 		if _, bad := failed[k]; !bad {
 			created = append(created, sts[i])
 			fresh[i] = false // enqueued: not to be rolled back
+			s.metrics.Submitted(sts[i].Function, sts[i].Queue)
 		}
 	}
 	if err := s.store.CreateMany(context.WithoutCancel(ctx), created); err != nil {

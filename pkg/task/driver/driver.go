@@ -41,6 +41,15 @@ type TopicFeatures interface {
 	MaxDelay() time.Duration
 }
 
+// QueueDepth reports how many messages wait in a topic's queue, where the
+// driver can tell (memq's counts, SQS ApproximateNumberOfMessages). Reach
+// it with (*pubsub.Topic).As, or implement it on a TopicExtension.
+type QueueDepth interface {
+	// Depth returns the messages not yet acked (visible, in flight and
+	// delayed), as the driver counts them.
+	Depth(ctx context.Context) (int, error)
+}
+
 // MetadataDelay is the message metadata key that asks a driver with
 // TopicFeatures.MaxDelay() > 0 to hold a message back before its first
 // delivery. Its value is a decimal count of milliseconds.
