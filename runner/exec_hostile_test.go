@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -79,9 +80,24 @@ func fileBucket(t *testing.T) (*blob.Bucket, string) {
 
 func TestExecHostileReadsParentEnv(t *testing.T) {
 	requireSandbox(t)
-	secret := "s3cr3t-" + token()
-	t.Setenv("DROVER_API_KEYS", secret)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
+	// /proc/PID/environ is what the process was started with: the
+	// secrets must be there from the start, so the runner is this test
+	// run again in a process of its own.
+	const child = "DROVER_TEST_ENVIRON_CHILD"
+	secret := os.Getenv("DROVER_API_KEYS")
+	if os.Getenv(child) != "1" {
+		secret = "s3cr3t-" + token()
+		cmd := exec.Command(os.Args[0], "-test.run=^TestExecHostileReadsParentEnv$", "-test.count=1", "-test.v")
+		cmd.Env = append(os.Environ(), child+"=1", "DROVER_API_KEYS="+secret, "AWS_SECRET_ACCESS_KEY="+secret)
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestExecHostileReadsParentEnv") {
+			t.Fatalf("the runner with secrets: %v\n%s", err, out)
+		}
+		return
+	}
+	if environ, err := os.ReadFile("/proc/self/environ"); err != nil || !strings.Contains(string(environ), secret) {
+		t.Fatalf("the runner's own environ lacks its secret: %v", err)
+	}
 	m, bucket, _ := setupExec(t)
 	stdout, stderr := mustRun(t, m, bucket, "T1", makeBundle(t, script(`
 cat /proc/$PPID/environ
