@@ -579,3 +579,48 @@ func TestExecBadArgs(t *testing.T) {
 		})
 	}
 }
+
+// TestExecHeartbeatSaysIsolation checks that a runner's heartbeat (what
+// GET /v1/runners lists) says how its exec runs bundles.
+func TestExecHeartbeatSaysIsolation(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		cfg    ExecConfig
+		prefix string
+	}{
+		{"default", ExecConfig{}, "isolated ("},
+		{"unsafe allowed", ExecConfig{Unsafe: true}, "isolated ("},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			want := tt.prefix
+			if !sandboxed() {
+				want = map[bool]string{false: "refused: ", true: "unsafe ("}[tt.cfg.Unsafe]
+			}
+			e := setupProcess(t, Config{}, func(m *Mux) { m.Handle("exec", newExec(memblob.OpenBucket(nil), tt.cfg)) })
+			e.r.Beat(context.Background())
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			d, err := e.events.Receive(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.Ack()
+			_, info, err := task.DecodeEvent(d.Body)
+			if err != nil || info == nil {
+				t.Fatalf("heartbeat %s: %v", d.Body, err)
+			}
+			if !strings.HasPrefix(info.Exec, want) {
+				t.Errorf("heartbeat exec = %q, want %q...", info.Exec, want)
+			}
+		})
+	}
+	// A runner that cannot isolate refuses, and says so.
+	e := newExec(memblob.OpenBucket(nil), ExecConfig{err: errors.New(`DROVER_EXEC_UNSAFE="yes": the only value is allow`)})
+	if got := e.Isolation(); !strings.HasPrefix(got, "refused: ") || !strings.Contains(got, "DROVER_EXEC_UNSAFE") {
+		t.Errorf("isolation with a bad variable = %q", got)
+	}
+	_, err := e.Handle(context.Background(), &task.Task{ID: "T1", Function: "exec", Args: json.RawMessage(`{"bundle":"b"}`), Attempt: 1})
+	if err == nil || !strings.Contains(err.Error(), "exec refused") || !strings.Contains(err.Error(), "DROVER_EXEC_UNSAFE") {
+		t.Errorf("exec with a bad variable: err = %v", err)
+	}
+}

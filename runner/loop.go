@@ -144,6 +144,11 @@ func (r *Runner) Beat(ctx context.Context) {
 		ID: r.cfg.Name, Name: r.cfg.Name, Host: host, Functions: r.mux.Functions(),
 		Concurrency: r.cfg.Concurrency, Active: len(jobs), StartedAt: r.started, SeenAt: time.Now().UTC(),
 	}
+	if h, ok := r.mux.Handler("exec"); ok {
+		if iso, ok := h.(interface{ Isolation() string }); ok {
+			info.Exec = iso.Isolation()
+		}
+	}
 	b, err := task.EncodeRunner(info)
 	if err == nil {
 		err = r.events.Send(ctx, b, 0)

@@ -376,7 +376,8 @@ func TestEncodeRunnerMatchesJSON(t *testing.T) {
 		{"nil", nil, true},
 		{"zero", &RunnerInfo{}, true},
 		{"no functions", &RunnerInfo{ID: "r", Functions: []string{}}, true},
-		{"awkwardString strings", &RunnerInfo{ID: awkwardString, Name: awkwardString, Host: awkwardString, Functions: []string{awkwardString, ""}}, true},
+		{"awkwardString strings", &RunnerInfo{ID: awkwardString, Name: awkwardString, Host: awkwardString, Functions: []string{awkwardString, ""}, Exec: awkwardString}, true},
+		{"exec isolation", &RunnerInfo{ID: "r", Functions: []string{"exec"}, Exec: "isolated (user, pid, mount, net namespaces)"}, true},
 		{"seen year -5", &RunnerInfo{ID: "r", SeenAt: wireTestTime(-5, time.UTC)}, false},
 	}
 	for _, c := range cases {
@@ -427,7 +428,7 @@ func FuzzEncodeEvent(f *testing.F) {
 			functions = strings.Split(errText, "\n")
 		}
 		checkEncodeRunner(t, &RunnerInfo{ID: id, Name: function, Host: runner, Functions: functions,
-			Concurrency: maxAttempts, Active: attempt, StartedAt: at, SeenAt: some(16, time.Second)})
+			Concurrency: maxAttempts, Active: attempt, StartedAt: at, SeenAt: some(16, time.Second), Exec: resultRef})
 	})
 }
 

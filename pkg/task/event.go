@@ -70,6 +70,10 @@ type RunnerInfo struct {
 	Active      int       `json:"active" docstore:"active"`
 	StartedAt   time.Time `json:"started_at" docstore:"started_at"`
 	SeenAt      time.Time `json:"seen_at" docstore:"seen_at"`
-	Kind        string    `json:"-" docstore:"kind"`
-	ExpiresAt   int64     `json:"-" docstore:"expires_at"`
+	// Exec says how the runner's exec function runs bundles:
+	// "isolated (...)", "unsafe (...)" or "refused: ..."; empty without
+	// exec.
+	Exec      string `json:"exec,omitempty" docstore:"exec"`
+	Kind      string `json:"-" docstore:"kind"`
+	ExpiresAt int64  `json:"-" docstore:"expires_at"`
 }

@@ -247,7 +247,7 @@ func appendEvent(ev *Event) ([]byte, bool) {
 func appendRunner(r *RunnerInfo) ([]byte, bool) {
 	size := 200
 	if r != nil {
-		size += len(r.ID) + len(r.Name) + len(r.Host)
+		size += len(r.ID) + len(r.Name) + len(r.Host) + len(r.Exec)
 		for _, f := range r.Functions {
 			size += len(f) + 3
 		}
@@ -285,6 +285,7 @@ func appendRunner(r *RunnerInfo) ([]byte, bool) {
 	e.time(r.StartedAt)
 	e.lit(`,"seen_at":`)
 	e.time(r.SeenAt)
+	e.optStr(`,"exec":`, r.Exec)
 	e.lit(`}}`)
 	return e.b, e.ok
 }
