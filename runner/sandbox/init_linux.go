@@ -79,6 +79,9 @@ func runInit() (st initStatus) {
 	for _, fd := range []int{fdCtl, fdResult, fdStatus} {
 		syscall.CloseOnExec(fd)
 	}
+	// The runner's umask (077 in drover dev) would hide the new root's
+	// directories from start.
+	syscall.Umask(0o022)
 	// Nothing in the sandbox may read or trace init.
 	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	ctl := bufio.NewReaderSize(os.NewFile(fdCtl, "ctl"), 64<<10)
