@@ -405,6 +405,19 @@ exec sleep $TOKEN
 	waitNoProcs(t, tok, 5*time.Second)
 }
 
+func TestExecHostileNestedNamespaces(t *testing.T) {
+	requireSandbox(t)
+	m, bucket, _ := setupExec(t)
+	stdout, stderr := mustRun(t, m, bucket, "T1", makeBundle(t, script(`
+unshare --user --map-root-user --mount sh -c 'mount -t tmpfs none /work && echo mounted'
+echo "unshare: $?"
+echo done
+`)), nil)
+	if strings.Contains(stdout, "mounted") || !strings.Contains(stdout, "unshare: 1") {
+		t.Errorf("the bundle made a user namespace of its own:\n%s\n%s", stdout, stderr)
+	}
+}
+
 // TestExecNetwork checks that a bundle has no network unless its task
 // asks and the runner allows it.
 func TestExecNetwork(t *testing.T) {

@@ -170,6 +170,8 @@ var hostileExecTests = []string{
 	"TestExecHostileLimits",
 	"TestExecHostileConcurrent",
 	"TestExecNetwork",
+	"TestExecHostileNestedNamespaces",
+	"TestExecHeartbeatSaysIsolation",
 	"TestExecBadBundle",
 	"TestExecKillsOrphans",
 	"TestExecTimeoutKillsGroup",
