@@ -37,12 +37,21 @@ type URLs struct {
 
 // Defaults returns the embedded URLs with data under dataDir (created if
 // missing) and the given visibility timeout for the queues.
+//
+// The data is private to the process's user, since it holds every task's
+// payload and result: dataDir is made 0700, the bucket creates its
+// directories 0700, and the process's umask becomes 077 so that the files
+// the bucket and the status store write are 0600.
 func Defaults(dataDir string, visibility time.Duration) (URLs, error) {
 	dir, err := filepath.Abs(dataDir)
 	if err != nil {
 		return URLs{}, fmt.Errorf("DROVER_DATA_DIR: %w", err)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	privateFiles()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return URLs{}, fmt.Errorf("DROVER_DATA_DIR: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
 		return URLs{}, fmt.Errorf("DROVER_DATA_DIR: %w", err)
 	}
 	vis := visibility.String()
@@ -51,7 +60,7 @@ func Defaults(dataDir string, visibility time.Duration) (URLs, error) {
 		TasksSubscription:  "memq://tasks?visibility=" + vis,
 		EventsTopic:        "memq://events",
 		EventsSubscription: "memq://events?visibility=" + vis,
-		Bucket:             "file://" + filepath.ToSlash(filepath.Join(dir, "archive")) + "?create_dir=1&no_tmp_dir=1",
+		Bucket:             "file://" + filepath.ToSlash(filepath.Join(dir, "archive")) + "?create_dir=1&no_tmp_dir=1&dir_file_mode=0700",
 		Status:             StatusURL("drover", filepath.Join(dir, "status.gob")),
 	}, nil
 }
