@@ -30,9 +30,19 @@ func Extract(r io.Reader, root *os.Root, maxEntries int, maxBytes int64) error {
 	bad := func(format string, a ...any) error {
 		return &BundleError{Msg: fmt.Sprintf(format, a...)}
 	}
-	gz, err := gzip.NewReader(r)
+	// An error of r itself (a network error, a closed pipe) is not the
+	// bundle's fault; any other read error is: it is truncated or
+	// malformed.
+	src := &sourceReader{r: r}
+	readErr := func(err error, format string, a ...any) error {
+		if src.err != nil {
+			return fmt.Errorf("read bundle: %w", src.err)
+		}
+		return bad("%s: %v", fmt.Sprintf(format, a...), err)
+	}
+	gz, err := gzip.NewReader(src)
 	if err != nil {
-		return bad("not a gzip stream: %v", err)
+		return readErr(err, "not a gzip stream")
 	}
 	// One member only: r may be a pipe that stays open after the bundle.
 	gz.Multistream(false)
@@ -45,7 +55,7 @@ func Extract(r io.Reader, root *os.Root, maxEntries int, maxBytes int64) error {
 			break
 		}
 		if err != nil {
-			return bad("after %d entries: %v", entries, err)
+			return readErr(err, "after %d entries", entries)
 		}
 		if entries++; entries > maxEntries {
 			return bad("more than %d entries", maxEntries)
@@ -64,7 +74,11 @@ func Extract(r io.Reader, root *os.Root, maxEntries int, maxBytes int64) error {
 			if size += hdr.Size; size > maxBytes {
 				return bad("entry %q: bundle extracts to more than %d bytes", name, maxBytes)
 			}
-			err = extractFile(root, name, hdr.FileInfo().Mode().Perm(), tr)
+			body := &sourceReader{r: tr}
+			err = extractFile(root, name, hdr.FileInfo().Mode().Perm(), body)
+			if body.err != nil {
+				return readErr(body.err, "entry %q", name)
+			}
 		case tar.TypeSymlink:
 			return bad("entry %q: symlink to %q not allowed", name, hdr.Linkname)
 		case tar.TypeLink:
@@ -87,13 +101,27 @@ func Extract(r io.Reader, root *os.Root, maxEntries int, maxBytes int64) error {
 	}
 	// Check the gzip trailer.
 	if _, err := io.Copy(io.Discard, gz); err != nil {
-		return bad("after %d entries: %v", entries, err)
+		return readErr(err, "after %d entries", entries)
 	}
 	info, err := root.Lstat("start")
 	if err != nil || !info.Mode().IsRegular() || info.Mode().Perm()&0o100 == 0 {
 		return bad("no regular executable file start at its root")
 	}
 	return nil
+}
+
+// sourceReader keeps the first error other than io.EOF that r returned.
+type sourceReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF && s.err == nil {
+		s.err = err
+	}
+	return n, err
 }
 
 // extractFile writes the contents of r to name in root, with its exec bits
