@@ -4,9 +4,11 @@
 package envconfig
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"reflect"
 	"strings"
 
 	"github.com/caarlos0/env/v10"
@@ -15,11 +17,52 @@ import (
 // Parse fills cfg, a pointer to a struct with env tags, from the
 // environment.
 func Parse(cfg any) error {
-	if err := env.Parse(cfg); err != nil {
-		// env's errors name the variable; keep them on one line.
-		return fmt.Errorf("configuration: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+	err := env.Parse(cfg)
+	if err == nil {
+		return nil
 	}
-	return nil
+	// env's parse errors name the Go field, not the variable: name the
+	// variable, and keep it all on one line.
+	var agg env.AggregateError
+	if errors.As(err, &agg) {
+		msgs := make([]string, len(agg.Errors))
+		for i, e := range agg.Errors {
+			var pe env.ParseError
+			if errors.As(e, &pe) {
+				if name := variable(reflect.TypeOf(cfg), pe.Name); name != "" {
+					msgs[i] = fmt.Sprintf("%s=%q: %v", name, os.Getenv(name), pe.Err)
+					continue
+				}
+			}
+			msgs[i] = e.Error()
+		}
+		return fmt.Errorf("configuration: %s", strings.ReplaceAll(strings.Join(msgs, "; "), "\n", "; "))
+	}
+	return fmt.Errorf("configuration: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+}
+
+// variable returns the env tag of the field named field in t, a struct
+// or a pointer to one, or in the structs it embeds or holds; "" if none.
+func variable(t reflect.Type, field string) string {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return ""
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if key, _, _ := strings.Cut(f.Tag.Get("env"), ","); f.Name == field && key != "" && key != "-" {
+			return key
+		}
+		if f.Type.Kind() != reflect.Struct {
+			continue
+		}
+		if name := variable(f.Type, field); name != "" {
+			return name
+		}
+	}
+	return ""
 }
 
 // Log is the log settings of a process.
