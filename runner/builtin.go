@@ -38,10 +38,13 @@ const maxSleep = task.MaxTimeout
 //     "out": "out"} → {"out": "out", "count": N}: a k-way merge of sorted
 //     lists, which with sort makes a chunked merge sort.
 //   - exec {"bundle": "key.tar.gz", "argv": [...], "env": {...}, "timeout":
-//     "30s"}: runs the executable start from a bundle in the bucket, with
-//     no shell, in a fresh work dir and its own process group; logs go to
+//     "30s", "network": false}: runs the executable start from a bundle in
+//     the bucket, with no shell, isolated in a sandbox (package
+//     runner/sandbox; docs/security.md) with its own work dir; logs go to
 //     logs/{id}/{attempt}/ and its result/ dir to
-//     results/{id}/{attempt}/result.tar.gz.
+//     results/{id}/{attempt}/result.tar.gz. It refuses to run where the
+//     machine cannot isolate bundles unless DROVER_EXEC_UNSAFE=allow
+//     (ExecConfigFromEnv).
 //
 // Each decodes its args strictly: unknown fields and values of the wrong
 // type fail the task at once with an error wrapping task.ErrPermanent, as
