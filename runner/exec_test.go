@@ -11,6 +11,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -622,5 +623,44 @@ func TestExecHeartbeatSaysIsolation(t *testing.T) {
 	_, err := e.Handle(context.Background(), &task.Task{ID: "T1", Function: "exec", Args: json.RawMessage(`{"bundle":"b"}`), Attempt: 1})
 	if err == nil || !strings.Contains(err.Error(), "exec refused") || !strings.Contains(err.Error(), "DROVER_EXEC_UNSAFE") {
 		t.Errorf("exec with a bad variable: err = %v", err)
+	}
+}
+
+// TestExecSweepsWorkDirs checks that unsafe mode removes the work dirs of
+// runners that crashed, and only those.
+func TestExecSweepsWorkDirs(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	mk := func(name string) string {
+		dir := filepath.Join(tmp, name)
+		if err := os.MkdirAll(filepath.Join(dir, "result", "ro"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(filepath.Join(dir, "result"), 0o500) // as a bundle may leave it
+		return dir
+	}
+	dead := mk(fmt.Sprintf("drover-exec-%d-123", gone.Process.Pid))
+	live := mk(fmt.Sprintf("drover-exec-%d-456", os.Getppid()))
+	mine := mk(fmt.Sprintf("drover-exec-%d-789", os.Getpid()))
+	old := mk(fmt.Sprintf("drover-exec-%d-000", os.Getpid()))
+	before := processStart.Add(-time.Hour)
+	if err := os.Chtimes(old, before, before); err != nil {
+		t.Fatal(err)
+	}
+	other := mk("unrelated")
+	sweepWorkDirs()
+	for dir, want := range map[string]bool{dead: false, live: true, mine: true, old: false, other: true} {
+		_, err := os.Stat(dir)
+		if kept := err == nil; kept != want {
+			t.Errorf("%s: kept %v, want %v", filepath.Base(dir), kept, want)
+		}
+	}
+	for _, d := range []string{live, mine, other} {
+		os.Chmod(filepath.Join(d, "result"), 0o700)
+		os.RemoveAll(d)
 	}
 }

@@ -172,6 +172,7 @@ var hostileExecTests = []string{
 	"TestExecNetwork",
 	"TestExecHostileNestedNamespaces",
 	"TestExecHeartbeatSaysIsolation",
+	"TestExecSweepsWorkDirs",
 	"TestExecBadBundle",
 	"TestExecKillsOrphans",
 	"TestExecTimeoutKillsGroup",

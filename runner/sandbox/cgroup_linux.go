@@ -76,7 +76,7 @@ func setUpCgroups() (*cgroups, error) {
 		}
 	}
 	for _, p := range cg.parents {
-		sweep(filepath.Dir(p))
+		sweep(filepath.Dir(p), true)
 		if err := os.Mkdir(p, 0o700); err != nil {
 			return nil, fmt.Errorf("cgroup: %w", err)
 		}
@@ -116,11 +116,11 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// sweep removes drover-exec-PID cgroups under dir whose runner is gone
-// (or is this process, which has not made its own yet: a restarted
-// runner in a container often gets the same PID), killing what is left in
-// them.
-func sweep(dir string) {
+// sweep removes drover-exec-PID cgroups under dir whose runner is gone,
+// killing what is left in them. With own, it removes this process's too:
+// before it made its own, one there is a predecessor's (a restarted
+// runner in a container often gets the same PID).
+func sweep(dir string, own bool) {
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
 		pid, ok := strings.CutPrefix(e.Name(), "drover-exec-")
@@ -128,7 +128,7 @@ func sweep(dir string) {
 		if !ok || err != nil || !e.IsDir() {
 			continue
 		}
-		if n != os.Getpid() && syscall.Kill(n, 0) == nil {
+		if n == os.Getpid() && !own || n != os.Getpid() && syscall.Kill(n, 0) == nil {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
