@@ -265,17 +265,24 @@ func TestExecHostileDaemon(t *testing.T) {
 	m, bucket, _ := setupExec(t)
 	tok := token()
 	seen := watchProcs(tok)
+	// Three ways to outlive start: setsid, a double fork with nohup, an
+	// orphan; start waits until all three run, then ends.
 	stdout, _ := mustRun(t, m, bucket, "T1", makeBundle(t, script(`
 setsid sh -c 'exec sleep $TOKEN' </dev/null >/dev/null 2>&1 &
-`+untilRunning+`
 (setsid nohup sleep $TOKEN </dev/null >/dev/null 2>&1 &)
-sh -c 'sleep $TOKEN & echo $!' > /tmp/pid
-until tr '\0' ' ' < /proc/$(cat /tmp/pid)/cmdline 2>/dev/null | grep -q "$TOKEN"; do sleep 0.01; done
+sh -c 'sleep $TOKEN &'
+running() { for f in /proc/[0-9]*/cmdline; do tr '\0' ' ' < $f 2>/dev/null; echo; done | grep -c "^sleep $TOKEN "; }
+until [ "$(running)" = 3 ]; do sleep 0.01; done
+echo "daemons: $(running)"
+sleep 0.5
 echo done
 `)), map[string]string{"TOKEN": tok})
 	ended := time.Now()
-	if n := seen(); n < 2 {
-		t.Fatalf("saw at most %d daemons running before the attempt ended:\n%s", n, stdout)
+	if !strings.Contains(stdout, "daemons: 3\n") {
+		t.Fatalf("the daemons were not all running when start ended:\n%s", stdout)
+	}
+	if n := seen(); n == 0 {
+		t.Fatalf("the host never saw the daemons (sleep %s) run", tok)
 	}
 	waitNoProcs(t, tok, time.Second)
 	if d := time.Since(ended); d > time.Second {
