@@ -11,7 +11,7 @@ TEST_TIMEOUT ?= 25m
 # summaries only (go test prints its normal output either way).
 TEST_FLAGS ?= -race -count=1 -timeout $(TEST_TIMEOUT)
 
-.PHONY: run install build lambda test test-short lint tools bench bench-moto clean fmt
+.PHONY: run install build lambda test test-short lint tools chromium screenshots bench bench-moto clean fmt
 
 GOBIN_DIR := $(or $(shell $(GO) env GOBIN),$(shell $(GO) env GOPATH)/bin)
 
@@ -60,13 +60,24 @@ fmt:
 # /opt/tf-plugins (or TF_PLUGIN_DIR). A missing tool fails make test with
 # one line; DROVER_SKIP_AWS=1 is the explicit opt-out that skips the AWS
 # emulator and Terraform tests instead.
-tools:
+tools: chromium
 	@if [ "$${DROVER_SKIP_AWS:-}" = 1 ]; then \
 	  echo "make test: DROVER_SKIP_AWS=1: tests that need moto_server or terraform are skipped"; \
 	else \
 	  command -v moto_server >/dev/null || { echo "make test: moto_server (moto[server] 5.x) is not on PATH; install it, or set DROVER_SKIP_AWS=1 to skip the AWS tests"; exit 1; }; \
 	  command -v terraform >/dev/null || { echo "make test: terraform >= 1.6 is not on PATH; install it, or set DROVER_SKIP_AWS=1 to skip the AWS tests"; exit 1; }; \
 	fi
+
+# The dashboard's browser test (TestDashboard) drives Debian's chromium,
+# headless; install it when it is missing (CI runs as root).
+chromium:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  echo "make test: installing chromium for the dashboard's browser test"; \
+	  apt-get update -qq && apt-get install -y -qq chromium >/dev/null || { echo "make test: could not install chromium (apt-get install chromium as root)"; exit 1; }; }
+
+# Re-takes the dashboard screenshots in docs/screenshots from the browser test.
+screenshots: chromium
+	DROVER_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestDashboard$$' ./cmd/drover
 
 bench:
 	$(GO) run ./cmd/drover bench

@@ -216,6 +216,8 @@ type ListOptions struct {
 	State task.State
 	// Function keeps only tasks of this function.
 	Function string
+	// Queue keeps only tasks of this queue.
+	Queue string
 	// Limit is the page size; zero means the server's default.
 	Limit int
 	// Cursor continues from a previous Page's NextCursor.
@@ -231,7 +233,7 @@ type Page struct {
 }
 
 // List returns one page of tasks, newest first
-// (GET /v1/tasks?state=&function=&limit=&cursor=). See ListAll to range over
+// (GET /v1/tasks?state=&function=&queue=&limit=&cursor=). See ListAll to range over
 // every page.
 func (c *Client) List(ctx context.Context, opts ListOptions) (*Page, error) {
 	q := url.Values{}
@@ -240,6 +242,9 @@ func (c *Client) List(ctx context.Context, opts ListOptions) (*Page, error) {
 	}
 	if opts.Function != "" {
 		q.Set("function", opts.Function)
+	}
+	if opts.Queue != "" {
+		q.Set("queue", opts.Queue)
 	}
 	if opts.Limit > 0 {
 		q.Set("limit", strconv.Itoa(opts.Limit))
@@ -345,6 +350,16 @@ func (c *Client) Runners(ctx context.Context) ([]task.RunnerInfo, error) {
 		return nil, err
 	}
 	return out.Runners, nil
+}
+
+// Stats returns counts of tasks by state, function and queue, the last
+// hour minute by minute, and the runners online (GET /v1/stats).
+func (c *Client) Stats(ctx context.Context) (*task.Stats, error) {
+	var out task.Stats
+	if err := c.call(ctx, http.MethodGet, "/v1/stats", nil, true, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
 // Ready reports whether the dispatcher can reach its queue, bucket and status

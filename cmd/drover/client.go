@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -72,6 +73,10 @@ func clientCommands() map[string]*command {
 		"runners": {
 			summary: "list the runners seen recently",
 			run:     runRunners,
+		},
+		"stats": {
+			summary: "counts by state, function and queue, throughput and latency of the last hour, runners online",
+			run:     runStats,
 		},
 	}
 }
@@ -180,6 +185,7 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return nil
 	})
 	v.fs.StringVar(&opts.Function, "function", "", "only tasks of this function")
+	v.fs.StringVar(&opts.Queue, "queue", "", "only tasks of this queue")
 	v.fs.IntVar(&opts.Limit, "limit", 0, "tasks per page (server default)")
 	v.fs.StringVar(&opts.Cursor, "cursor", "", "continue from an earlier page's cursor")
 	if _, code, ok := v.parse(args, 0, 0); !ok {
@@ -260,6 +266,82 @@ func runRunners(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	tw.Flush()
 	return exitOK
+}
+
+func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	v := newVerb("stats", "stats [flags]", stdout, stderr)
+	if _, code, ok := v.parse(args, 0, 0); !ok {
+		return code
+	}
+	c, code, ok := v.client()
+	if !ok {
+		return code
+	}
+	st, err := c.Stats(ctx)
+	if err != nil {
+		return v.fail(err)
+	}
+	if v.json {
+		return v.printJSON(st)
+	}
+	writeStats(stdout, st)
+	return exitOK
+}
+
+// writeStats prints stats as rq info does: states, then a table per
+// function and per queue, then the last hour's throughput and latency.
+func writeStats(w io.Writer, st *task.Stats) {
+	fmt.Fprintf(w, "%d tasks", st.Total)
+	if st.Truncated {
+		fmt.Fprintf(w, " (the newest %d counted)", task.MaxStatsScan)
+	}
+	fmt.Fprintf(w, ", %d runners online\n\n", st.RunnersOnline)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	header := func(first string) {
+		fmt.Fprint(tw, first+"\t")
+		for _, s := range task.States {
+			fmt.Fprint(tw, strings.ToUpper(string(s))+"\t")
+		}
+		fmt.Fprintln(tw)
+	}
+	row := func(name string, c map[task.State]int) {
+		fmt.Fprint(tw, name+"\t")
+		for _, s := range task.States {
+			fmt.Fprintf(tw, "%d\t", c[s])
+		}
+		fmt.Fprintln(tw)
+	}
+	header("")
+	row("all", st.States)
+	for _, group := range []struct {
+		title string
+		m     map[string]map[task.State]int
+	}{{"FUNCTION", st.Functions}, {"QUEUE", st.Queues}} {
+		fmt.Fprintln(tw)
+		header(group.title)
+		names := slices.Sorted(maps.Keys(group.m))
+		for _, n := range names {
+			row(n, group.m[n])
+		}
+	}
+	tw.Flush()
+	var done, failed int
+	for _, m := range st.Minutes {
+		done += m.Succeeded + m.Failed + m.Cancelled
+		failed += m.Failed
+	}
+	fmt.Fprintf(w, "\nlast hour: %d finished (%.1f/min), %d failed", done, float64(done)/60, failed)
+	if n := len(st.Minutes); n > 0 {
+		last := st.Minutes[n-1]
+		fmt.Fprintf(w, "; this minute %d finished, queue wait p50 %s p95 %s, run time p50 %s p95 %s",
+			last.Succeeded+last.Failed+last.Cancelled, fmtMS(last.QueueWaitP50), fmtMS(last.QueueWaitP95),
+			fmtMS(last.RunTimeP50), fmtMS(last.RunTimeP95))
+	}
+	fmt.Fprintln(w)
+}
+
+func fmtMS(ms float64) string {
+	return roundDuration(time.Duration(ms * float64(time.Millisecond)))
 }
 
 // verb is one run of a client verb: its flags, its output and what it needs

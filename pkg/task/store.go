@@ -427,6 +427,7 @@ func (s *Store) Cancel(ctx context.Context, id string, reason string) (*Status, 
 type ListQuery struct {
 	State    State
 	Function string
+	Queue    string
 	Limit    int
 	// Cursor is the ID of the last task of the previous page.
 	Cursor string
@@ -450,6 +451,9 @@ func (s *Store) List(ctx context.Context, q ListQuery) ([]*Status, string, error
 	}
 	if q.Function != "" {
 		query = query.Where("function", "=", q.Function)
+	}
+	if q.Queue != "" {
+		query = query.Where("queue", "=", q.Queue)
 	}
 	iter := query.OrderBy("id", docstore.Descending).Limit(q.Limit + 1).Get(ctx)
 	defer iter.Stop()

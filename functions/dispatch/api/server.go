@@ -22,6 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/droverhq/drover/functions/dispatch/dashboard"
 	"github.com/droverhq/drover/internal/metrics"
 	"github.com/droverhq/drover/pkg/task"
 )
@@ -104,10 +105,16 @@ func New(tasks *task.Topic, archive *task.Archive, store *task.Store, log *slog.
 	s.mux.HandleFunc("DELETE /v1/tasks/{id}", s.authed(s.cancel))
 	s.mux.HandleFunc("GET /v1/tasks/{id}/result", s.authed(s.result))
 	s.mux.HandleFunc("GET /v1/runners", s.authed(s.runners))
+	s.mux.HandleFunc("GET /v1/stats", s.authed(s.stats))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	s.mux.HandleFunc("GET /readyz", s.ready)
+	// The dashboard's page and assets need no key: it asks for one and
+	// sends it with each API call.
+	ui := dashboard.Handler()
+	s.mux.Handle("GET /{$}", ui)
+	s.mux.Handle("GET /ui/", ui)
 	if cfg.Metrics != nil {
 		s.gauges(cfg.Metrics)
 		s.mux.Handle("GET /metrics", s.authed(metrics.Handler(cfg.Metrics).ServeHTTP))
@@ -346,13 +353,13 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	for k := range q {
 		switch k {
-		case "state", "function", "limit", "cursor":
+		case "state", "function", "queue", "limit", "cursor":
 		default:
-			writeProblem(w, http.StatusBadRequest, probMalformed, "unknown query parameter %q (allowed: state, function, limit, cursor)", clip(k))
+			writeProblem(w, http.StatusBadRequest, probMalformed, "unknown query parameter %q (allowed: state, function, queue, limit, cursor)", clip(k))
 			return
 		}
 	}
-	lq := task.ListQuery{State: task.State(q.Get("state")), Function: q.Get("function"), Cursor: q.Get("cursor"), Limit: 50}
+	lq := task.ListQuery{State: task.State(q.Get("state")), Function: q.Get("function"), Queue: q.Get("queue"), Cursor: q.Get("cursor"), Limit: 50}
 	if lq.State != "" && !lq.State.Valid() {
 		writeProblem(w, http.StatusBadRequest, probMalformed, "state: %q is not one of queued, running, retrying, succeeded, failed, cancelled", clip(string(lq.State)))
 		return
@@ -452,6 +459,28 @@ func (s *Server) runners(w http.ResponseWriter, r *http.Request) {
 		rs = []*task.RunnerInfo{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"runners": rs})
+}
+
+// stats answers GET /v1/stats: counts by state, function and queue, the
+// last hour minute by minute, and the runners online.
+func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
+	if len(r.URL.Query()) > 0 {
+		writeProblem(w, http.StatusBadRequest, probMalformed, "GET /v1/stats takes no query parameters")
+		return
+	}
+	now := time.Now()
+	st, err := s.store.Stats(r.Context(), now)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	rs, err := s.store.Runners(r.Context(), now.Add(-s.cfg.RunnerWindow))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	st.RunnersOnline = len(rs)
+	writeJSON(w, http.StatusOK, st)
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
