@@ -100,6 +100,17 @@ func enableControllers(base string) error {
 		return nil
 	}
 	err = os.WriteFile(filepath.Join(base, "cgroup.subtree_control"), []byte("+memory +pids"), 0)
+	if errors.Is(err, syscall.EBUSY) {
+		// A cgroup with processes cannot give its children controllers:
+		// the runner moves itself into a leaf (in a container it is
+		// often alone in its cgroup), then tries again.
+		leaf := filepath.Join(base, fmt.Sprintf("drover-runner-%d", os.Getpid()))
+		if merr := os.Mkdir(leaf, 0o700); merr == nil || errors.Is(merr, os.ErrExist) {
+			if os.WriteFile(filepath.Join(leaf, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0) == nil {
+				err = os.WriteFile(filepath.Join(base, "cgroup.subtree_control"), []byte("+memory +pids"), 0)
+			}
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("cgroup v2: memory and pids are not delegated to the runner's cgroup %s "+
 			"(run it in a cgroup of its own with both in cgroup.subtree_control): %w", base, err)
@@ -123,6 +134,13 @@ func contains(list []string, s string) bool {
 func sweep(dir string, own bool) {
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
+		// The leaf a dead runner moved itself into (never this one's).
+		if pid, ok := strings.CutPrefix(e.Name(), "drover-runner-"); ok && e.IsDir() {
+			if n, err := strconv.Atoi(pid); err == nil && n != os.Getpid() && errors.Is(syscall.Kill(n, 0), syscall.ESRCH) {
+				syscall.Rmdir(filepath.Join(dir, e.Name()))
+			}
+			continue
+		}
 		pid, ok := strings.CutPrefix(e.Name(), "drover-exec-")
 		n, err := strconv.Atoi(pid)
 		if !ok || err != nil || !e.IsDir() {
