@@ -453,3 +453,36 @@ func TestExecNetwork(t *testing.T) {
 		t.Errorf("network on: the bundle sees only lo, the host has:\n%s", host)
 	}
 }
+
+// TestExecHostileLimitFailsTask runs a memory hog through a whole runner:
+// its task ends failed at its first attempt (not retried) with the limit
+// named, and the same runner then runs the next bundle.
+func TestExecHostileLimitFailsTask(t *testing.T) {
+	requireSandbox(t)
+	bucket := memblob.OpenBucket(nil)
+	defer bucket.Close()
+	lim := sandbox.Limits{Memory: 64 << 20}
+	e := setupProcess(t, Config{}, func(m *Mux) { m.Handle("exec", newExec(bucket, ExecConfig{Limits: lim})) })
+	putBlob(t, bucket, "hog.tar.gz", makeBundle(t, script(`tail /dev/zero`)))
+	putBlob(t, bucket, "ok.tar.gz", makeBundle(t, script(`echo fine`)))
+	for _, tt := range []struct {
+		bundle string
+		phase  task.Phase
+		err    string
+	}{
+		{"hog.tar.gz", task.PhaseFailed, "memory limit of 64 MiB hit"},
+		{"ok.tar.gz", task.PhaseSucceeded, ""},
+	} {
+		ids := e.submit(t, "exec", json.RawMessage(`{"bundle":"`+tt.bundle+`"}`), 1)
+		e.r.Process(context.Background(), e.receive(t, 1)[0])
+		var last *task.Event
+		for _, ev := range e.drainEvents(t) {
+			if ev.TaskID == ids[0] {
+				last = ev
+			}
+		}
+		if last == nil || last.Phase != tt.phase || last.Attempt != 1 || !strings.Contains(last.Error, tt.err) {
+			t.Errorf("%s: last event %+v, want %s at attempt 1 with %q", tt.bundle, last, tt.phase, tt.err)
+		}
+	}
+}

@@ -168,6 +168,7 @@ var hostileExecTests = []string{
 	"TestExecHostileKillsParent",
 	"TestExecHostileDaemon",
 	"TestExecHostileLimits",
+	"TestExecHostileLimitFailsTask",
 	"TestExecHostileConcurrent",
 	"TestExecNetwork",
 	"TestExecHostileNestedNamespaces",
