@@ -26,6 +26,42 @@ type cgroups struct {
 	// directory under the runner's own cgroup.
 	parents []string
 	seq     atomic.Int64
+
+	mu     sync.Mutex
+	active int // attempts with a cgroup: the parents exist while > 0
+}
+
+// acquire makes sure the parents exist for one more attempt.
+func (set *cgroups) acquire() error {
+	set.mu.Lock()
+	defer set.mu.Unlock()
+	if set.active == 0 {
+		for _, p := range set.parents {
+			if err := os.Mkdir(p, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+				return fmt.Errorf("cgroup: %w", err)
+			}
+			if set.v2 {
+				if err := os.WriteFile(filepath.Join(p, "cgroup.subtree_control"), []byte("+memory +pids"), 0); err != nil {
+					return fmt.Errorf("cgroup v2: enable memory and pids in %s: %w", p, err)
+				}
+			}
+		}
+	}
+	set.active++
+	return nil
+}
+
+// release removes the parents when the last attempt is done, so that a
+// runner that exits leaves nothing behind (one that crashes leaves them to
+// its successor's sweep).
+func (set *cgroups) release() {
+	set.mu.Lock()
+	defer set.mu.Unlock()
+	if set.active--; set.active == 0 {
+		for _, p := range set.parents {
+			syscall.Rmdir(p)
+		}
+	}
 }
 
 var (
@@ -77,15 +113,12 @@ func setUpCgroups() (*cgroups, error) {
 	}
 	for _, p := range cg.parents {
 		sweep(filepath.Dir(p), true)
-		if err := os.Mkdir(p, 0o700); err != nil {
-			return nil, fmt.Errorf("cgroup: %w", err)
-		}
-		if cg.v2 {
-			if err := os.WriteFile(filepath.Join(p, "cgroup.subtree_control"), []byte("+memory +pids"), 0); err != nil {
-				return nil, fmt.Errorf("cgroup v2: enable memory and pids in %s: %w", p, err)
-			}
-		}
 	}
+	// Check that attempts' cgroups can be made.
+	if err := cg.acquire(); err != nil {
+		return nil, err
+	}
+	cg.release()
 	return cg, nil
 }
 
@@ -164,6 +197,8 @@ func sweep(dir string, own bool) {
 type cgroup struct {
 	v2   bool
 	dirs []string
+	set  *cgroups
+	once sync.Once
 }
 
 // newCgroup makes a cgroup for one attempt with lim's memory and process
@@ -173,8 +208,11 @@ func newCgroup(lim Limits) (*cgroup, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := set.acquire(); err != nil {
+		return nil, err
+	}
 	name := strconv.FormatInt(set.seq.Add(1), 10)
-	cg := &cgroup{v2: set.v2}
+	cg := &cgroup{v2: set.v2, set: set}
 	for _, p := range set.parents {
 		d := filepath.Join(p, name)
 		if err := os.Mkdir(d, 0o700); err != nil {
@@ -294,9 +332,12 @@ func (cg *cgroup) kill() {
 
 // remove kills what is left in the cgroup and removes it.
 func (cg *cgroup) remove() {
-	for _, d := range cg.dirs {
-		removeCgroup(d)
-	}
+	cg.once.Do(func() {
+		for _, d := range cg.dirs {
+			removeCgroup(d)
+		}
+		cg.set.release()
+	})
 }
 
 // killAllIn kills the processes listed in dir/cgroup.procs.

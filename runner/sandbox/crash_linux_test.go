@@ -73,6 +73,10 @@ func TestRunnerCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := set.acquire(); err != nil { // as during an attempt of ours
+		t.Fatal(err)
+	}
+	defer set.release()
 	stale := make([]string, len(set.parents))
 	for i, p := range set.parents {
 		stale[i] = filepath.Join(filepath.Dir(p), fmt.Sprintf("drover-exec-%d", cmd.Process.Pid))
@@ -85,6 +89,21 @@ func TestRunnerCrash(t *testing.T) {
 		}
 		if _, err := os.Stat(p); err != nil {
 			t.Errorf("sweeping removed this runner's own cgroup %s: %v", p, err)
+		}
+	}
+}
+
+// leftCgroups fails t if this process's cgroups outlived its attempts.
+func leftCgroups(t *testing.T) {
+	t.Helper()
+	set, err := findCgroups()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range set.parents {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			ents, _ := os.ReadDir(p)
+			t.Errorf("cgroup %s left after the attempts: %v %v", p, err, ents)
 		}
 	}
 }

@@ -72,4 +72,5 @@ func TestRun(t *testing.T) {
 	if body, _ := io.ReadAll(tr); string(body) != "x\n" {
 		t.Errorf("result/y = %q", body)
 	}
+	leftCgroups(t)
 }
