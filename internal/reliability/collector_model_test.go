@@ -200,11 +200,11 @@ func TestCollectorPermutations(t *testing.T) {
 					present++
 					m := modelBest(hist[id])
 					if d.State != m.Phase.State() || d.Attempt != m.Attempt || d.Runner != m.Runner || d.Error != m.Error ||
-						string(d.Result) != string(m.Result) || !d.FinishedAt.Equal(finishedAt(m)) {
+						string(d.Result) != string(m.Result) || !d.FinishedAt.Equal(finishedAt(m)) || !d.StartedAt.Equal(m.StartedAt) {
 						wrong++
 						if wrong <= 5 {
-							t.Errorf("task %s: got %s attempt %d runner %s error %q result %s; model %s attempt %d runner %s error %q result %s",
-								id, d.State, d.Attempt, d.Runner, d.Error, d.Result, m.Phase, m.Attempt, m.Runner, m.Error, m.Result)
+							t.Errorf("task %s: got %s attempt %d runner %s error %q result %s started %v; model %s attempt %d runner %s error %q result %s started %v",
+								id, d.State, d.Attempt, d.Runner, d.Error, d.Result, d.StartedAt, m.Phase, m.Attempt, m.Runner, m.Error, m.Result, m.StartedAt)
 						}
 					}
 				}
