@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/droverhq/drover/functions/dispatch/api"
 	"github.com/droverhq/drover/internal/embedded"
 	"github.com/droverhq/drover/internal/metrics"
+	"github.com/droverhq/drover/pkg/memq"
 	"github.com/droverhq/drover/pkg/task"
 	"github.com/droverhq/drover/runner"
 	"github.com/droverhq/drover/runner/serve"
@@ -26,12 +28,14 @@ type devEnv struct {
 	Collect  collector.Env
 	Runners  int    `env:"DROVER_RUNNERS" envDefault:"2"`
 	DataDir  string `env:"DROVER_DATA_DIR" envDefault:".drover"`
+	// Durability is embedded.Durable or embedded.Memory.
+	Durability string `env:"DROVER_DURABILITY" envDefault:"durable"`
 }
 
 // embed fills the embedded default's URLs into the unset variables, and a
 // 1s heartbeat if none is set.
 func (e *devEnv) embed() error {
-	u, err := embedded.Defaults(e.DataDir, e.Runner.Visibility)
+	u, err := embedded.Defaults(e.DataDir, e.Runner.Visibility, e.Durability)
 	if err != nil {
 		return err
 	}
@@ -89,6 +93,12 @@ func runDev(ctx context.Context, e *devEnv, log *slog.Logger, register func(*run
 		return fmt.Errorf("DROVER_STATUS: %w", err)
 	}
 	res.Store.Retention = e.Dispatch.Retention
+	if e.Durability == embedded.Durable {
+		for _, q := range []string{"tasks", "events"} {
+			r, f, d := memq.Recovered(q)
+			log.Info("durable queue recovered", "queue", q, "ready", r, "in_flight", f, "delayed", d)
+		}
+	}
 
 	// One registry for the three parts, served by dispatch at /metrics.
 	reg := metrics.NewRegistry()
@@ -115,4 +125,14 @@ func runDev(ctx context.Context, e *devEnv, log *slog.Logger, register func(*run
 	stopCol()
 	wg.Wait()
 	return err
+}
+
+// durabilityLine says at start which mode runs and what it recovered.
+func (e *devEnv) durabilityLine() string {
+	if e.Durability == embedded.Memory {
+		return "DROVER_DURABILITY=memory: queued tasks do not survive this process"
+	}
+	r, f, d := memq.Recovered("tasks")
+	return fmt.Sprintf("durable: every accepted task is on disk in %s (recovered %d ready, %d in flight, %d delayed tasks)",
+		filepath.Join(e.DataDir, embedded.StateDir), r, f, d)
 }

@@ -95,6 +95,7 @@ func serveVerb(part string) func(ctx context.Context, args []string, stdout, std
 			run = func(log *slog.Logger) error {
 				return runDev(ctx, &e, log, nil, func(a net.Addr) {
 					fmt.Fprintf(stdout, "drover dev: listening on http://%s (%d runners × %d, data in %s)\n", a, e.Runners, e.Runner.Concurrency, e.DataDir)
+					fmt.Fprintf(stdout, "drover dev: %s\n", e.durabilityLine())
 					fmt.Fprintf(stdout, "try:  drover submit echo '{\"x\":1}' --wait\n")
 				})
 			}

@@ -35,14 +35,29 @@ type URLs struct {
 	Bucket, Status                  string
 }
 
+// Durability modes of the embedded default (DROVER_DURABILITY).
+const (
+	// Durable journals the queues and the status store in one storage
+	// engine (pkg/durable) under the data directory's StateDir: a task
+	// is on disk before dispatch answers 202, and a restart resumes.
+	Durable = "durable"
+	// Memory keeps the queues in memory only (the status store is saved
+	// at a clean shutdown): for tests and throwaway use.
+	Memory = "memory"
+)
+
+// StateDir is the engine's directory under the data directory.
+const StateDir = "state"
+
 // Defaults returns the embedded URLs with data under dataDir (created if
-// missing) and the given visibility timeout for the queues.
+// missing) and the given visibility timeout for the queues, durable
+// (mode Durable) or in memory (Memory).
 //
 // The data is private to the process's user, since it holds every task's
 // payload and result: dataDir is made 0700, the bucket creates its
 // directories 0700, and the process's umask becomes 077 so that the files
 // the bucket and the status store write are 0600.
-func Defaults(dataDir string, visibility time.Duration) (URLs, error) {
+func Defaults(dataDir string, visibility time.Duration, mode string) (URLs, error) {
 	dir, err := filepath.Abs(dataDir)
 	if err != nil {
 		return URLs{}, fmt.Errorf("DROVER_DATA_DIR: %w", err)
@@ -55,12 +70,25 @@ func Defaults(dataDir string, visibility time.Duration) (URLs, error) {
 		return URLs{}, fmt.Errorf("DROVER_DATA_DIR: %w", err)
 	}
 	vis := visibility.String()
-	return URLs{
+	u := URLs{
 		TasksTopic:         "memq://tasks",
 		TasksSubscription:  "memq://tasks?visibility=" + vis,
 		EventsTopic:        "memq://events",
 		EventsSubscription: "memq://events?visibility=" + vis,
 		Bucket:             "file://" + filepath.ToSlash(filepath.Join(dir, "archive")) + "?create_dir=1&no_tmp_dir=1&dir_file_mode=0700",
 		Status:             StatusURL("drover", filepath.Join(dir, "status.gob")),
-	}, nil
+	}
+	switch mode {
+	case Memory:
+	case Durable:
+		q := "dir=" + url.QueryEscape(filepath.Join(dir, StateDir))
+		u.TasksTopic += "?" + q
+		u.TasksSubscription += "&" + q
+		u.EventsTopic += "?" + q
+		u.EventsSubscription += "&" + q
+		u.Status = StatusURL("drover", "") + "&" + q
+	default:
+		return URLs{}, fmt.Errorf("DROVER_DURABILITY=%q: want %s or %s", mode, Durable, Memory)
+	}
+	return u, nil
 }

@@ -9,6 +9,7 @@ import (
 	"gocloud.dev/pubsub/driver"
 	"gocloud.dev/pubsub/drivertest"
 
+	"github.com/droverhq/drover/pkg/durable"
 	taskdriver "github.com/droverhq/drover/pkg/task/driver"
 )
 
@@ -89,4 +90,36 @@ func (asTest) AfterSend(func(any) bool) error { return nil }
 
 func TestConformance(t *testing.T) {
 	drivertest.RunConformanceTests(t, newHarness, []drivertest.AsTest{asTest{}})
+}
+
+// durableHarness runs the same suite on durable queues, all journaled in
+// one engine in a temporary directory.
+type durableHarness struct {
+	harness
+	eng *durable.Engine
+}
+
+func (h durableHarness) CreateTopic(_ context.Context, testName string) (driver.Topic, func(), error) {
+	name := uniqueName(testName)
+	eng, err := durable.Open(h.eng.Dir(), nil) // Attach takes this reference
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := Attach(name, eng); err != nil {
+		return nil, nil, err
+	}
+	return &topic{q: getQueue(name)}, func() { Delete(name) }, nil
+}
+
+func (h durableHarness) Close() { h.eng.Close() }
+
+func TestConformanceDurable(t *testing.T) {
+	dir := t.TempDir()
+	drivertest.RunConformanceTests(t, func(context.Context, *testing.T) (drivertest.Harness, error) {
+		eng, err := durable.Open(dir, nil)
+		if err != nil {
+			return nil, err
+		}
+		return durableHarness{eng: eng}, nil
+	}, []drivertest.AsTest{asTest{}})
 }

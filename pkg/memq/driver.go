@@ -16,6 +16,7 @@ import (
 	"gocloud.dev/pubsub/batcher"
 	"gocloud.dev/pubsub/driver"
 
+	"github.com/droverhq/drover/pkg/durable"
 	taskdriver "github.com/droverhq/drover/pkg/task/driver"
 )
 
@@ -77,10 +78,19 @@ type URLOpener struct {
 }
 
 // parseURL returns the queue name in u and applies its parameters to opts.
+// A dir parameter attaches the queue to the durable engine of that data
+// directory.
 func parseURL(u *url.URL, opts *SubscriptionOptions) (string, error) {
+	var dir string
 	for param, vals := range u.Query() {
 		var dst *time.Duration
 		switch param {
+		case "dir":
+			dir = vals[len(vals)-1]
+			if dir == "" {
+				return "", fmt.Errorf("memq: %v: empty dir", u)
+			}
+			continue
 		case "visibility":
 			dst = &opts.Visibility
 		case "wait":
@@ -98,7 +108,19 @@ func parseURL(u *url.URL, opts *SubscriptionOptions) (string, error) {
 	if name == "" || name == "." || name == "/" {
 		return "", fmt.Errorf("memq: %v: missing queue name", u)
 	}
-	return name, checkOptions(opts)
+	if err := checkOptions(opts); err != nil {
+		return "", err
+	}
+	if dir != "" {
+		eng, err := durable.Open(dir, nil)
+		if err != nil {
+			return "", fmt.Errorf("memq: %v: %w", u.Redacted(), err)
+		}
+		if err := Attach(name, eng); err != nil {
+			return "", fmt.Errorf("memq: %v: %w", u.Redacted(), err)
+		}
+	}
+	return name, nil
 }
 
 func checkOptions(opts *SubscriptionOptions) error {
@@ -207,20 +229,9 @@ func (t *topic) SendBatch(ctx context.Context, ms []*driver.Message) error {
 		batch[i] = m
 	}
 
-	q := t.q
-	now := time.Now()
-	q.mu.Lock()
-	for i, m := range batch {
-		q.nextID++
-		m.id = q.nextID
-		if delays[i] > 0 {
-			q.toWaiting(m, now.Add(delays[i]))
-		} else {
-			q.toReady(m)
-		}
+	if err := t.q.send(batch, delays, time.Now()); err != nil {
+		return err
 	}
-	q.sent += uint64(len(batch))
-	q.mu.Unlock()
 
 	for _, dm := range ms {
 		if dm.AfterSend != nil {
@@ -290,7 +301,6 @@ func (t *topic) SendDirect(ctx context.Context, bodies [][]byte, delays []time.D
 			return errorf(codeInvalid, "memq: delay %v out of range [0, %v]", d, MaxDelay)
 		}
 	}
-	q := t.q
 	var now time.Time
 	if delays != nil {
 		now = time.Now()
@@ -302,17 +312,53 @@ func (t *topic) SendDirect(ctx context.Context, bodies [][]byte, delays []time.D
 	for i, b := range bodies {
 		ms[i] = &message{body: b}
 	}
+	return t.q.send(ms, delays, now)
+}
+
+// send queues ms, message i held back for delays[i] (delays may be nil)
+// from now. On a durable queue the messages are journaled and synced
+// first, and become receivable only then.
+func (q *queue) send(ms []*message, delays []time.Duration, now time.Time) error {
+	delayed := func(i int) bool { return delays != nil && delays[i] > 0 }
+	if q.eng == nil {
+		q.mu.Lock()
+		for i, m := range ms {
+			q.nextID++
+			m.id = q.nextID
+			if delayed(i) {
+				q.toWaiting(m, now.Add(delays[i]))
+			} else {
+				q.toReady(m)
+			}
+		}
+		q.sent += uint64(len(ms))
+		q.mu.Unlock()
+		return nil
+	}
+	if err := q.engineErr(); err != nil {
+		return err
+	}
 	q.mu.Lock()
 	for i, m := range ms {
 		q.nextID++
 		m.id = q.nextID
-		if delays != nil && delays[i] > 0 {
-			q.toWaiting(m, now.Add(delays[i]))
+		if delayed(i) {
+			m.at = now.Add(delays[i])
+		}
+	}
+	q.mu.Unlock()
+	if err := q.persistSend(ms); err != nil {
+		return err
+	}
+	q.mu.Lock()
+	for i, m := range ms {
+		if delayed(i) {
+			q.toWaiting(m, m.at)
 		} else {
 			q.toReady(m)
 		}
 	}
-	q.sent += uint64(len(bodies))
+	q.sent += uint64(len(ms))
 	q.mu.Unlock()
 	return nil
 }
@@ -323,10 +369,11 @@ func (*topic) ErrorAs(error, any) bool { return false }
 // ErrorCode implements driver.Topic.
 func (*topic) ErrorCode(err error) gcerrors.ErrorCode { return errorCode(err) }
 
-// Close implements driver.Topic. The queue lives on.
+// Close implements driver.Topic. The queue lives on; a durable one's
+// journal is synced.
 func (t *topic) Close() error {
 	t.closed.Store(true)
-	return nil
+	return t.q.sync()
 }
 
 // subscription is the driver.Subscription. A nil q is a subscription that
@@ -383,6 +430,9 @@ func (s *subscription) usable(ctx context.Context) error {
 		return errNotFound
 	case s.closed.Load():
 		return errClosed
+	}
+	if err := s.q.engineErr(); err != nil {
+		return err // a failed disk: take no work that could not be settled
 	}
 	return ctx.Err()
 }
@@ -494,7 +544,7 @@ func (s *subscription) SendNacks(ctx context.Context, ids []driver.AckID) error 
 	return s.settle(ctx, ids, (*queue).nack)
 }
 
-func (s *subscription) settle(ctx context.Context, ids []driver.AckID, op func(*queue, *delivery)) error {
+func (s *subscription) settle(ctx context.Context, ids []driver.AckID, op func(*queue, *delivery) *message) error {
 	if s.q == nil {
 		return errNotFound
 	}
@@ -507,9 +557,13 @@ func (s *subscription) settle(ctx context.Context, ids []driver.AckID, op func(*
 		q := ds[0].q
 		q.mu.Lock()
 		i := 0
+		var changed []*message
 		for ; i < len(ds) && ds[i].q == q; i++ {
-			op(q, ds[i])
+			if m := op(q, ds[i]); m != nil && q.eng != nil {
+				changed = append(changed, m)
+			}
 		}
+		q.journal(changed...)
 		q.waiting.shrink()
 		q.mu.Unlock()
 		ds = ds[i:]
@@ -540,5 +594,5 @@ func (*subscription) ErrorCode(err error) gcerrors.ErrorCode { return errorCode(
 // expires.
 func (s *subscription) Close() error {
 	s.closed.Store(true)
-	return nil
+	return s.q.sync()
 }

@@ -10,6 +10,7 @@ import (
 
 	"gocloud.dev/pubsub/driver"
 
+	"github.com/droverhq/drover/pkg/durable"
 	taskdriver "github.com/droverhq/drover/pkg/task/driver"
 )
 
@@ -29,7 +30,8 @@ var registry = struct {
 	queues map[string]*queue
 }{queues: map[string]*queue{}}
 
-// getQueue returns the queue called name, creating it if needed.
+// getQueue returns the queue called name, creating it (in memory) if
+// needed.
 func getQueue(name string) *queue {
 	registry.Lock()
 	defer registry.Unlock()
@@ -79,8 +81,12 @@ func Stats(name string) QueueStats {
 // name get a new, empty one.
 func Delete(name string) {
 	registry.Lock()
-	defer registry.Unlock()
+	q := registry.queues[name]
 	delete(registry.queues, name)
+	registry.Unlock()
+	if q != nil && q.eng != nil {
+		q.eng.Close()
+	}
 }
 
 // Message states.
@@ -112,6 +118,12 @@ type message struct {
 // entries are moved to the FIFO lazily, by whoever next looks at the queue.
 type queue struct {
 	name string
+
+	// eng, if not nil, journals the queue (see durable.go) under pfx;
+	// recovered counts what it held at load: ready, in flight, delayed.
+	eng       *durable.Engine
+	pfx       []byte
+	recovered [3]int
 
 	mu        sync.Mutex
 	ready     fifo
@@ -266,6 +278,7 @@ func (q *queue) take(now time.Time, max int, vis time.Duration) []*driver.Messag
 		})
 	}
 	q.ready.shrink()
+	journalTaken(q, out, func(dm *driver.Message) *message { return dm.AckID.(*delivery).m })
 	return out
 }
 
@@ -297,6 +310,7 @@ func (q *queue) takeDirect(now time.Time, max int, vis time.Duration) []*taskdri
 		})
 	}
 	q.ready.shrink()
+	journalTaken(q, out, func(d *taskdriver.Delivery) *message { return d.Lease.(*delivery).m })
 	return out
 }
 
@@ -304,10 +318,12 @@ func (q *queue) takeDirect(now time.Time, max int, vis time.Duration) []*taskdri
 func (d *delivery) ackNow()  { d.settleNow((*queue).ack) }
 func (d *delivery) nackNow() { d.settleNow((*queue).nack) }
 
-func (d *delivery) settleNow(op func(*queue, *delivery)) {
+func (d *delivery) settleNow(op func(*queue, *delivery) *message) {
 	q := d.q
 	q.mu.Lock()
-	op(q, d)
+	if m := op(q, d); m != nil {
+		q.journal(m)
+	}
 	q.waiting.shrink()
 	q.mu.Unlock()
 }
@@ -317,10 +333,10 @@ func (d *delivery) current() bool {
 	return d.m.state != stDeleted && d.m.gen == d.gen
 }
 
-// ack deletes d's message if d is current.
-func (q *queue) ack(d *delivery) {
+// ack deletes d's message if d is current, and returns it if so.
+func (q *queue) ack(d *delivery) *message {
 	if !d.current() {
-		return
+		return nil
 	}
 	m := d.m
 	switch m.state {
@@ -332,15 +348,18 @@ func (q *queue) ack(d *delivery) {
 	m.state = stDeleted
 	m.body, m.md = nil, nil // receivers keep their own slice headers
 	q.acked++
+	return m
 }
 
-// nack makes d's message visible now, unless SetVisibility chose when.
-func (q *queue) nack(d *delivery) {
+// nack makes d's message visible now, unless SetVisibility chose when,
+// and returns it if it did.
+func (q *queue) nack(d *delivery) *message {
 	if !d.current() || d.m.visSet || d.m.state != stWaiting {
-		return
+		return nil
 	}
 	q.unWait(d.m)
 	q.toReady(d.m)
+	return d.m
 }
 
 // setVisibility hides d's message for vis from now (vis == 0: visible now).
@@ -365,6 +384,7 @@ func (q *queue) setVisibility(d *delivery, now time.Time, vis time.Duration) err
 	default:
 		q.toWaiting(m, now.Add(vis))
 	}
+	q.journal(m)
 	return nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"gocloud.dev/docstore/driver"
 	"gocloud.dev/gcerrors"
 
+	"github.com/droverhq/drover/pkg/durable"
 	taskdriver "github.com/droverhq/drover/pkg/task/driver"
 )
 
@@ -41,6 +42,13 @@ type Options struct {
 	Cap      int
 	CapField string
 	CapValue string
+	// Engine, if set, makes the collection durable: every change is
+	// journaled in it and the collection is loaded from it at open (see
+	// durable.go). Name then names the collection in the engine. The
+	// collection takes over the caller's reference to Engine and gives
+	// it back at Close. Filename must then be empty.
+	Engine *durable.Engine
+	Name   string
 
 	onClose func()
 }
@@ -92,6 +100,9 @@ type collection struct {
 	index   *btree.BTreeG[string]
 	other   atomic.Int64 // documents whose key is not a string
 
+	pfx    []byte // of its keys in Options.Engine
+	loaded int    // documents loaded at open
+
 	exp       *expiries // nil without ExpiryField
 	stop      chan struct{}
 	sweepDone chan struct{}
@@ -136,7 +147,17 @@ func newCollection(keyField string, keyFunc func(docstore.Document) any, opts *O
 	if c.opts.ExpiryField != "" {
 		c.exp = newExpiries()
 	}
-	if err := c.load(); err != nil {
+	if e := c.opts.Engine; e != nil {
+		if c.opts.Filename != "" || c.opts.Name == "" {
+			e.Close()
+			return nil, errorf(gcerrors.InvalidArgument, "a durable collection needs a Name and no Filename")
+		}
+		c.pfx = append([]byte("d/"+c.opts.Name), 0)
+		if err := c.loadEngine(); err != nil {
+			e.Close()
+			return nil, err
+		}
+	} else if err := c.load(); err != nil {
 		return nil, err
 	}
 	if c.exp != nil {
@@ -201,6 +222,15 @@ func (c *collection) RunActions(ctx context.Context, actions []*driver.Action, o
 	if len(writesTx) > 0 {
 		c.runAtomicWrites(ctx, writesTx, errs)
 	}
+	if c.opts.Engine != nil && len(writes)+len(writesTx) > 0 {
+		if err := c.syncCreate(); err != nil {
+			for i := range errs {
+				if errs[i] == nil {
+					errs[i] = err
+				}
+			}
+		}
+	}
 	run(afterGets)
 	return driver.NewActionListError(errs)
 }
@@ -251,6 +281,9 @@ func (c *collection) runAction(ctx context.Context, a *driver.Action) error {
 		err = c.execute(sh, a, cur, next)
 	}
 	sh.mu.Unlock()
+	if err == nil && a.Kind == driver.Create {
+		err = c.syncCreate()
+	}
 	if next != nil && next.capped {
 		c.trimCap()
 	}
@@ -299,9 +332,15 @@ func (c *collection) execute(sh *shard, a *driver.Action, cur, next *stored) err
 				return err
 			}
 		}
+		if err := c.persist(a.Key, next); err != nil {
+			return err
+		}
 		c.store(sh, a.Key, cur, next)
 	case driver.Delete:
 		if cur != nil {
+			if err := c.persistDelete(a.Key); err != nil {
+				return err
+			}
 			c.remove(sh, a.Key, cur)
 		}
 	case driver.Update:
@@ -324,6 +363,9 @@ func (c *collection) execute(sh *shard, a *driver.Action, cur, next *stored) err
 			}
 		} else if r, ok := m[c.opts.RevisionField].(int64); ok {
 			next.rev = r
+		}
+		if err := c.persist(a.Key, next); err != nil {
+			return err
 		}
 		c.store(sh, a.Key, cur, next)
 	default:
@@ -599,7 +641,11 @@ func (c *collection) BytesToRevision(b []byte) (any, error) {
 
 // As implements driver.Collection. It supports *taskdriver.DirectCollection.
 func (c *collection) As(i any) bool {
-	if p, ok := i.(*taskdriver.DirectCollection); ok {
+	switch p := i.(type) {
+	case *taskdriver.DirectCollection:
+		*p = c
+		return true
+	case **collection:
 		*p = c
 		return true
 	}
@@ -637,6 +683,15 @@ func (c *collection) Close() error {
 		}
 		if c.opts.onClose != nil {
 			c.opts.onClose()
+		}
+		if e := c.opts.Engine; e != nil {
+			if e.Err() == nil {
+				err = e.Sync()
+			}
+			if cerr := e.Close(); err == nil {
+				err = cerr
+			}
+			return
 		}
 		err = c.save()
 	})
@@ -682,7 +737,9 @@ func (c *collection) drop(due []dueKey) {
 		sh := c.shardOf(k.key)
 		sh.mu.Lock()
 		if cur := sh.docs[k.key]; cur != nil && cur.expiry == k.at {
-			c.remove(sh, k.key, cur)
+			if c.persistDelete(k.key) == nil { // else the engine has failed: keep it
+				c.remove(sh, k.key, cur)
+			}
 		}
 		sh.mu.Unlock()
 	}

@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"gocloud.dev/docstore"
+
+	"github.com/droverhq/drover/pkg/durable"
 )
 
 // Scheme is the URL scheme memstore registers on docstore's default mux.
@@ -22,7 +24,8 @@ func init() {
 // "memstore://status/id?filename=status.gob&expiry_field=expires_at&cap=100000&cap_where=kind:task".
 // The host names the collection, the path is its key field. Parameters:
 // revision_field, filename, expiry_field, cap and cap_where
-// (field:value) set the Options of the same names.
+// (field:value) set the Options of the same names; dir makes the
+// collection durable in the engine of that data directory (Options.Engine).
 // Opening a name that is open returns the same collection.
 type URLOpener struct {
 	mu          sync.Mutex
@@ -49,6 +52,11 @@ func (o *URLOpener) OpenCollectionURL(_ context.Context, u *url.URL) (*docstore.
 		RevisionField: q.Get("revision_field"),
 		Filename:      q.Get("filename"),
 		ExpiryField:   q.Get("expiry_field"),
+		Name:          name,
+	}
+	dir := q.Get("dir")
+	if dir != "" && opts.Filename != "" {
+		return nil, fmt.Errorf("open collection %s: dir and filename exclude each other", u.Redacted())
 	}
 	if s := q.Get("cap"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -69,7 +77,7 @@ func (o *URLOpener) OpenCollectionURL(_ context.Context, u *url.URL) (*docstore.
 	}
 	for p := range q {
 		switch p {
-		case "revision_field", "filename", "expiry_field", "cap", "cap_where":
+		case "revision_field", "filename", "expiry_field", "cap", "cap_where", "dir":
 		default:
 			return nil, fmt.Errorf("open collection %s: invalid query parameter %q", u.Redacted(), p)
 		}
@@ -81,6 +89,13 @@ func (o *URLOpener) OpenCollectionURL(_ context.Context, u *url.URL) (*docstore.
 			return nil, fmt.Errorf("open collection %s: key field %q differs from the open collection's %q", u.Redacted(), keyField, c.keyField)
 		}
 		return c.coll, nil
+	}
+	if dir != "" {
+		eng, err := durable.Open(dir, nil)
+		if err != nil {
+			return nil, fmt.Errorf("open collection %s: %w", u.Redacted(), err)
+		}
+		opts.Engine = eng
 	}
 	opts.onClose = func() {
 		o.mu.Lock()
