@@ -12,6 +12,9 @@ import (
 
 	"gocloud.dev/blob"
 	_ "gocloud.dev/blob/fileblob"
+	"gocloud.dev/docstore"
+
+	_ "github.com/droverhq/drover/pkg/memstore"
 )
 
 // TestArchiveIsPrivate checks that the embedded archive's directories are
@@ -22,11 +25,20 @@ func TestArchiveIsPrivate(t *testing.T) {
 	if err := os.Mkdir(dataDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	u, err := Defaults(dataDir, time.Minute)
+	u, err := Defaults(dataDir, time.Minute, Durable)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
+	// The durable status store's engine files (StateDir) are private too.
+	coll, err := docstore.OpenCollection(ctx, u.Status)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := coll.Put(ctx, map[string]any{"id": "T1", "secret": "x"}); err != nil {
+		t.Fatal(err)
+	}
+	defer coll.Close()
 	b, err := blob.OpenBucket(ctx, u.Bucket)
 	if err != nil {
 		t.Fatal(err)
