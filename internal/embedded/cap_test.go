@@ -3,6 +3,7 @@ package embedded_test
 import (
 	"context"
 	"errors"
+	"net/url"
 	"path/filepath"
 	"testing"
 	"time"
@@ -77,10 +78,22 @@ func TestStatusCap(t *testing.T) {
 }
 
 // TestStatusURLIsDevs: the status store Defaults gives drover dev is
-// StatusURL's, saved under the data directory.
+// StatusURL's: saved under the data directory in memory mode, journaled
+// in the engine under it in durable mode.
 func TestStatusURLIsDevs(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	u, err := embedded.Defaults(dir, time.Minute)
+	d, err := embedded.Defaults(dir, time.Minute, embedded.Durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, err := filepath.Abs(filepath.Join(dir, embedded.StateDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := embedded.StatusURL("drover", "") + "&dir=" + url.QueryEscape(state); d.Status != want {
+		t.Fatalf("Defaults durable status URL %q, want %q", d.Status, want)
+	}
+	u, err := embedded.Defaults(dir, time.Minute, embedded.Memory)
 	if err != nil {
 		t.Fatal(err)
 	}
