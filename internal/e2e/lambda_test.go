@@ -146,11 +146,21 @@ func TestLambdaCollectBatch(t *testing.T) {
 	}
 	// Out of order and duplicated: the outcome first.
 	bodies := []string{mk(task.PhaseSucceeded, now.Add(2*time.Second)), mk(task.PhaseStarted, now.Add(time.Second)), mk(task.PhaseSucceeded, now.Add(2*time.Second)), "garbage"}
-	ev, _ := sqsEvent(t, e.stack.EventsQueueURL, bodies)
+	ev, msgIDs := sqsEvent(t, e.stack.EventsQueueURL, bodies)
 	resps := lambdatest.Run(t, bin, e.vars, ev)
 	var out events.SQSEventResponse
 	if resps[0].Failed() || json.Unmarshal(resps[0].Payload, &out) != nil || len(out.BatchItemFailures) != 0 {
 		t.Fatalf("collect answered %s %s %s", resps[0].Payload, resps[0].ErrorType, resps[0].ErrorPayload)
+	}
+	// Not retried (no batch item failure, above) because archived: the
+	// undecodable body is kept under poison/ by its message ID.
+	archive, err := task.OpenArchive(context.Background(), e.stack.Lookup("DROVER_BUCKET"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer archive.Close()
+	if got, err := archive.Get(context.Background(), task.PoisonKey(msgIDs[3]), 1<<20); err != nil || string(got) != "garbage" {
+		t.Fatalf("archived poison %s = %q, %v; want the undecodable body", task.PoisonKey(msgIDs[3]), got, err)
 	}
 	store, err := task.OpenStore(context.Background(), e.stack.Lookup("DROVER_STATUS"))
 	if err != nil {
