@@ -57,7 +57,7 @@ func Start() (*Moto, error) {
 		return nil, err
 	}
 	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = procAttr()
 	if os.Getenv("DROVER_MOTO_LOG") == "" {
 		cmd.Stdout, cmd.Stderr = nil, nil
 	} else {
