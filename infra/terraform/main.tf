@@ -48,6 +48,12 @@ module "tasks_queue" {
   visibility_timeout_seconds = var.tasks_visibility_timeout_seconds
   message_retention_seconds  = var.message_retention_seconds
   max_receive_count          = var.max_receive_count
+  dlq_consumed               = var.collect_sweeps_dlq
+  kms_key_arn                = var.kms_key_arn
+  redrive_allow_policy       = var.dlq_redrive_allow_policies
+  partition                  = local.partition
+  region                     = local.region
+  account_id                 = local.account_id
 }
 
 module "events_queue" {
@@ -57,13 +63,23 @@ module "events_queue" {
   visibility_timeout_seconds = var.events_visibility_timeout_seconds
   message_retention_seconds  = var.message_retention_seconds
   max_receive_count          = var.max_receive_count
+  dlq_consumed               = false
+  kms_key_arn                = var.kms_key_arn
+  redrive_allow_policy       = var.dlq_redrive_allow_policies
+  partition                  = local.partition
+  region                     = local.region
+  account_id                 = local.account_id
 }
 
 module "archive" {
   source = "./modules/archive"
 
   bucket        = local.bucket
+  partition     = local.partition
   force_destroy = var.bucket_force_destroy
+  kms_key_arn   = var.kms_key_arn
+  versioning    = var.bucket_versioning
+  access_logs   = var.bucket_access_logs
   expiration_days = {
     payloads = var.payloads_expiration_days
     results  = var.results_expiration_days
@@ -78,6 +94,7 @@ module "status_table" {
   name                   = local.table_name
   point_in_time_recovery = var.status_point_in_time_recovery
   deletion_protection    = var.status_deletion_protection
+  kms_key_arn            = var.kms_key_arn
 }
 
 # ---------------------------------------------------------------- configuration (DROVER_*)
@@ -110,11 +127,23 @@ locals {
 # ---------------------------------------------------------------- least-privilege grants
 
 locals {
-  grants = {
+  # With a customer managed key, every role that touches the queues, the
+  # bucket or the table uses it (SQS and S3 data keys, DynamoDB on the
+  # caller's behalf).
+  kms_grants = var.kms_key_arn == null ? [] : [{
+    sid       = "StackKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [var.kms_key_arn]
+  }]
+
+  grants = { for role, statements in local.role_grants : role => concat(statements, local.kms_grants) }
+
+  role_grants = {
     dispatch = [
       {
+        # GetQueueAttributes: /readyz checks that the tasks queue answers.
         sid       = "EnqueueTasks"
-        actions   = ["sqs:SendMessage"]
+        actions   = ["sqs:GetQueueAttributes", "sqs:SendMessage"]
         resources = [local.arn.tasks_queue]
       },
       {
@@ -128,11 +157,15 @@ locals {
         resources = ["${local.arn.bucket}/results/*"]
       },
       {
-        # Without ListBucket a missing key reads as 403 instead of 404.
-        sid       = "ListOwnPrefixes"
+        # S3 answers a GetObject of a missing key with 404 only to a caller
+        # allowed s3:ListBucket on the bucket (else 403), and HeadBucket
+        # (/readyz) is authorised as s3:ListBucket. Neither request carries
+        # an s3:prefix, so a grant conditioned on s3:prefix covers neither:
+        # the grant is on the bucket, without a condition. It lets the role
+        # list key names (task ids), not read objects outside its prefixes.
+        sid       = "ListBucketForNotFoundAndReadiness"
         actions   = ["s3:ListBucket"]
         resources = [local.arn.bucket]
-        condition = { StringLike = { "s3:prefix" = ["payloads/*", "results/*"] } }
       },
       {
         # DescribeTable: gocloud's docstore reads the key schema on open;
@@ -171,10 +204,10 @@ locals {
         resources = ["${local.arn.bucket}/results/*", "${local.arn.bucket}/logs/*"]
       },
       {
-        sid       = "ListPayloads"
+        # A missing payload reads as 404, not 403 (see dispatch's grant).
+        sid       = "ListBucketForNotFound"
         actions   = ["s3:ListBucket"]
         resources = [local.arn.bucket]
-        condition = { StringLike = { "s3:prefix" = ["payloads/*"] } }
       },
       {
         sid       = "ReadStatus"
@@ -208,14 +241,21 @@ locals {
 module "dispatch" {
   source = "./modules/lambda_function"
 
-  name               = local.functions.dispatch
-  description        = "Drover dispatch: HTTP API, enqueues tasks"
-  zip_file           = "${local.lambda_dir}/dispatch.zip"
-  architectures      = [var.lambda_architecture]
-  memory_size        = var.dispatch_memory_mb
-  timeout            = var.dispatch_timeout_seconds
-  log_retention_days = var.log_retention_days
-  policy_statements  = local.grants.dispatch
+  name                      = local.functions.dispatch
+  description               = "Drover dispatch: HTTP API, enqueues tasks"
+  zip_file                  = "${local.lambda_dir}/dispatch.zip"
+  s3_bucket                 = var.lambda_s3_bucket
+  s3_key                    = try(var.lambda_s3_keys["dispatch"], null)
+  s3_object_version         = try(var.lambda_s3_object_versions["dispatch"], null)
+  tracing_mode              = var.lambda_tracing_mode
+  role_path                 = var.role_path
+  role_permissions_boundary = var.role_permissions_boundary
+  architectures             = [var.lambda_architecture]
+  memory_size               = var.dispatch_memory_mb
+  timeout                   = var.dispatch_timeout_seconds
+  log_retention_days        = var.log_retention_days
+  policy_statements         = local.grants.dispatch
+  reserved_concurrency      = var.dispatch_reserved_concurrency
   environment = merge(
     local.env.dispatch,
     length(var.dispatch_api_keys) == 0 ? {} : { DROVER_API_KEYS = join(",", var.dispatch_api_keys) },
@@ -228,35 +268,47 @@ module "dispatch" {
 module "runner" {
   source = "./modules/lambda_function"
 
-  name               = local.functions.runner
-  description        = "Drover runner: runs tasks from the tasks queue"
-  zip_file           = "${local.lambda_dir}/runner.zip"
-  architectures      = [var.lambda_architecture]
-  memory_size        = var.runner_memory_mb
-  timeout            = var.runner_timeout_seconds
-  log_retention_days = var.log_retention_days
-  policy_statements  = local.grants.runner
-  environment        = local.env.runner
-  partition          = local.partition
-  region             = local.region
-  account_id         = local.account_id
+  name                      = local.functions.runner
+  description               = "Drover runner: runs tasks from the tasks queue"
+  zip_file                  = "${local.lambda_dir}/runner.zip"
+  s3_bucket                 = var.lambda_s3_bucket
+  s3_key                    = try(var.lambda_s3_keys["runner"], null)
+  s3_object_version         = try(var.lambda_s3_object_versions["runner"], null)
+  tracing_mode              = var.lambda_tracing_mode
+  role_path                 = var.role_path
+  role_permissions_boundary = var.role_permissions_boundary
+  architectures             = [var.lambda_architecture]
+  memory_size               = var.runner_memory_mb
+  timeout                   = var.runner_timeout_seconds
+  log_retention_days        = var.log_retention_days
+  policy_statements         = local.grants.runner
+  environment               = local.env.runner
+  partition                 = local.partition
+  region                    = local.region
+  account_id                = local.account_id
 }
 
 module "collect" {
   source = "./modules/lambda_function"
 
-  name               = local.functions.collect
-  description        = "Drover collect: applies runner events to task statuses"
-  zip_file           = "${local.lambda_dir}/collect.zip"
-  architectures      = [var.lambda_architecture]
-  memory_size        = var.collect_memory_mb
-  timeout            = var.collect_timeout_seconds
-  log_retention_days = var.log_retention_days
-  policy_statements  = local.grants.collect
-  environment        = local.env.collect
-  partition          = local.partition
-  region             = local.region
-  account_id         = local.account_id
+  name                      = local.functions.collect
+  description               = "Drover collect: applies runner events to task statuses"
+  zip_file                  = "${local.lambda_dir}/collect.zip"
+  s3_bucket                 = var.lambda_s3_bucket
+  s3_key                    = try(var.lambda_s3_keys["collect"], null)
+  s3_object_version         = try(var.lambda_s3_object_versions["collect"], null)
+  tracing_mode              = var.lambda_tracing_mode
+  role_path                 = var.role_path
+  role_permissions_boundary = var.role_permissions_boundary
+  architectures             = [var.lambda_architecture]
+  memory_size               = var.collect_memory_mb
+  timeout                   = var.collect_timeout_seconds
+  log_retention_days        = var.log_retention_days
+  policy_statements         = local.grants.collect
+  environment               = local.env.collect
+  partition                 = local.partition
+  region                    = local.region
+  account_id                = local.account_id
 }
 
 resource "aws_lambda_function_url" "dispatch" {
@@ -264,6 +316,14 @@ resource "aws_lambda_function_url" "dispatch" {
   authorization_type = var.dispatch_auth_type
 }
 
+# API-key mode: a public URL. Since October 2025 a new function URL needs
+# both lambda:InvokeFunctionUrl and lambda:InvokeFunction in the function's
+# resource policy; with only the first it answers 403. AWS's own example
+# narrows the second with the condition lambda:InvokedViaFunctionUrl, which
+# aws_lambda_permission can express only from provider 6.29
+# (invoked_via_function_url = true); on 5.x the statement has no condition,
+# so anyone may also call Invoke directly. Dispatch then still sees only an
+# HTTP request and checks its bearer key either way (see README.md).
 resource "aws_lambda_permission" "dispatch_public_url" {
   count = var.dispatch_auth_type == "NONE" ? 1 : 0
 
@@ -274,12 +334,21 @@ resource "aws_lambda_permission" "dispatch_public_url" {
   function_url_auth_type = "NONE"
 }
 
+resource "aws_lambda_permission" "dispatch_public_invoke" {
+  count = var.dispatch_auth_type == "NONE" ? 1 : 0
+
+  statement_id  = "PublicFunctionUrlInvokeApiKeysCheckedByDispatch"
+  action        = "lambda:InvokeFunction"
+  function_name = module.dispatch.function_name
+  principal     = "*"
+}
+
 # ---------------------------------------------------------------- triggers
 
 resource "aws_lambda_event_source_mapping" "runner_tasks" {
   event_source_arn                   = module.tasks_queue.arn
   function_name                      = module.runner.function_arn
-  enabled                            = var.event_source_mappings_enabled
+  enabled                            = var.runner_trigger_enabled
   batch_size                         = var.runner_batch_size
   maximum_batching_window_in_seconds = var.runner_batching_window_seconds
   function_response_types            = ["ReportBatchItemFailures"]
@@ -292,7 +361,7 @@ resource "aws_lambda_event_source_mapping" "runner_tasks" {
 resource "aws_lambda_event_source_mapping" "collect_events" {
   event_source_arn        = module.events_queue.arn
   function_name           = module.collect.function_arn
-  enabled                 = var.event_source_mappings_enabled
+  enabled                 = var.collect_triggers_enabled
   batch_size              = var.collect_batch_size
   function_response_types = ["ReportBatchItemFailures"]
 
@@ -306,7 +375,7 @@ resource "aws_lambda_event_source_mapping" "collect_tasks_dlq" {
 
   event_source_arn        = module.tasks_queue.dlq_arn
   function_name           = module.collect.function_arn
-  enabled                 = var.event_source_mappings_enabled
+  enabled                 = var.collect_triggers_enabled
   batch_size              = var.collect_batch_size
   function_response_types = ["ReportBatchItemFailures"]
 
@@ -321,35 +390,77 @@ module "vm_runner" {
   source = "./modules/vm_runner"
   count  = var.vm_runner_enabled ? 1 : 0
 
-  name                 = "${var.name}-vm-runner"
-  ami_id               = var.vm_ami_id
-  instance_type        = var.vm_instance_type
-  subnet_ids           = var.vm_subnet_ids
-  min_size             = var.vm_min_size
-  max_size             = var.vm_max_size
-  backlog_per_instance = var.vm_backlog_per_instance
-  tasks_queue_name     = module.tasks_queue.name
-  binary_bucket        = coalesce(var.vm_binary_bucket, local.bucket)
-  binary_key           = var.vm_binary_key
-  environment          = local.env.runner
-  policy_statements    = local.grants.runner
-  partition            = local.partition
-  region               = local.region
+  name                      = "${var.name}-vm-runner"
+  ami_id                    = var.vm_ami_id
+  instance_type             = var.vm_instance_type
+  subnet_ids                = var.vm_subnet_ids
+  min_size                  = var.vm_min_size
+  max_size                  = var.vm_max_size
+  backlog_per_instance      = var.vm_backlog_per_instance
+  tasks_queue_name          = module.tasks_queue.name
+  binary_bucket             = coalesce(var.vm_binary_bucket, local.bucket)
+  binary_key                = var.vm_binary_key
+  drain_seconds             = var.vm_drain_seconds
+  role_path                 = var.role_path
+  role_permissions_boundary = var.role_permissions_boundary
+  environment               = local.env.runner
+  policy_statements         = local.grants.runner
+  partition                 = local.partition
+  region                    = local.region
+  account_id                = local.account_id
+  tags                      = local.tags
 }
 
 # ---------------------------------------------------------------- alarms
 
+# The topic alarms notify unless alarm_topic_enabled = false; subscribe to
+# it (alarm_email_addresses, or a chat/pager integration) to be told.
+resource "aws_sns_topic" "alarms" {
+  count = var.alarm_topic_enabled ? 1 : 0
+
+  name              = "${var.name}-alarms"
+  kms_master_key_id = var.alarm_topic_kms_key_id
+}
+
+resource "aws_sns_topic_subscription" "alarm_email" {
+  for_each = var.alarm_topic_enabled ? toset(var.alarm_email_addresses) : toset([])
+
+  topic_arn = aws_sns_topic.alarms[0].arn
+  protocol  = "email"
+  endpoint  = each.value
+}
+
+locals {
+  alarm_actions = concat(aws_sns_topic.alarms[*].arn, var.alarm_actions)
+
+  # SQS counts a message that is being worked on in ApproximateAgeOfOldestMessage,
+  # and a retry is the same message received again: a task message normally
+  # lives up to max_attempts runs of the longest task, each followed by the
+  # longest backoff (5 minutes). The tasks alarm fires only past that.
+  longest_task_seconds     = coalesce(var.longest_task_seconds, var.runner_timeout_seconds)
+  task_message_max_seconds = var.task_max_attempts * (local.longest_task_seconds + 300)
+  tasks_oldest_alarm       = coalesce(var.tasks_oldest_message_alarm_seconds, max(local.task_message_max_seconds, var.tasks_visibility_timeout_seconds) + 300)
+  # An event is applied in seconds; one that fails comes back after the
+  # events visibility timeout.
+  events_oldest_alarm = coalesce(var.events_oldest_message_alarm_seconds, 2 * var.events_visibility_timeout_seconds + 300)
+}
+
 module "alarms" {
   source = "./modules/alarms"
 
-  dead_letter_queues = {
-    tasks  = module.tasks_queue.dlq_name
-    events = module.events_queue.dlq_name
-  }
+  dead_letter_queues = merge(
+    {
+      tasks  = module.tasks_queue.dlq_name
+      events = module.events_queue.dlq_name
+    },
+    var.collect_sweeps_dlq ? { tasks_unswept = module.tasks_queue.dlq_failed_name } : {},
+  )
   work_queues = {
-    tasks  = module.tasks_queue.name
-    events = module.events_queue.name
+    tasks  = { name = module.tasks_queue.name, oldest_message_age_seconds = local.tasks_oldest_alarm }
+    events = { name = module.events_queue.name, oldest_message_age_seconds = local.events_oldest_alarm }
   }
-  oldest_message_age_seconds = var.oldest_message_age_alarm_seconds
-  alarm_actions              = var.alarm_actions
+  functions     = local.functions
+  function_url  = module.dispatch.function_name
+  table         = module.status_table.name
+  alarm_actions = local.alarm_actions
 }

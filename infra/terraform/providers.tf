@@ -2,6 +2,11 @@ locals {
   # Against an emulator (LocalStack, moto_server) every service used here is
   # pointed at one endpoint and the checks that need real AWS are skipped.
   emulated = var.aws_endpoint_url != null
+
+  # Every resource gets these through the provider's default_tags, except
+  # what the provider cannot tag for us: instances launched by the VM
+  # runners' autoscaling group (given them explicitly).
+  tags = merge({ "drover:stack" = var.name }, var.tags)
 }
 
 provider "aws" {
@@ -23,12 +28,13 @@ provider "aws" {
       lambda      = endpoints.value
       logs        = endpoints.value
       s3          = endpoints.value
+      sns         = endpoints.value
       sqs         = endpoints.value
       sts         = endpoints.value
     }
   }
 
   default_tags {
-    tags = merge({ "drover:stack" = var.name }, var.tags)
+    tags = local.tags
   }
 }

@@ -53,6 +53,9 @@ const (
 	// templates, autoscaling groups and target-tracking policies).
 	vmBinaryKey = "bin/drover-linux-amd64"
 	vmAMI       = "ami-12c6146b" // any id: moto does not validate AMIs by default
+
+	// The applied stack runs in API-key mode (dispatch_auth_type = NONE).
+	apiKey = "drover-terraform-test-key-0123456789"
 )
 
 // ---------------------------------------------------------------- the test
@@ -92,6 +95,15 @@ func TestTerraform(t *testing.T) {
 		}
 		if out, err := tf.run(args...); err != nil {
 			t.Fatalf("terraform init: %v\n%s", err, out)
+		}
+		// The committed lock file pins the provider; init must not have
+		// had to change it.
+		committed, err := os.ReadFile(filepath.Join(src, ".terraform.lock.hcl"))
+		if err != nil {
+			t.Fatalf("the dependency lock file is not committed: %v", err)
+		}
+		if after, _ := os.ReadFile(filepath.Join(dir, ".terraform.lock.hcl")); !bytes.Equal(after, committed) {
+			t.Errorf("terraform init changed .terraform.lock.hcl: update the committed one\n%s", after)
 		}
 		if out, err := tf.run("validate", "-no-color"); err != nil {
 			t.Fatalf("terraform validate: %v\n%s", err, out)
@@ -133,9 +145,11 @@ func TestTerraform(t *testing.T) {
 		}
 	})
 
-	// Lambda packages: the real functions when they build, else a placeholder.
+	// Lambda packages: the real functions, or the test fails.
 	lambdaDir := filepath.Join(work, "lambda")
-	step(t, "lambda zips", func(t *testing.T) { buildLambdaZips(t, repo, lambdaDir) })
+	if !step(t, "lambda zips", func(t *testing.T) { buildLambdaZips(t, repo, lambdaDir) }) {
+		t.FailNow()
+	}
 
 	moto, err := awstest.Start()
 	if awstest.OptedOut(err) {
@@ -147,21 +161,48 @@ func TestTerraform(t *testing.T) {
 	t.Cleanup(moto.Stop)
 	tf.env = append(tf.env, moto.Env()...)
 
+	// Plans of other configurations (nothing is created: moto only answers
+	// the data sources), each checked for what it must contain.
+	step(t, "plans", func(t *testing.T) {
+		for _, sc := range planScenarios() {
+			t.Run(sc.name, func(t *testing.T) {
+				t.Parallel()
+				p := planScenario(t, tf, work, sc, moto.Endpoint, lambdaDir)
+				for _, c := range sc.checks {
+					t.Run(c.name, func(t *testing.T) { c.fn(t, p) })
+				}
+			})
+		}
+		t.Run("examples/production", func(t *testing.T) {
+			t.Parallel()
+			planProductionExample(t, dir, work, moto)
+		})
+	})
+
+	// The applied stack: the emulator settings, VM runners (moto applies
+	// launch templates, autoscaling groups, lifecycle hooks and scaling
+	// policies) and API-key mode, so that both function URL permissions
+	// are created for real.
 	vars := []string{
 		"-var-file=env/local.tfvars",
 		"-var", "aws_endpoint_url=" + moto.Endpoint,
 		"-var", "lambda_dir=" + lambdaDir,
 		"-var", "lambda_architecture=x86_64",
+		"-var", "dispatch_auth_type=NONE",
+		"-var", `dispatch_api_keys=["` + apiKey + `"]`,
+	}
+	vmVars := []string{
 		"-var", "vm_runner_enabled=true",
 		"-var", "vm_ami_id=" + vmAMI,
 		"-var", "vm_instance_type=t3.small",
 		"-var", "vm_binary_key=" + vmBinaryKey,
 	}
+	withVM := append(slices.Clone(vars), vmVars...)
 	planFile := filepath.Join(work, "plan.bin")
 
 	var planJSON []byte
 	if !step(t, "plan", func(t *testing.T) {
-		out, err := tf.run(append([]string{"plan", "-input=false", "-no-color", "-out=" + planFile}, vars...)...)
+		out, err := tf.run(append([]string{"plan", "-input=false", "-no-color", "-out=" + planFile}, withVM...)...)
 		if err != nil {
 			t.Fatalf("terraform plan: %v\n%s", err, out)
 		}
@@ -182,12 +223,13 @@ func TestTerraform(t *testing.T) {
 
 	// Destroy runs however the steps below end; its success is asserted.
 	applied := false
+	destroyVars := withVM
 	t.Cleanup(func() {
 		if !applied {
 			return
 		}
 		start := time.Now()
-		out, err := tf.run(append([]string{"destroy", "-auto-approve", "-input=false", "-no-color"}, vars...)...)
+		out, err := tf.run(append([]string{"destroy", "-auto-approve", "-input=false", "-no-color"}, destroyVars...)...)
 		if err != nil {
 			t.Errorf("terraform destroy: %v\n%s", err, tail(out, 4000))
 			return
@@ -265,8 +307,51 @@ func TestTerraform(t *testing.T) {
 		checkIAM(t, st, "values", layout)
 	})
 
+	step(t, "function URL permissions (applied)", func(t *testing.T) {
+		checkFunctionURLPolicy(t, moto, localName+"-dispatch")
+	})
+
+	step(t, "VM runners drain on scale-in (applied)", func(t *testing.T) {
+		checkVMDrain(t, tf)
+	})
+
 	step(t, "end-to-end 100 tasks (VM mode)", func(t *testing.T) {
 		runEndToEnd(t, repo, moto, outputs, 100)
+	})
+
+	step(t, "second apply is a no-op (VM runners)", func(t *testing.T) {
+		checkNoChanges(t, tf, work, withVM)
+	})
+
+	if !step(t, "apply without VM runners", func(t *testing.T) {
+		destroyVars = vars
+		out, err := tf.run(append([]string{"apply", "-input=false", "-no-color", "-auto-approve"}, vars...)...)
+		if err != nil {
+			t.Fatalf("terraform apply: %v\n%s", err, tail(out, 6000))
+		}
+		st, err := tf.output("show", "-json")
+		if err != nil {
+			t.Fatalf("terraform show -json: %v", err)
+		}
+		var doc struct {
+			Values struct {
+				RootModule module `json:"root_module"`
+			} `json:"values"`
+		}
+		if err := json.Unmarshal(st, &doc); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range doc.Values.RootModule.all() {
+			if strings.HasPrefix(r.Address, "module.vm_runner") {
+				t.Errorf("%s still in state after vm_runner_enabled = false", r.Address)
+			}
+		}
+	}) {
+		return
+	}
+
+	step(t, "second apply is a no-op (no VM runners)", func(t *testing.T) {
+		checkNoChanges(t, tf, work, vars)
 	})
 }
 
@@ -364,6 +449,13 @@ func copyConfig(t *testing.T, src, dst string) {
 			}
 			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
 		}
+		if d.Name() == ".terraform.lock.hcl" {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+		}
 		switch filepath.Ext(p) {
 		case ".tf", ".tftpl", ".tfvars":
 			b, err := os.ReadFile(p)
@@ -408,8 +500,9 @@ func countResources(raw []byte) int {
 // ---------------------------------------------------------------- lambda zips
 
 // buildLambdaZips writes dispatch.zip, collect.zip and runner.zip, each
-// holding a linux/amd64 bootstrap built from ./functions/<fn>, or from a
-// placeholder main while that does not compile yet.
+// holding the linux/amd64 bootstrap built from ./functions/<fn> the way
+// `make lambda` builds it. A function that does not build fails the test:
+// the stack is never applied with a stand-in bootstrap.
 func buildLambdaZips(t *testing.T, repo, out string) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		t.Fatal(err)
@@ -420,54 +513,30 @@ func buildLambdaZips(t *testing.T, repo, out string) {
 	var wg sync.WaitGroup
 	for i, fn := range fns {
 		bins[i] = filepath.Join(t.TempDir(), "bootstrap")
-		wg.Go(func() { errs[i] = goBuild(repo, bins[i], "./functions/"+fn, "linux", "amd64") })
+		wg.Go(func() {
+			errs[i] = goBuild(repo, bins[i], "./functions/"+fn, "linux", "amd64", "-tags", "lambda.norpc", "-ldflags=-s -w")
+		})
 	}
 	wg.Wait()
-	placeholder := ""
 	for i, fn := range fns {
-		bin := bins[i]
 		if errs[i] != nil {
-			// TODO(lead): functions/<fn> does not build yet; the stack is
-			// applied with a placeholder bootstrap. The moto run does not
-			// invoke functions (triggers paused), so this only matters on AWS.
-			t.Logf("TODO(lead): ./functions/%s does not build (%v); using a placeholder bootstrap", fn, firstLine(errs[i].Error()))
-			if placeholder == "" {
-				placeholder = buildPlaceholder(t)
-			}
-			bin = placeholder
+			t.Fatalf("./functions/%s does not build, so there is no bootstrap to deploy: %v", fn, errs[i])
 		}
-		if err := zipBootstrap(bin, filepath.Join(out, fn+".zip")); err != nil {
+		if err := zipBootstrap(bins[i], filepath.Join(out, fn+".zip")); err != nil {
 			t.Fatal(err)
 		}
 	}
 }
 
-func goBuild(dir, out, pkg, goos, goarch string) error {
-	cmd := exec.Command("go", "build", "-trimpath", "-o", out, pkg)
+func goBuild(dir, out, pkg, goos, goarch string, flags ...string) error {
+	args := append([]string{"build", "-trimpath", "-o", out}, flags...)
+	cmd := exec.Command("go", append(args, pkg)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOOS="+goos, "GOARCH="+goarch, "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build %s: %v: %s", pkg, err, strings.TrimSpace(string(b)))
 	}
 	return nil
-}
-
-func buildPlaceholder(t *testing.T) string {
-	dir := t.TempDir()
-	files := map[string]string{
-		"go.mod":  "module placeholder\n\ngo 1.26\n",
-		"main.go": "// Placeholder Lambda bootstrap until functions/<fn> builds.\npackage main\n\nfunc main() {}\n",
-	}
-	for name, body := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	bin := filepath.Join(dir, "bootstrap")
-	if err := goBuild(dir, bin, ".", "linux", "amd64"); err != nil {
-		t.Fatal(err)
-	}
-	return bin
 }
 
 func zipBootstrap(bin, dst string) error {
@@ -491,11 +560,6 @@ func zipBootstrap(bin, dst string) error {
 		return err
 	}
 	return zw.Close()
-}
-
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(s, "\n")
-	return s
 }
 
 // ---------------------------------------------------------------- outputs
@@ -561,6 +625,12 @@ func (l Layout) function(fn string) string {
 	return fmt.Sprintf("arn:%s:lambda:%s:%s:function:%s-%s", l.Partition, l.Region, l.Account, l.Name, fn)
 }
 
+// vmGroup is the VM runners' autoscaling group as IAM names it before it
+// exists: its UUID wildcarded, its name fixed.
+func (l Layout) vmGroup() string {
+	return fmt.Sprintf("arn:%s:autoscaling:%s:%s:autoScalingGroup:*:autoScalingGroupName/%s-vm-runner", l.Partition, l.Region, l.Account, l.Name)
+}
+
 var functionNames = []string{"dispatch", "runner", "collect"}
 
 // grants is the reviewed permission matrix: role owner -> resource ARN ->
@@ -587,9 +657,10 @@ func (l Layout) grants() map[string]map[string][]string {
 	if l.VMBinaryKey != "" {
 		vm[l.s3(l.VMBinaryKey)] = []string{"s3:GetObject"}
 	}
+	vm[l.vmGroup()] = []string{"autoscaling:CompleteLifecycleAction"}
 	return map[string]map[string][]string{
 		"dispatch": {
-			l.sqs("tasks"):                {"sqs:SendMessage"},
+			l.sqs("tasks"):                {"sqs:GetQueueAttributes", "sqs:SendMessage"},
 			l.s3("payloads/*"):            {"s3:GetObject", "s3:PutObject"},
 			l.s3("results/*"):             {"s3:GetObject"},
 			l.s3(""):                      {"s3:ListBucket"},
@@ -765,8 +836,14 @@ func CheckPolicies(l Layout, pols []RolePolicy) []string {
 					bad = append(bad, fmt.Sprintf("%s: wildcard action %q", where, a))
 				}
 			}
+			if xrayWrite(s) {
+				continue // X-Ray's write actions accept no resource but "*"
+			}
 			for _, r := range s.Resource {
-				if msg := wildcardProblem(r); msg != "" {
+				if p.Owner == "vm_runner" && r == l.vmGroup() {
+					// The one wildcard allowed inside an ARN: the group's
+					// UUID, with the group's own name fixed.
+				} else if msg := wildcardProblem(r); msg != "" {
 					bad = append(bad, fmt.Sprintf("%s: resource %q: %s", where, r, msg))
 				}
 				for _, other := range functionNames {
@@ -791,6 +868,20 @@ func CheckPolicies(l Layout, pols []RolePolicy) []string {
 		}
 	}
 	return bad
+}
+
+// xrayWrite reports a statement granting only X-Ray's trace writes, which
+// take no resource-level permissions, on "*" (lambda_tracing_mode).
+func xrayWrite(s statement) bool {
+	if s.Effect != "Allow" || !slices.Equal(s.Resource, stringList{"*"}) || len(s.Action) == 0 {
+		return false
+	}
+	for _, a := range s.Action {
+		if a != "xray:PutTraceSegments" && a != "xray:PutTelemetryRecords" {
+			return false
+		}
+	}
+	return true
 }
 
 // wildcardProblem allows a wildcard only as a trailing "/*" (keys under a
@@ -875,6 +966,9 @@ func TestIAMCheckerCatchesBadPolicies(t *testing.T) {
 		{"collect invokes runner", stmt("collect", `{"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": "`+l.function("runner")+`"}`), "collect's role reaches the runner function's resource"},
 		{"runner sends tasks", stmt("runner", `{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "`+l.sqs("tasks")+`"}`), "runner may not sqs:SendMessage"},
 		{"collect writes payloads", stmt("collect", `{"Effect": "Allow", "Action": "s3:PutObject", "Resource": "`+l.s3("payloads/*")+`"}`), "collect may not s3:PutObject"},
+		{"another group's drain", stmt("vm_runner", `{"Effect": "Allow", "Action": "autoscaling:CompleteLifecycleAction", "Resource": "arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:*:autoScalingGroupName/*"}`), "wildcard inside the ARN"},
+		{"dispatch drains VMs", stmt("dispatch", `{"Effect": "Allow", "Action": "autoscaling:CompleteLifecycleAction", "Resource": "`+l.vmGroup()+`"}`), "wildcard inside the ARN"},
+		{"X-Ray plus more on *", stmt("runner", `{"Effect": "Allow", "Action": ["xray:PutTraceSegments", "sqs:SendMessage"], "Resource": "*"}`), "all resources"},
 		{"unknown owner", stmt("stranger", `{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "`+l.sqs("tasks")+`"}`), "no reviewed grants"},
 	} {
 		bad := CheckPolicies(l, []RolePolicy{tc.pol})
@@ -950,16 +1044,27 @@ func runEndToEnd(t *testing.T, repo string, moto *awstest.Moto, o Outputs, n int
 	}
 	t.Logf("dispatch ready in %s", time.Since(start).Round(time.Millisecond))
 
-	// Submit n tasks in one batch.
+	// Submit n tasks in one batch. Every tenth echoes arguments larger than
+	// the inline result limit (4 KiB), so its result is archived in the
+	// bucket and the status carries a result_ref.
+	type args struct {
+		I   int    `json:"i"`
+		Pad string `json:"pad,omitempty"`
+	}
 	type spec struct {
-		Function string         `json:"function"`
-		Args     map[string]int `json:"args"`
+		Function string `json:"function"`
+		Args     args   `json:"args"`
 	}
 	batch := struct {
 		Tasks []spec `json:"tasks"`
 	}{}
+	want := make([]args, n)
 	for i := range n {
-		batch.Tasks = append(batch.Tasks, spec{Function: "echo", Args: map[string]int{"i": i}})
+		want[i] = args{I: i}
+		if i%10 == 0 {
+			want[i].Pad = strings.Repeat(fmt.Sprintf("%04d", i), 2<<10) // 8 KiB
+		}
+		batch.Tasks = append(batch.Tasks, spec{Function: "echo", Args: want[i]})
 	}
 	body, _ := json.Marshal(batch)
 	resp, err := client.Post(base+"/v1/tasks/batch", "application/json", bytes.NewReader(body))
@@ -989,8 +1094,19 @@ func runEndToEnd(t *testing.T, repo string, moto *awstest.Moto, o Outputs, n int
 	}
 	t.Logf("submitted %d tasks", n)
 
+	// check compares a result body with the task's arguments.
+	check := func(id string, i int, body []byte, from string) {
+		var got args
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&got); err != nil || got != want[i] {
+			t.Errorf("task %s (i=%d): %s is %s, want its arguments back", id, i, from, tail(string(body), 200))
+		}
+	}
+
 	// Poll until every task is terminal.
 	submittedAt := time.Now()
+	refs := 0
 	for len(pending) > 0 {
 		if ctx.Err() != nil {
 			t.Fatalf("%d of %d tasks not succeeded after %s; logs:\n%s", len(pending), n, time.Since(submittedAt).Round(time.Second), readLogs(logs))
@@ -1005,12 +1121,23 @@ func runEndToEnd(t *testing.T, repo string, moto *awstest.Moto, o Outputs, n int
 			}
 			switch doc.State {
 			case "succeeded":
-				if len(doc.Result) > 0 && string(doc.Result) != "null" {
-					var got map[string]int
-					if err := json.Unmarshal(doc.Result, &got); err != nil || got["i"] != i || len(got) != 1 {
-						t.Errorf("task %s (i=%d): result %s, want {\"i\":%d}", id, i, doc.Result, i)
+				switch {
+				case doc.ResultRef != "":
+					// The archived result, read back through the API from
+					// the bucket Terraform created.
+					refs++
+					if !strings.HasPrefix(doc.ResultRef, "results/") {
+						t.Errorf("task %s: result_ref %q is not under results/", id, doc.ResultRef)
 					}
-				} else if doc.ResultRef == "" {
+					body, err := getResult(ctx, client, base, id)
+					if err != nil {
+						t.Errorf("task %s: GET result (result_ref %s): %v", id, doc.ResultRef, err)
+					} else {
+						check(id, i, body, "result at "+doc.ResultRef)
+					}
+				case len(doc.Result) > 0:
+					check(id, i, doc.Result, "inline result")
+				default:
 					t.Errorf("task %s (i=%d) succeeded with neither result nor result_ref", id, i)
 				}
 				delete(pending, id)
@@ -1023,10 +1150,32 @@ func runEndToEnd(t *testing.T, repo string, moto *awstest.Moto, o Outputs, n int
 			time.Sleep(250 * time.Millisecond)
 		}
 	}
-	t.Logf("%d tasks terminal %s after submission", n, time.Since(submittedAt).Round(time.Millisecond))
+	if wantRefs := (n + 9) / 10; refs != wantRefs {
+		t.Errorf("%d tasks had a result_ref, want %d (every task whose result is above the inline limit)", refs, wantRefs)
+	}
+	t.Logf("%d tasks terminal %s after submission (%d results read from the bucket)", n, time.Since(submittedAt).Round(time.Millisecond), refs)
 	if t.Failed() {
 		t.Logf("logs:\n%s", readLogs(logs))
 	}
+}
+
+// getResult reads GET /v1/tasks/{id}/result, following a redirect to a
+// signed URL if the API answers with one.
+func getResult(ctx context.Context, c *http.Client, base, id string) ([]byte, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/tasks/"+id+"/result", nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", resp.Status, tail(string(raw), 300))
+	}
+	return raw, nil
 }
 
 type statusDoc struct {

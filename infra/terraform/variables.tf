@@ -16,6 +16,28 @@ variable "aws_endpoint_url" {
   }
 }
 
+# ---------------------------------------------------------------- IAM governance
+
+variable "role_path" {
+  description = "IAM path of every role (and the VM instance profile), e.g. /drover/."
+  type        = string
+  default     = "/"
+  validation {
+    condition     = can(regex("^/([A-Za-z0-9+=,.@_-]+/)*$", var.role_path))
+    error_message = "role_path must start and end with / (e.g. /drover/)."
+  }
+}
+
+variable "role_permissions_boundary" {
+  description = "ARN of a managed policy set as the permissions boundary of every role; null for none (organisations that require one set it here)."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.role_permissions_boundary == null || can(regex("^arn:[a-z-]+:iam::[0-9]{12}:policy/", coalesce(var.role_permissions_boundary, "x")))
+    error_message = "role_permissions_boundary must be the ARN of a managed policy (arn:aws:iam::<account>:policy/...)."
+  }
+}
+
 # ---------------------------------------------------------------- naming
 
 variable "name" {
@@ -46,6 +68,12 @@ variable "max_receive_count" {
     condition     = var.max_receive_count >= 1 && var.max_receive_count <= 1000 && floor(var.max_receive_count) == var.max_receive_count
     error_message = "max_receive_count must be a whole number from 1 to 1000."
   }
+}
+
+variable "dlq_redrive_allow_policies" {
+  description = "Give each dead-letter queue a redrive allow policy naming its source queue, so that no other queue can dead-letter into it. moto_server cannot apply one (its create never settles): env/local.tfvars turns it off."
+  type        = bool
+  default     = true
 }
 
 variable "message_retention_seconds" {
@@ -150,18 +178,45 @@ variable "poison_expiration_days" {
   }
 }
 
+variable "bucket_versioning" {
+  description = "Keep versions of the archive's objects (replaced and deleted ones expire after 7 days)."
+  type        = bool
+  default     = false
+}
+
+variable "bucket_access_logs" {
+  description = "S3 server access logs of the archive bucket: { bucket, prefix } of an existing log bucket; null for none."
+  type = object({
+    bucket = string
+    prefix = string
+  })
+  default = null
+}
+
+# ---------------------------------------------------------------- encryption
+
+variable "kms_key_arn" {
+  description = "Customer managed KMS key for the queues, the archive bucket and the status table; null for the AWS-managed defaults (SQS-managed, SSE-S3, AWS-owned), which cost nothing. Its key policy must let the stack's roles use it."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.kms_key_arn == null || can(regex("^arn:[a-z-]+:kms:[a-z0-9-]+:[0-9]{12}:key/", coalesce(var.kms_key_arn, "x")))
+    error_message = "kms_key_arn must be a key ARN (arn:aws:kms:<region>:<account>:key/<id>): an alias cannot be granted in IAM."
+  }
+}
+
 # ---------------------------------------------------------------- status table
 
 variable "status_point_in_time_recovery" {
-  description = "Enable DynamoDB point-in-time recovery on the status table (billed per GB-month)."
+  description = "DynamoDB point-in-time recovery on the status table (billed per GB-month)."
   type        = bool
-  default     = false
+  default     = true
 }
 
 variable "status_deletion_protection" {
   description = "Protect the status table from deletion (destroy then fails until it is turned off)."
   type        = bool
-  default     = false
+  default     = true
 }
 
 # ---------------------------------------------------------------- Lambda functions
@@ -182,6 +237,52 @@ variable "lambda_architecture" {
   }
 }
 
+variable "lambda_s3_bucket" {
+  description = "Bucket holding the Lambda packages (same region), e.g. where CI uploads them; null to deploy the local zips in lambda_dir. With it, plans need no build."
+  type        = string
+  default     = null
+}
+
+variable "lambda_s3_keys" {
+  description = "Keys of the packages in lambda_s3_bucket, by function: { dispatch = \"...\", runner = \"...\", collect = \"...\" }."
+  type        = map(string)
+  default     = {}
+  validation {
+    condition     = length(var.lambda_s3_keys) == 0 || (length(setsubtract(["dispatch", "runner", "collect"], keys(var.lambda_s3_keys))) == 0 && length(setsubtract(keys(var.lambda_s3_keys), ["dispatch", "runner", "collect"])) == 0)
+    error_message = "lambda_s3_keys needs exactly the keys dispatch, runner and collect."
+  }
+  validation {
+    condition     = (var.lambda_s3_bucket == null) == (length(var.lambda_s3_keys) == 0)
+    error_message = "lambda_s3_bucket and lambda_s3_keys go together: set both (packages from S3) or neither (local zips)."
+  }
+}
+
+variable "lambda_s3_object_versions" {
+  description = "Object versions of the packages in lambda_s3_bucket, by function (a versioned bucket); missing ones deploy the latest."
+  type        = map(string)
+  default     = {}
+}
+
+variable "lambda_tracing_mode" {
+  description = "X-Ray tracing of the three functions: Active or PassThrough; null for none. Active adds xray:PutTraceSegments and xray:PutTelemetryRecords (resource \"*\", the only one X-Ray accepts) to each role."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.lambda_tracing_mode == null || contains(["Active", "PassThrough"], coalesce(var.lambda_tracing_mode, "Active"))
+    error_message = "lambda_tracing_mode must be Active, PassThrough or null."
+  }
+}
+
+variable "dispatch_reserved_concurrency" {
+  description = "Concurrent executions reserved for (and capping) dispatch; -1 for none. Caps what a burst of API calls can cost and keeps capacity for it."
+  type        = number
+  default     = -1
+  validation {
+    condition     = var.dispatch_reserved_concurrency >= -1 && floor(var.dispatch_reserved_concurrency) == var.dispatch_reserved_concurrency
+    error_message = "dispatch_reserved_concurrency must be -1 (none) or a whole number of executions."
+  }
+}
+
 variable "log_retention_days" {
   description = "Retention of each function's CloudWatch log group."
   type        = number
@@ -193,8 +294,9 @@ variable "log_retention_days" {
 }
 
 variable "dispatch_timeout_seconds" {
-  type    = number
-  default = 30
+  description = "Timeout of the dispatch function (one API request), in seconds."
+  type        = number
+  default     = 30
   validation {
     condition     = var.dispatch_timeout_seconds >= 1 && var.dispatch_timeout_seconds <= 900
     error_message = "dispatch_timeout_seconds must be from 1 to 900."
@@ -212,8 +314,9 @@ variable "runner_timeout_seconds" {
 }
 
 variable "collect_timeout_seconds" {
-  type    = number
-  default = 30
+  description = "Timeout of the collect function (one batch of events), in seconds."
+  type        = number
+  default     = 30
   validation {
     condition     = var.collect_timeout_seconds >= 1 && var.collect_timeout_seconds <= 900
     error_message = "collect_timeout_seconds must be from 1 to 900."
@@ -221,8 +324,9 @@ variable "collect_timeout_seconds" {
 }
 
 variable "dispatch_memory_mb" {
-  type    = number
-  default = 256
+  description = "Memory of the dispatch function, in MB."
+  type        = number
+  default     = 256
   validation {
     condition     = var.dispatch_memory_mb >= 128 && var.dispatch_memory_mb <= 10240
     error_message = "dispatch_memory_mb must be from 128 to 10240."
@@ -230,8 +334,9 @@ variable "dispatch_memory_mb" {
 }
 
 variable "runner_memory_mb" {
-  type    = number
-  default = 512
+  description = "Memory of the runner function, in MB (CPU scales with it)."
+  type        = number
+  default     = 512
   validation {
     condition     = var.runner_memory_mb >= 128 && var.runner_memory_mb <= 10240
     error_message = "runner_memory_mb must be from 128 to 10240."
@@ -239,16 +344,23 @@ variable "runner_memory_mb" {
 }
 
 variable "collect_memory_mb" {
-  type    = number
-  default = 256
+  description = "Memory of the collect function, in MB."
+  type        = number
+  default     = 256
   validation {
     condition     = var.collect_memory_mb >= 128 && var.collect_memory_mb <= 10240
     error_message = "collect_memory_mb must be from 128 to 10240."
   }
 }
 
-variable "event_source_mappings_enabled" {
-  description = "Whether the runner and collect functions consume their queues. false keeps the mappings but pauses them (e.g. when only VM runners should run, or on an emulator that cannot invoke functions)."
+variable "runner_trigger_enabled" {
+  description = "Whether the runner function consumes the tasks queue. false keeps the mapping but pauses it: set it when only VM runners should run tasks (the collect triggers stay on)."
+  type        = bool
+  default     = true
+}
+
+variable "collect_triggers_enabled" {
+  description = "Whether the collect function consumes the events queue and the tasks DLQ. Keep it true unless `drover collect` processes consume them instead (e.g. on an emulator that cannot invoke functions): nothing else turns events into statuses."
   type        = bool
   default     = true
 }
@@ -268,8 +380,9 @@ variable "runner_batch_size" {
 }
 
 variable "runner_batching_window_seconds" {
-  type    = number
-  default = 0
+  description = "How long the runner trigger gathers messages before invoking (needed above a batch of 10)."
+  type        = number
+  default     = 0
   validation {
     condition     = var.runner_batching_window_seconds >= 0 && var.runner_batching_window_seconds <= 300
     error_message = "runner_batching_window_seconds must be from 0 to 300."
@@ -297,8 +410,9 @@ variable "collect_batch_size" {
 }
 
 variable "collect_maximum_concurrency" {
-  type    = number
-  default = 5
+  description = "Most collect invocations at once from each of its queues."
+  type        = number
+  default     = 5
   validation {
     condition     = var.collect_maximum_concurrency >= 2 && var.collect_maximum_concurrency <= 1000
     error_message = "collect_maximum_concurrency must be from 2 to 1000 (SQS event source limits)."
@@ -338,19 +452,71 @@ variable "dispatch_api_keys" {
 
 # ---------------------------------------------------------------- alarms
 
-variable "alarm_actions" {
-  description = "ARNs (e.g. SNS topics) notified when an alarm fires or recovers."
+variable "alarm_topic_enabled" {
+  description = "Create the SNS topic <name>-alarms that every alarm notifies on alarm and on recovery."
+  type        = bool
+  default     = true
+}
+
+variable "alarm_topic_kms_key_id" {
+  description = "KMS key (id, ARN or alias) encrypting the alarms topic; null for none. CloudWatch must be allowed to use a customer managed key (kms:Decrypt, kms:GenerateDataKey*)."
+  type        = string
+  default     = null
+}
+
+variable "alarm_email_addresses" {
+  description = "E-mail addresses subscribed to the alarms topic (each must confirm)."
   type        = list(string)
   default     = []
 }
 
-variable "oldest_message_age_alarm_seconds" {
-  description = "Alarm when the oldest message of the tasks or events queue is older than this."
-  type        = number
-  default     = 900
+variable "alarm_actions" {
+  description = "Further ARNs (e.g. an existing SNS topic) notified when an alarm fires or recovers, next to the alarms topic."
+  type        = list(string)
+  default     = []
   validation {
-    condition     = var.oldest_message_age_alarm_seconds >= 60
-    error_message = "oldest_message_age_alarm_seconds must be at least 60."
+    condition     = alltrue([for a in var.alarm_actions : startswith(a, "arn:")])
+    error_message = "alarm_actions must be ARNs."
+  }
+}
+
+variable "longest_task_seconds" {
+  description = "Longest timeout clients give a task; null for runner_timeout_seconds. Set it when VM runners take tasks longer than the Lambda maximum: it sets the tasks queue's oldest-message alarm."
+  type        = number
+  default     = null
+  validation {
+    condition     = var.longest_task_seconds == null || coalesce(var.longest_task_seconds, 1) >= 1
+    error_message = "longest_task_seconds must be positive."
+  }
+}
+
+variable "task_max_attempts" {
+  description = "Largest max_attempts clients give a task (Drover's default is 3); with longest_task_seconds it sets the tasks queue's oldest-message alarm."
+  type        = number
+  default     = 3
+  validation {
+    condition     = var.task_max_attempts >= 1
+    error_message = "task_max_attempts must be at least 1."
+  }
+}
+
+variable "tasks_oldest_message_alarm_seconds" {
+  description = "Alarm when the tasks queue's oldest message is older than this; null for task_max_attempts x (longest_task_seconds + 300 s of backoff) + 300, or the visibility timeout + 300 if longer."
+  type        = number
+  default     = null
+  validation {
+    condition     = var.tasks_oldest_message_alarm_seconds == null || coalesce(var.tasks_oldest_message_alarm_seconds, 60) >= 60
+    error_message = "tasks_oldest_message_alarm_seconds must be at least 60."
+  }
+}
+
+variable "events_oldest_message_alarm_seconds" {
+  description = "Alarm when the events queue's oldest message is older than this; null for 2 x events_visibility_timeout_seconds + 300."
+  type        = number
+  default     = null
+  validation {
+    condition     = var.events_oldest_message_alarm_seconds == null || coalesce(var.events_oldest_message_alarm_seconds, 60) >= 60
+    error_message = "events_oldest_message_alarm_seconds must be at least 60."
   }
 }
 
@@ -373,8 +539,9 @@ variable "vm_ami_id" {
 }
 
 variable "vm_instance_type" {
-  type    = string
-  default = "t4g.small"
+  description = "Instance type of the VM runners (its architecture must match the drover binary)."
+  type        = string
+  default     = "t4g.small"
 }
 
 variable "vm_subnet_ids" {
@@ -384,8 +551,9 @@ variable "vm_subnet_ids" {
 }
 
 variable "vm_min_size" {
-  type    = number
-  default = 1
+  description = "Fewest VM runners (at least 1: the scaling metric divides by the instances in service)."
+  type        = number
+  default     = 1
   validation {
     condition     = var.vm_min_size >= 1
     error_message = "vm_min_size must be at least 1: the scaling metric (backlog per instance) is undefined with no instance in service."
@@ -393,8 +561,9 @@ variable "vm_min_size" {
 }
 
 variable "vm_max_size" {
-  type    = number
-  default = 4
+  description = "Most VM runners."
+  type        = number
+  default     = 4
   validation {
     condition     = var.vm_max_size >= var.vm_min_size && var.vm_max_size <= 1000
     error_message = "vm_max_size must be from vm_min_size to 1000."
@@ -402,12 +571,22 @@ variable "vm_max_size" {
 }
 
 variable "vm_backlog_per_instance" {
-  description = "Target tasks waiting per VM runner: the group scales out above it and in below it."
+  description = "Target tasks waiting or running per VM runner: the group scales out above it and in below it (draining the instances it removes)."
   type        = number
   default     = 20
   validation {
     condition     = var.vm_backlog_per_instance > 0
     error_message = "vm_backlog_per_instance must be positive."
+  }
+}
+
+variable "vm_drain_seconds" {
+  description = "How long a VM runner being scaled in lets its running tasks finish (DROVER_GRACE) before it releases them for redelivery; its lifecycle hook holds the instance 120 s longer. Up to 7080."
+  type        = number
+  default     = 900
+  validation {
+    condition     = var.vm_drain_seconds >= 30 && var.vm_drain_seconds <= 7080 && floor(var.vm_drain_seconds) == var.vm_drain_seconds
+    error_message = "vm_drain_seconds must be a whole number from 30 to 7080 (a lifecycle hook waits at most 7200 s)."
   }
 }
 

@@ -12,7 +12,8 @@ bucket_url_query = "use_path_style=true"
 # Functions are created but their SQS triggers are paused: emulators invoke
 # functions in Docker, and locally `drover runner` / `drover collect` consume
 # the queues instead (VM mode).
-event_source_mappings_enabled = false
+runner_trigger_enabled   = false
+collect_triggers_enabled = false
 
 # Short timeouts so redelivery is quick in tests (still 6x the function timeouts).
 runner_timeout_seconds            = 30
@@ -21,3 +22,11 @@ collect_timeout_seconds           = 10
 events_visibility_timeout_seconds = 60
 
 log_retention_days = 1
+
+# Throwaway stack: no deletion protection, no continuous backups.
+status_deletion_protection    = false
+status_point_in_time_recovery = false
+
+# moto_server cannot apply a redrive allow policy (the provider waits for it
+# to settle until it times out).
+dlq_redrive_allow_policies = false

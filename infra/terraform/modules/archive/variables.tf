@@ -22,7 +22,41 @@ variable "force_destroy" {
   default     = false
 }
 
+variable "partition" {
+  description = "AWS partition, for the bucket's ARN."
+  type        = string
+  default     = "aws"
+}
+
+variable "kms_key_arn" {
+  description = "KMS key encrypting the objects (SSE-KMS with an S3 bucket key); null for SSE-S3."
+  type        = string
+  default     = null
+}
+
+variable "versioning" {
+  description = "Keep object versions (old ones expire after noncurrent_version_expiration_days)."
+  type        = bool
+  default     = false
+}
+
+variable "noncurrent_version_expiration_days" {
+  description = "Days a replaced or deleted object's old version is kept (with versioning)."
+  type        = number
+  default     = 7
+}
+
+variable "access_logs" {
+  description = "Server access logging: { bucket, prefix } of the target bucket; null for none."
+  type = object({
+    bucket = string
+    prefix = string
+  })
+  default = null
+}
+
 variable "tags" {
-  type    = map(string)
-  default = {}
+  description = "Tags of the bucket."
+  type        = map(string)
+  default     = {}
 }

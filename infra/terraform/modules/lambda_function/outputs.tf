@@ -1,6 +1,29 @@
-output "function_name" { value = aws_lambda_function.this.function_name }
-output "function_arn" { value = aws_lambda_function.this.arn }
-output "role_name" { value = module.role.name }
-output "role_arn" { value = module.role.arn }
-output "log_group_name" { value = aws_cloudwatch_log_group.this.name }
-output "log_group_arn" { value = local.log_group_arn }
+output "function_name" {
+  description = "Name of the function."
+  value       = aws_lambda_function.this.function_name
+}
+
+output "function_arn" {
+  description = "ARN of the function."
+  value       = aws_lambda_function.this.arn
+}
+
+output "role_name" {
+  description = "Name of the function's execution role."
+  value       = module.role.name
+}
+
+output "role_arn" {
+  description = "ARN of the function's execution role."
+  value       = module.role.arn
+}
+
+output "log_group_name" {
+  description = "Name of the function's log group."
+  value       = aws_cloudwatch_log_group.this.name
+}
+
+output "log_group_arn" {
+  description = "ARN of the function's log group."
+  value       = local.log_group_arn
+}

@@ -8,17 +8,64 @@ variable "name" {
 }
 
 variable "description" {
-  type    = string
-  default = ""
+  description = "Description of the function."
+  type        = string
+  default     = ""
 }
 
 variable "zip_file" {
-  description = "Deployment package: a zip holding an executable named bootstrap."
+  description = "Deployment package: a local zip holding an executable named bootstrap (used unless s3_bucket is set)."
   type        = string
+  default     = null
+}
+
+variable "s3_bucket" {
+  description = "Bucket of the deployment package in S3 (same region); null to deploy zip_file."
+  type        = string
+  default     = null
+}
+
+variable "s3_key" {
+  description = "Key of the deployment package in s3_bucket."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.s3_bucket == null || var.s3_key != null
+    error_message = "s3_key is required with s3_bucket."
+  }
+}
+
+variable "s3_object_version" {
+  description = "Version of the package object (versioned bucket); null for the latest."
+  type        = string
+  default     = null
+}
+
+variable "tracing_mode" {
+  description = "X-Ray tracing: Active or PassThrough; null for none."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.tracing_mode == null || contains(["Active", "PassThrough"], coalesce(var.tracing_mode, "Active"))
+    error_message = "tracing_mode must be Active, PassThrough or null."
+  }
+}
+
+variable "role_path" {
+  description = "IAM path of the function's role."
+  type        = string
+  default     = "/"
+}
+
+variable "role_permissions_boundary" {
+  description = "ARN of the permissions boundary of the function's role; null for none."
+  type        = string
+  default     = null
 }
 
 variable "architectures" {
-  type = list(string)
+  description = "Instruction set the bootstrap was built for: [\"arm64\"] or [\"x86_64\"]."
+  type        = list(string)
   validation {
     condition     = length(var.architectures) == 1 && contains(["arm64", "x86_64"], try(var.architectures[0], ""))
     error_message = "architectures must be [\"arm64\"] or [\"x86_64\"]."
@@ -26,7 +73,8 @@ variable "architectures" {
 }
 
 variable "memory_size" {
-  type = number
+  description = "Memory of the function, in MB."
+  type        = number
   validation {
     condition     = var.memory_size >= 128 && var.memory_size <= 10240
     error_message = "memory_size must be from 128 to 10240 MB."
@@ -34,7 +82,8 @@ variable "memory_size" {
 }
 
 variable "timeout" {
-  type = number
+  description = "Timeout of one invocation, in seconds."
+  type        = number
   validation {
     condition     = var.timeout >= 1 && var.timeout <= 900
     error_message = "timeout must be from 1 to 900 seconds."
@@ -48,8 +97,9 @@ variable "reserved_concurrency" {
 }
 
 variable "environment" {
-  type    = map(string)
-  default = {}
+  description = "Environment variables of the function."
+  type        = map(string)
+  default     = {}
 }
 
 variable "policy_statements" {
@@ -71,14 +121,27 @@ variable "policy_statements" {
 }
 
 variable "log_retention_days" {
-  type = number
+  description = "Retention of the function's log group, in days."
+  type        = number
 }
 
-variable "partition" { type = string }
-variable "region" { type = string }
-variable "account_id" { type = string }
+variable "partition" {
+  description = "AWS partition, for ARNs."
+  type        = string
+}
+
+variable "region" {
+  description = "Region, for ARNs."
+  type        = string
+}
+
+variable "account_id" {
+  description = "Account, for ARNs."
+  type        = string
+}
 
 variable "tags" {
-  type    = map(string)
-  default = {}
+  description = "Tags of the function, its role and its log group."
+  type        = map(string)
+  default     = {}
 }

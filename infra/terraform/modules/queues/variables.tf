@@ -17,7 +17,8 @@ variable "visibility_timeout_seconds" {
 }
 
 variable "message_retention_seconds" {
-  type = number
+  description = "How long the work queue keeps a message nobody deleted."
+  type        = number
   validation {
     condition     = var.message_retention_seconds >= 60 && var.message_retention_seconds <= 1209600
     error_message = "message_retention_seconds must be from 60 to 1209600 (14 days)."
@@ -25,8 +26,9 @@ variable "message_retention_seconds" {
 }
 
 variable "dlq_message_retention_seconds" {
-  type    = number
-  default = 1209600
+  description = "How long the dead-letter queue keeps a message (default 14 days, the maximum)."
+  type        = number
+  default     = 1209600
   validation {
     condition     = var.dlq_message_retention_seconds >= 60 && var.dlq_message_retention_seconds <= 1209600
     error_message = "dlq_message_retention_seconds must be from 60 to 1209600 (14 days)."
@@ -52,7 +54,41 @@ variable "max_receive_count" {
   }
 }
 
+variable "dlq_consumed" {
+  description = "The DLQ has a consumer of its own (the tasks DLQ's sweeper): give it a redrive policy to <name>-dlq-failed."
+  type        = bool
+  default     = false
+}
+
+variable "redrive_allow_policy" {
+  description = "Let each dead-letter queue take dead letters from its source queue only."
+  type        = bool
+  default     = true
+}
+
+variable "kms_key_arn" {
+  description = "KMS key encrypting the queues; null for SQS-managed encryption."
+  type        = string
+  default     = null
+}
+
+variable "partition" {
+  description = "AWS partition, for the queues' ARNs."
+  type        = string
+}
+
+variable "region" {
+  description = "Region, for the queues' ARNs."
+  type        = string
+}
+
+variable "account_id" {
+  description = "Account, for the queues' ARNs."
+  type        = string
+}
+
 variable "tags" {
-  type    = map(string)
-  default = {}
+  description = "Tags of the queues."
+  type        = map(string)
+  default     = {}
 }

@@ -4,8 +4,10 @@
 # tests sees every grant.
 
 resource "aws_iam_role" "this" {
-  name        = var.name
-  description = var.description
+  name                 = var.name
+  path                 = var.path
+  description          = var.description
+  permissions_boundary = var.permissions_boundary
   assume_role_policy = jsonencode({
     Version = "2012-10-17"
     Statement = [{

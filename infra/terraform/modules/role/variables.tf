@@ -28,3 +28,15 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "path" {
+  description = "IAM path of the role, e.g. /drover/."
+  type        = string
+  default     = "/"
+}
+
+variable "permissions_boundary" {
+  description = "ARN of the managed policy that bounds the role's permissions; null for none."
+  type        = string
+  default     = null
+}

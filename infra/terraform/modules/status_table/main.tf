@@ -32,7 +32,16 @@ resource "aws_dynamodb_table" "this" {
     enabled = var.point_in_time_recovery
   }
 
-  # Encrypted at rest with the AWS-owned key (the default, no KMS charges).
+  # Encrypted at rest with the AWS-owned key (the default, no KMS charges),
+  # or with kms_key_arn.
+  dynamic "server_side_encryption" {
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+    content {
+      enabled     = true
+      kms_key_arn = server_side_encryption.value
+    }
+  }
+
   deletion_protection_enabled = var.deletion_protection
   tags                        = var.tags
 }

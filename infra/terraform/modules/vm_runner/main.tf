@@ -1,6 +1,14 @@
 # Optional VM runners: an autoscaling group of instances that each run
-# `drover runner`, scaled by target tracking on the tasks backlog per instance
-# (SQS ApproximateNumberOfMessagesVisible / GroupInServiceInstances).
+# `drover runner`, scaled by target tracking on the tasks per instance, the
+# waiting and the running ones (SQS ApproximateNumberOfMessagesVisible +
+# ApproximateNumberOfMessagesNotVisible, over GroupInServiceInstances).
+#
+# Scale-in drains: a terminating lifecycle hook holds a chosen instance in
+# Terminating:Wait; the instance's drain service sees that in the instance
+# metadata, stops `drover runner` (SIGTERM: it takes no new task and lets
+# running ones finish for up to drain_seconds, then releases the rest for
+# redelivery), and completes the lifecycle action. Nothing running is
+# killed before drain_seconds.
 
 data "aws_vpc" "default" {
   count   = length(var.subnet_ids) == 0 ? 1 : 0
@@ -22,22 +30,42 @@ data "aws_subnet" "first" {
 locals {
   subnet_ids = length(var.subnet_ids) > 0 ? var.subnet_ids : sort(data.aws_subnets.default[0].ids)
   binary_arn = "arn:${var.partition}:s3:::${var.binary_bucket}/${var.binary_key}"
+  # An autoscaling group's ARN holds a UUID unknown until it exists; this
+  # form, with the UUID wildcarded and the name fixed, is how IAM names
+  # one group before it is created.
+  group_arn = "arn:${var.partition}:autoscaling:${var.region}:${var.account_id}:autoScalingGroup:*:autoScalingGroupName/${var.name}"
+  hook_name = "${var.name}-drain"
 
-  statements = concat(var.policy_statements, [{
-    sid       = "DroverBinary"
-    actions   = ["s3:GetObject"]
-    resources = [local.binary_arn]
-    condition = {}
-  }])
+  # systemd and the lifecycle hook wait a little longer than the runner's
+  # own grace, so that it can release what is still running.
+  stop_timeout_seconds = var.drain_seconds + 30
+  hook_timeout_seconds = var.drain_seconds + 120
+
+  statements = concat(var.policy_statements, [
+    {
+      sid       = "DroverBinary"
+      actions   = ["s3:GetObject"]
+      resources = [local.binary_arn]
+      condition = {}
+    },
+    {
+      sid       = "CompleteOwnDrain"
+      actions   = ["autoscaling:CompleteLifecycleAction"]
+      resources = [local.group_arn]
+      condition = {}
+    },
+  ])
 }
 
 module "role" {
-  source      = "../role"
-  name        = var.name
-  description = "Instance role of the ${var.name} VM runners"
-  service     = "ec2.amazonaws.com"
-  statements  = local.statements
-  tags        = var.tags
+  source               = "../role"
+  name                 = var.name
+  path                 = var.role_path
+  permissions_boundary = var.role_permissions_boundary
+  description          = "Instance role of the ${var.name} VM runners"
+  service              = "ec2.amazonaws.com"
+  statements           = local.statements
+  tags                 = var.tags
 }
 
 # Where the role and its policy lived before they were a module.
@@ -53,6 +81,7 @@ moved {
 
 resource "aws_iam_instance_profile" "this" {
   name = var.name
+  path = var.role_path
   role = module.role.name
   tags = var.tags
 }
@@ -82,7 +111,10 @@ resource "aws_launch_template" "this" {
     binary_key    = var.binary_key
     region        = var.region
     environment   = var.environment
-    stop_timeout  = var.stop_timeout_seconds
+    grace         = var.drain_seconds
+    stop_timeout  = local.stop_timeout_seconds
+    group_name    = var.name
+    hook_name     = local.hook_name
   }))
 
   iam_instance_profile {
@@ -97,9 +129,14 @@ resource "aws_launch_template" "this" {
     http_put_response_hop_limit = 1
   }
 
-  tag_specifications {
-    resource_type = "instance"
-    tags          = merge(var.tags, { Name = var.name })
+  # Instances and their volumes get the stack's tags here and from the
+  # group; provider default_tags reach neither.
+  dynamic "tag_specifications" {
+    for_each = ["instance", "volume"]
+    content {
+      resource_type = tag_specifications.value
+      tags          = merge(var.tags, { Name = var.name })
+    }
   }
 
   tags = var.tags
@@ -120,8 +157,9 @@ resource "aws_autoscaling_group" "this" {
   enabled_metrics     = ["GroupInServiceInstances"]
   metrics_granularity = "1Minute"
 
+  # An autoscaling group does not inherit the provider's default_tags.
   dynamic "tag" {
-    for_each = var.tags
+    for_each = merge(var.tags, { Name = var.name })
     content {
       key                 = tag.key
       value               = tag.value
@@ -133,6 +171,15 @@ resource "aws_autoscaling_group" "this" {
     # Target tracking owns the desired capacity.
     ignore_changes = [desired_capacity]
   }
+}
+
+resource "aws_autoscaling_lifecycle_hook" "drain" {
+  name                   = local.hook_name
+  autoscaling_group_name = aws_autoscaling_group.this.name
+  lifecycle_transition   = "autoscaling:EC2_INSTANCE_TERMINATING"
+  heartbeat_timeout      = local.hook_timeout_seconds
+  # If the instance never completes the action (it died), terminate anyway.
+  default_result = "CONTINUE"
 }
 
 resource "aws_autoscaling_policy" "backlog_per_instance" {
@@ -163,6 +210,23 @@ resource "aws_autoscaling_policy" "backlog_per_instance" {
       }
 
       metrics {
+        id          = "in_flight"
+        label       = "Tasks running"
+        return_data = false
+        metric_stat {
+          stat = "Sum"
+          metric {
+            namespace   = "AWS/SQS"
+            metric_name = "ApproximateNumberOfMessagesNotVisible"
+            dimensions {
+              name  = "QueueName"
+              value = var.tasks_queue_name
+            }
+          }
+        }
+      }
+
+      metrics {
         id          = "in_service"
         label       = "Runners in service"
         return_data = false
@@ -181,8 +245,8 @@ resource "aws_autoscaling_policy" "backlog_per_instance" {
 
       metrics {
         id          = "backlog_per_instance"
-        label       = "Tasks waiting per runner"
-        expression  = "visible / in_service"
+        label       = "Tasks waiting or running per runner"
+        expression  = "(visible + in_flight) / in_service"
         return_data = true
       }
     }

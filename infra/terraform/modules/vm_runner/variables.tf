@@ -40,10 +40,13 @@ variable "instance_warmup_seconds" {
   default = 120
 }
 
-variable "stop_timeout_seconds" {
-  description = "How long systemd waits for the runner to finish on stop before killing it."
+variable "drain_seconds" {
+  description = "How long a runner being stopped (scale-in, instance refresh) lets running tasks finish (DROVER_GRACE) before it releases them for redelivery; the lifecycle hook waits 120 s longer."
   type        = number
-  default     = 90
+  validation {
+    condition     = var.drain_seconds >= 30 && var.drain_seconds <= 7080 && floor(var.drain_seconds) == var.drain_seconds
+    error_message = "drain_seconds must be a whole number from 30 to 7080 (a lifecycle hook waits at most 7200 s)."
+  }
 }
 
 variable "tasks_queue_name" {
@@ -75,10 +78,35 @@ variable "policy_statements" {
   }))
 }
 
-variable "partition" { type = string }
-variable "region" { type = string }
+variable "partition" {
+  description = "AWS partition (aws, aws-cn, ...), for ARNs."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of the group, for ARNs and the AWS CLI on the instances."
+  type        = string
+}
+
+variable "account_id" {
+  description = "Account of the group, for ARNs."
+  type        = string
+}
 
 variable "tags" {
-  type    = map(string)
-  default = {}
+  description = "Tags of every resource here, the instances and their volumes included (launch template tag specifications and group tags propagated at launch)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "role_path" {
+  description = "IAM path of the instance role and profile."
+  type        = string
+  default     = "/"
+}
+
+variable "role_permissions_boundary" {
+  description = "ARN of the permissions boundary of the instance role; null for none."
+  type        = string
+  default     = null
 }
