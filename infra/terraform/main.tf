@@ -77,6 +77,7 @@ module "archive" {
   bucket        = local.bucket
   partition     = local.partition
   force_destroy = var.bucket_force_destroy
+  tls_only      = var.bucket_tls_only
   kms_key_arn   = var.kms_key_arn
   versioning    = var.bucket_versioning
   access_logs   = var.bucket_access_logs

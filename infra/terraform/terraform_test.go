@@ -435,7 +435,8 @@ func pluginDir() string {
 	return ""
 }
 
-// copyConfig copies the configuration (*.tf, *.tftpl, *.tfvars) to dst.
+// copyConfig copies the configuration (*.tf, *.tftpl, *.tfvars, the lock
+// file, the examples' *.example variables) to dst.
 func copyConfig(t *testing.T, src, dst string) {
 	t.Helper()
 	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
@@ -457,7 +458,7 @@ func copyConfig(t *testing.T, src, dst string) {
 			return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
 		}
 		switch filepath.Ext(p) {
-		case ".tf", ".tftpl", ".tfvars":
+		case ".tf", ".tftpl", ".tfvars", ".example":
 			b, err := os.ReadFile(p)
 			if err != nil {
 				return err

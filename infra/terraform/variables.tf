@@ -178,6 +178,12 @@ variable "poison_expiration_days" {
   }
 }
 
+variable "bucket_tls_only" {
+  description = "Deny every request to the archive bucket not made over TLS (aws:SecureTransport). Only an emulator reached over plain HTTP needs false (env/local.tfvars)."
+  type        = bool
+  default     = true
+}
+
 variable "bucket_versioning" {
   description = "Keep versions of the archive's objects (replaced and deleted ones expire after 7 days)."
   type        = bool

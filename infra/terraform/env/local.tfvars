@@ -30,3 +30,7 @@ status_point_in_time_recovery = false
 # moto_server cannot apply a redrive allow policy (the provider waits for it
 # to settle until it times out).
 dlq_redrive_allow_policies = false
+
+# The emulator is reached over plain HTTP, which the TLS-only bucket policy
+# refuses (moto enforces it).
+bucket_tls_only = false

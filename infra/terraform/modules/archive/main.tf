@@ -41,6 +41,8 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
 
 # Requests over plain HTTP are refused, whoever makes them.
 resource "aws_s3_bucket_policy" "tls_only" {
+  count = var.tls_only ? 1 : 0
+
   bucket = aws_s3_bucket.this.id
   policy = jsonencode({
     Version = "2012-10-17"

@@ -28,6 +28,12 @@ variable "partition" {
   default     = "aws"
 }
 
+variable "tls_only" {
+  description = "A bucket policy denying every request not made over TLS."
+  type        = bool
+  default     = true
+}
+
 variable "kms_key_arn" {
   description = "KMS key encrypting the objects (SSE-KMS with an S3 bucket key); null for SSE-S3."
   type        = string
