@@ -36,7 +36,10 @@ const maxSleep = task.MaxTimeout
 //     "out"} for a JSON array in the bucket → {"out": "out", "count": N}.
 //   - merge {"lists": [[...], ...]} → {"values": [...]}, or {"blobs": [...],
 //     "out": "out"} → {"out": "out", "count": N}: a k-way merge of sorted
-//     lists, which with sort makes a chunked merge sort.
+//     lists, which with sort makes a chunked merge sort. As a group's
+//     callback it takes the sort members' results from "input" instead.
+//   - mul [a, b, ...] → the product; safediv [a, b] → a / b, failing for
+//     good when b is 0: the two steps of the chain example.
 //   - exec {"bundle": "key.tar.gz", "argv": [...], "env": {...}, "timeout":
 //     "30s", "network": false}: runs the executable start from a bundle in
 //     the bucket, with no shell, isolated in a sandbox (package
@@ -62,6 +65,8 @@ func RegisterBuiltins(m *Mux, bucket *blob.Bucket) {
 	m.HandleFunc("merge", func(ctx context.Context, t *task.Task) (task.Result, error) {
 		return mergeNumbers(ctx, bucket, t)
 	})
+	m.HandleFunc("mul", mul)
+	m.HandleFunc("safediv", safediv)
 	m.Handle("exec", newExec(bucket, ExecConfigFromEnv()))
 }
 
@@ -222,9 +227,50 @@ func mergeNumbers(ctx context.Context, bucket *blob.Bucket, t *task.Task) (task.
 		Lists [][]float64 `json:"lists"`
 		Blobs []string    `json:"blobs"`
 		Out   string      `json:"out"`
+		// Input is a group's results, when merge is its callback: sort
+		// members' results name their output blobs or hold their values.
+		Input []task.MemberResult `json:"input"`
 	}
 	if err := decodeArgs(t, &args); err != nil {
 		return nil, err
+	}
+	if args.Input != nil {
+		if args.Lists != nil || args.Blobs != nil {
+			return nil, badArgs(t, "input (a group's results) excludes lists and blobs")
+		}
+		for i, r := range args.Input {
+			if r.State != task.Succeeded {
+				return nil, badArgs(t, "input[%d]: member %s is %s, not succeeded", i, r.TaskID, r.State)
+			}
+			res := []byte(r.Result)
+			if r.ResultRef != "" {
+				rd, err := openBlob(ctx, bucket, t, r.ResultRef)
+				if err != nil {
+					return nil, err
+				}
+				res, err = io.ReadAll(rd)
+				rd.Close()
+				if err != nil {
+					return nil, fmt.Errorf("merge %s attempt %d: read %q: %w", t.ID, t.Attempt, r.ResultRef, err)
+				}
+			}
+			var sorted struct {
+				Out    string    `json:"out"`
+				Count  int       `json:"count"`
+				Values []float64 `json:"values"`
+			}
+			if err := json.Unmarshal(res, &sorted); err != nil {
+				return nil, badArgs(t, "input[%d]: result of %s is not a sort result: %v", i, r.TaskID, err)
+			}
+			if sorted.Out != "" {
+				args.Blobs = append(args.Blobs, sorted.Out)
+			} else {
+				args.Lists = append(args.Lists, sorted.Values)
+			}
+		}
+		if args.Blobs != nil && args.Lists != nil {
+			return nil, badArgs(t, "input mixes results in blobs and inline values")
+		}
 	}
 	inline := args.Blobs == nil
 	switch {

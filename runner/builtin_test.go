@@ -74,7 +74,7 @@ func sameJSON(t *testing.T, a, b []byte) bool {
 
 func TestRegisterBuiltins(t *testing.T) {
 	m, _ := setupBuiltins(t)
-	want := "echo exec fail merge sha256 sleep sort"
+	want := "echo exec fail merge mul safediv sha256 sleep sort"
 	if got := strings.Join(m.Functions(), " "); got != want {
 		t.Errorf("Functions() = %q, want %q", got, want)
 	}

@@ -106,6 +106,7 @@ func runDev(ctx context.Context, e *devEnv, log *slog.Logger, register func(*run
 	var wg sync.WaitGroup
 	col := collector.New(res.Store, res.Archive, log)
 	col.Instrument(reg)
+	col.Workflow.Tasks = res.Tasks
 	colCtx, stopCol := context.WithCancel(context.WithoutCancel(ctx))
 	wg.Go(func() { _ = col.Run(colCtx, task.URLOpener(e.Collect.EventsSubscription)) })
 	var runners sync.WaitGroup

@@ -19,6 +19,7 @@ import (
 	"github.com/droverhq/drover/internal/envconfig"
 	"github.com/droverhq/drover/pkg/memq"
 	"github.com/droverhq/drover/pkg/task"
+	"github.com/droverhq/drover/runner"
 )
 
 var queueSeq atomic.Int64
@@ -34,6 +35,12 @@ type devBundle struct {
 // setupDev starts the embedded default on a free port with its own queues
 // and data directory; it is stopped when the test ends.
 func setupDev(t *testing.T, tune func(*devEnv)) *devBundle {
+	t.Helper()
+	return setupDevWith(t, tune, nil)
+}
+
+// setupDevWith is setupDev with register adding functions to the runners.
+func setupDevWith(t *testing.T, tune func(*devEnv), register func(*runner.Mux)) *devBundle {
 	t.Helper()
 	n := queueSeq.Add(1)
 	b := &devBundle{tasks: fmt.Sprintf("tasks-%s-%d", t.Name(), n), events: fmt.Sprintf("events-%s-%d", t.Name(), n)}
@@ -67,7 +74,7 @@ func setupDev(t *testing.T, tune func(*devEnv)) *devBundle {
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan net.Addr, 1)
 	done := make(chan error, 1)
-	go func() { done <- runDev(ctx, cfg, log, nil, func(a net.Addr) { addr <- a }) }()
+	go func() { done <- runDev(ctx, cfg, log, register, func(a net.Addr) { addr <- a }) }()
 	select {
 	case a := <-addr:
 		b.url = "http://" + a.String()

@@ -22,6 +22,9 @@ type Spec struct {
 	MaxAttempts    int             `json:"max_attempts,omitempty"`
 	IdempotencyKey string          `json:"idempotency_key,omitempty"`
 	Delay          Duration        `json:"delay,omitempty"`
+	// Then is the task to run when this one succeeds, with its result as
+	// input (docs/workflows.md).
+	Then *Spec `json:"then,omitempty"`
 }
 
 // Duration is a time.Duration that travels in JSON as a Go duration string
@@ -105,7 +108,7 @@ func (s *Spec) Normalize() error {
 	if bytes.Equal(bytes.TrimSpace(s.Args), []byte("null")) {
 		s.Args = nil
 	}
-	return nil
+	return s.normalizeThen()
 }
 
 var (

@@ -129,8 +129,17 @@ var statusCases = []struct {
 	{"bookkeeping keys ignored", `{"id":"x","kind":"task","Kind":"runner","result_json":"1","phase":"started","event_at":"?","expires_at":1,"DocstoreRevision":{},"-":1}`, true},
 	{"unknown keys", `{"id":"x","next_cursor":"c","extra":[true,false,{"a":"b"}]}`, true},
 	{"duplicate keys", `{"id":"a","id":"b","id":null,"attempt":1,"attempt":2,"created_at":"2026-01-02T03:04:05Z","created_at":null}`, true},
-	{"eight strings", `{"id":"1","function":"2","queue":"3","state":"4","runner":"5","error":"6","result_ref":"7","idempotency_key":"8"}`, true},
-	{"nine strings", `{"id":"1","function":"2","queue":"3","state":"4","runner":"5","error":"6","result_ref":"7","idempotency_key":"8","id":"9"}`, false},
+	{"twelve strings", `{"id":"1","function":"2","queue":"3","state":"4","runner":"5","error":"6","result_ref":"7","idempotency_key":"8","group":{"id":"9","index":0},"next":"10","previous":"11","callback_of":"12"}`, true},
+	{"thirteen strings", `{"id":"1","function":"2","queue":"3","state":"4","runner":"5","error":"6","result_ref":"7","idempotency_key":"8","group":{"id":"9","index":0},"next":"10","previous":"11","callback_of":"12","id":"13"}`, false},
+	{"group member", `{"id":"x","state":"queued","group":{"id":"g","index":0},"next":"n","previous":"p"}`, true},
+	{"group index 7", `{"group":{"index":7,"id":"g"}}`, true},
+	{"group null", `{"group":{"id":"g","index":1},"group":null}`, true},
+	{"group twice", `{"group":{"id":"g"},"group":{"index":2}}`, true},
+	{"group unknown key", `{"group":{"id":"g","x":[1]}}`, true},
+	{"group key case", `{"group":{"ID":"g"}}`, false},
+	{"group string", `{"group":"g"}`, false},
+	{"group index float", `{"group":{"index":1.5}}`, false},
+	{"waiting callback", `{"id":"c","state":"waiting","callback_of":"g","next":"n"}`, true},
 	{"time offset", `{"created_at":"2026-01-02T03:04:05-23:59","started_at":"0000-01-01T00:00:00Z","next_attempt_at":"9999-12-31T23:59:59.999999999Z"}`, true},
 	{"bad time", `{"id":"x","created_at":"2026-13-01T00:00:00Z"}`, false},
 	{"time without zone", `{"finished_at":"2026-01-02T03:04:05"}`, false},
@@ -340,6 +349,12 @@ func TestStatusCoversEveryField(t *testing.T) {
 			f.Set(reflect.ValueOf(i))
 		case reflect.Struct: // time.Time
 			f.Set(reflect.ValueOf(time.Date(2026, 1, 2, 3, 4, 5, i, time.UTC).Add(time.Duration(i) * time.Hour)))
+		case reflect.Pointer: // *GroupRef
+			g := &GroupRef{ID: "g" + string(rune('a'+i)), Index: i}
+			if !reflect.DeepEqual(g, &GroupRef{ID: g.ID, Index: g.Index}) || reflect.TypeFor[GroupRef]().NumField() != len(groupRefKeys) {
+				t.Fatalf("GroupRef has fields wire.go does not know")
+			}
+			f.Set(reflect.ValueOf(g))
 		default:
 			t.Fatalf("field %s of Status has type %s: teach wire.go and this test about it", v.Type().Field(i).Name, f.Type())
 		}

@@ -245,6 +245,9 @@ func (st *Status) loaded() {
 	if st.ResultJSON != "" {
 		st.Result = json.RawMessage(st.ResultJSON)
 	}
+	if st.GroupID != "" {
+		st.Group = &GroupRef{ID: st.GroupID, Index: st.GroupIndex}
+	}
 }
 
 func (s *Store) expiry(st *Status) {
@@ -304,6 +307,20 @@ func (s *Store) DeleteMany(ctx context.Context, ids []string) error {
 // under its revision; documents that changed underneath are re-read and
 // retried. Events for one task may come in any order, duplicated.
 func (s *Store) Apply(ctx context.Context, events []*Event) error {
+	_, err := s.apply(ctx, events, false)
+	return err
+}
+
+// ApplyLinked is Apply that also returns the documents, as they are after
+// the events, of the tasks that ended and belong to a workflow (Linked),
+// whether or not these events changed them: a workflow step cut short by
+// a crash is taken up again by a duplicate of its event.
+func (s *Store) ApplyLinked(ctx context.Context, events []*Event) ([]*Status, error) {
+	return s.apply(ctx, events, true)
+}
+
+func (s *Store) apply(ctx context.Context, events []*Event, linked bool) ([]*Status, error) {
+	var out []*Status
 	byTask := map[string][]*Event{}
 	var order []string
 	for _, e := range events {
@@ -315,11 +332,11 @@ func (s *Store) Apply(ctx context.Context, events []*Event) error {
 	pending := order
 	for round := 0; len(pending) > 0; round++ {
 		if round == maxConflictRetries {
-			return fmt.Errorf("apply events to %d statuses (first %s): still conflicting after %d tries", len(pending), pending[0], round)
+			return out, fmt.Errorf("apply events to %d statuses (first %s): still conflicting after %d tries", len(pending), pending[0], round)
 		}
 		cur, err := s.GetMany(ctx, pending)
 		if err != nil {
-			return err
+			return out, err
 		}
 		var (
 			written     []string
@@ -342,6 +359,9 @@ func (s *Store) Apply(ctx context.Context, events []*Event) error {
 				}
 			}
 			if !changed {
+				if linked && Linked(st) {
+					out = append(out, st)
+				}
 				continue
 			}
 			s.expiry(st)
@@ -359,14 +379,19 @@ func (s *Store) Apply(ctx context.Context, events []*Event) error {
 		}
 		errs, err := s.writeAll(ctx, docs, create)
 		if err != nil {
-			return fmt.Errorf("write %d statuses: %w", len(written), err)
+			return out, fmt.Errorf("write %d statuses: %w", len(written), err)
+		}
+		for i, st := range writtenDocs {
+			if linked && (errs == nil || errs[i] == nil) && Linked(st) {
+				out = append(out, st)
+			}
 		}
 		for i, err := range errs {
 			if err == nil {
 				continue
 			}
 			if !conflict(err) {
-				return fmt.Errorf("write status %s: %w", written[i], err)
+				return out, fmt.Errorf("write status %s: %w", written[i], err)
 			}
 			pending = append(pending, written[i])
 		}
@@ -381,7 +406,7 @@ func (s *Store) Apply(ctx context.Context, events []*Event) error {
 			}
 		}
 	}
-	return nil
+	return out, nil
 }
 
 // observe hands the documents of a write to Observe, skipping those whose

@@ -57,7 +57,11 @@ type State string
 
 // The states of DESIGN.md. Succeeded, Failed and Cancelled are terminal.
 const (
-	Queued    State = "queued"
+	Queued State = "queued"
+	// Waiting is a workflow step created with its group or chain that
+	// has not been enqueued yet: a group's callback waits for the
+	// members, a chain's step for the one before it (docs/workflows.md).
+	Waiting   State = "waiting"
 	Running   State = "running"
 	Retrying  State = "retrying"
 	Succeeded State = "succeeded"
@@ -73,7 +77,7 @@ func (s State) Terminal() bool {
 // Valid reports whether s is one of the defined states.
 func (s State) Valid() bool {
 	switch s {
-	case Queued, Running, Retrying, Succeeded, Failed, Cancelled:
+	case Queued, Waiting, Running, Retrying, Succeeded, Failed, Cancelled:
 		return true
 	}
 	return false
@@ -99,6 +103,13 @@ type Status struct {
 	NextAttemptAt time.Time `json:"next_attempt_at,omitzero" docstore:"next_attempt_at"`
 	// IdempotencyKey is the key the task was submitted with, if any.
 	IdempotencyKey string `json:"idempotency_key,omitempty" docstore:"idempotency_key"`
+	// Group is set on the members of a group (docs/workflows.md).
+	Group *GroupRef `json:"group,omitempty" docstore:"-"`
+	// Next and Previous link the steps of a chain.
+	Next     string `json:"next,omitempty" docstore:"next"`
+	Previous string `json:"previous,omitempty" docstore:"previous"`
+	// CallbackOf is set on a group's callback: the group's ID.
+	CallbackOf string `json:"callback_of,omitempty" docstore:"callback_of"`
 
 	// Fields below are bookkeeping of the store, not part of the API.
 
@@ -111,6 +122,12 @@ type Status struct {
 	// reflects, so that the collector can rank a newcomer against it.
 	Phase   Phase     `json:"-" docstore:"phase"`
 	EventAt time.Time `json:"-" docstore:"event_at"`
+	// GroupID and GroupIndex hold Group in the store, flat.
+	GroupID    string `json:"-" docstore:"group"`
+	GroupIndex int    `json:"-" docstore:"group_index"`
+	// Pending is the encoded task message of a Waiting step, published
+	// when its predecessors are done and cleared then.
+	Pending string `json:"-" docstore:"pending"`
 	// ExpiresAt is when the store may delete the document (DynamoDB TTL,
 	// as epoch seconds).
 	ExpiresAt int64 `json:"-" docstore:"expires_at"`
@@ -123,4 +140,11 @@ const (
 	KindTask   = "task"
 	KindRunner = "runner"
 	KindKey    = "idempotency"
+	KindGroup  = "group"
 )
+
+// GroupRef names a group member's group and its place in it.
+type GroupRef struct {
+	ID    string `json:"id"`
+	Index int    `json:"index"`
+}

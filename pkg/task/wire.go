@@ -303,7 +303,7 @@ type wireDecoder struct {
 	off  int
 	// pending are the strings read, set by finish so that they share one
 	// allocation.
-	pending [8]pendingString
+	pending [12]pendingString
 	npend   int
 }
 
@@ -881,13 +881,16 @@ func statusSize(st *Status) int {
 		return len(`null`)
 	}
 	n := 170 + len(st.ID) + len(st.Function) + len(st.Queue) + len(st.State)
-	for _, s := range [...]string{st.Runner, st.Error, st.ResultRef, st.IdempotencyKey} {
+	for _, s := range [...]string{st.Runner, st.Error, st.ResultRef, st.IdempotencyKey, st.Next, st.Previous, st.CallbackOf} {
 		if s != "" {
 			n += 20 + len(s)
 		}
 	}
 	if len(st.Result) > 0 {
 		n += 10 + len(st.Result)
+	}
+	if st.Group != nil {
+		n += 50 + len(st.Group.ID)
 	}
 	for _, t := range [...]*time.Time{&st.StartedAt, &st.FinishedAt, &st.NextAttemptAt} {
 		if !t.IsZero() {
@@ -925,13 +928,25 @@ func (e *wireEncoder) status(st *Status) {
 	e.optStr(`,"result_ref":`, st.ResultRef)
 	e.optTime(`,"next_attempt_at":`, st.NextAttemptAt)
 	e.optStr(`,"idempotency_key":`, st.IdempotencyKey)
+	if g := st.Group; g != nil {
+		e.lit(`,"group":{"id":`)
+		e.str(g.ID)
+		e.lit(`,"index":`)
+		e.int(int64(g.Index))
+		e.lit(`}`)
+	}
+	e.optStr(`,"next":`, st.Next)
+	e.optStr(`,"previous":`, st.Previous)
+	e.optStr(`,"callback_of":`, st.CallbackOf)
 	e.lit(`}`)
 }
 
 // The keys of the status decoders, as messageKeys.
 var (
 	statusKeys = []string{"id", "function", "queue", "state", "attempt", "max_attempts", "created_at", "started_at",
-		"finished_at", "runner", "error", "result", "result_ref", "next_attempt_at", "idempotency_key"}
+		"finished_at", "runner", "error", "result", "result_ref", "next_attempt_at", "idempotency_key", "group", "next",
+		"previous", "callback_of"}
+	groupRefKeys   = []string{"id", "index"}
 	statusListKeys = []string{"tasks"}
 )
 
@@ -1027,7 +1042,35 @@ func (d *wireDecoder) status(st *Status) bool {
 			return d.time(&st.NextAttemptAt)
 		case "idempotency_key":
 			return d.str(&st.IdempotencyKey)
+		case "group":
+			if d.null() {
+				st.Group = nil
+				return true
+			}
+			if st.Group == nil {
+				st.Group = new(GroupRef)
+			}
+			return d.groupRef(st.Group)
+		case "next":
+			return d.str(&st.Next)
+		case "previous":
+			return d.str(&st.Previous)
+		case "callback_of":
+			return d.str(&st.CallbackOf)
 		}
 		return d.unknown(key, statusKeys)
+	})
+}
+
+// groupRef reads a group reference into g.
+func (d *wireDecoder) groupRef(g *GroupRef) bool {
+	return d.object(func(key []byte) bool {
+		switch string(key) {
+		case "id":
+			return d.str(&g.ID)
+		case "index":
+			return d.int(&g.Index)
+		}
+		return d.unknown(key, groupRefKeys)
 	})
 }

@@ -28,6 +28,10 @@ type Collector struct {
 	// MaxBatch bounds how many deliveries are applied together (500).
 	MaxBatch int
 	metrics  *metrics.Collector
+	// Workflow moves groups and chains on after their tasks' terminal
+	// events are applied; it enqueues released steps on Workflow.Tasks,
+	// which must be set where workflows are used.
+	Workflow *task.Workflow
 }
 
 // Instrument registers the collector's Prometheus metrics on reg
@@ -50,7 +54,10 @@ func New(store *task.Store, archive *task.Archive, log *slog.Logger) *Collector 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Collector{store: store, archive: archive, log: log, MaxBatch: 500}
+	return &Collector{
+		store: store, archive: archive, log: log, MaxBatch: 500,
+		Workflow: &task.Workflow{Store: store, Archive: archive, Log: log},
+	}
 }
 
 // Process applies a batch of deliveries from the events queue and settles
@@ -78,7 +85,15 @@ func (c *Collector) Process(ctx context.Context, ds []*task.Delivery) {
 			rHold = append(rHold, d)
 		}
 	}
-	if err := c.store.Apply(ctx, events); err != nil {
+	linked, err := c.store.ApplyLinked(ctx, events)
+	if err == nil && len(linked) > 0 {
+		// Acked only once the workflow step is done: a crash in between
+		// brings the events back, and the step is taken up again.
+		if err = c.Workflow.Advance(ctx, linked); err != nil {
+			err = fmt.Errorf("workflow step after %d ended tasks (first %s): %w", len(linked), linked[0].ID, err)
+		}
+	}
+	if err != nil {
 		c.log.Error("could not apply events; they will come back", "events", len(events), "err", err)
 		for _, d := range holders {
 			d.Nack()

@@ -23,6 +23,10 @@ type Env struct {
 	Log                envconfig.Log
 	// MetricsAddr, if set, is where a collect process serves /metrics.
 	MetricsAddr string `env:"DROVER_METRICS_ADDR"`
+	// TasksTopic is where the collector enqueues workflow steps (a
+	// group's callback, a chain's next step) once their predecessors
+	// are done; without it workflows stall at their first fan-in.
+	TasksTopic string `env:"DROVER_TASKS_TOPIC"`
 }
 
 // Validate checks e, returning a one-line error that names the variable
@@ -55,7 +59,15 @@ func (e *Env) Open(ctx context.Context, log *slog.Logger) (*Collector, *task.Res
 		return nil, nil, fmt.Errorf("DROVER_STATUS: %w", err)
 	}
 	res.Store.Retention = e.Retention
-	return New(res.Store, res.Archive, log), res, nil
+	col := New(res.Store, res.Archive, log)
+	if e.TasksTopic != "" {
+		if res.Tasks, err = task.OpenTopic(ctx, e.TasksTopic); err != nil {
+			res.Close(log)
+			return nil, nil, fmt.Errorf("DROVER_TASKS_TOPIC: %w", err)
+		}
+		col.Workflow.Tasks = res.Tasks
+	}
+	return col, res, nil
 }
 
 // Run runs the collector (and the dead-letter sweeper, if

@@ -44,9 +44,27 @@ type submitSpec struct {
 	MaxAttempts    *int            `json:"max_attempts"`
 	IdempotencyKey string          `json:"idempotency_key"`
 	Delay          *string         `json:"delay"`
+	Then           *submitSpec     `json:"then"`
 }
 
 func (s *submitSpec) spec(field string) (task.Spec, error) {
+	out, err := s.convert(field)
+	if err != nil {
+		return out, err
+	}
+	if err := out.Normalize(); err != nil {
+		var fe *task.FieldError
+		if errors.As(err, &fe) {
+			return out, &task.FieldError{Field: field + fe.Field, Reason: fe.Reason}
+		}
+		return out, err
+	}
+	return out, nil
+}
+
+// convert turns s into a Spec, checking what Normalize cannot see (a
+// zero max_attempts or timeout given explicitly), then included.
+func (s *submitSpec) convert(field string) (task.Spec, error) {
 	out := task.Spec{
 		Function: s.Function, Args: s.Args, Queue: s.Queue, IdempotencyKey: s.IdempotencyKey,
 	}
@@ -73,14 +91,52 @@ func (s *submitSpec) spec(field string) (task.Spec, error) {
 		}
 		*d.out = task.Duration(v)
 	}
-	if err := out.Normalize(); err != nil {
-		var fe *task.FieldError
-		if errors.As(err, &fe) {
-			return out, &task.FieldError{Field: field + fe.Field, Reason: fe.Reason}
+	if s.Then != nil {
+		depth := 0
+		for t := s.Then; t != nil; t = t.Then {
+			if depth++; depth > task.MaxThenDepth {
+				return out, &task.FieldError{Field: field + "then", Reason: fmt.Sprintf("nests more than %d steps deep (a chain has at most %d steps)", task.MaxThenDepth, task.MaxThenDepth+1)}
+			}
 		}
-		return out, err
+		then, err := s.Then.convert(field + "then.")
+		if err != nil {
+			return out, err
+		}
+		out.Then = &then
 	}
 	return out, nil
+}
+
+// submitGroup is a group in a request body.
+type submitGroup struct {
+	Tasks     []submitSpec `json:"tasks"`
+	Then      *submitSpec  `json:"then"`
+	OnFailure string       `json:"on_failure"`
+}
+
+func (g *submitGroup) spec() (task.GroupSpec, error) {
+	out := task.GroupSpec{OnFailure: g.OnFailure}
+	switch n := len(g.Tasks); {
+	case n == 0:
+		return out, &task.FieldError{Field: "tasks", Reason: "is empty; a group needs at least one task"}
+	case n > task.MaxGroupMembers:
+		return out, &task.FieldError{Field: "tasks", Reason: fmt.Sprintf("holds %d tasks, more than the %d a group may hold", n, task.MaxGroupMembers)}
+	}
+	out.Tasks = make([]task.Spec, len(g.Tasks))
+	for i := range g.Tasks {
+		var err error
+		if out.Tasks[i], err = g.Tasks[i].convert(fmt.Sprintf("tasks[%d].", i)); err != nil {
+			return out, err
+		}
+	}
+	if g.Then != nil {
+		then, err := g.Then.convert("then.")
+		if err != nil {
+			return out, err
+		}
+		out.Then = &then
+	}
+	return out, out.Normalize()
 }
 
 func clip(s string) string {

@@ -84,6 +84,7 @@ type Server struct {
 	log     *slog.Logger
 	cfg     Config
 	mux     *http.ServeMux
+	flow    *task.Workflow
 }
 
 // New returns a Server whose submit endpoints call a Service over tasks,
@@ -97,6 +98,7 @@ func New(tasks *task.Topic, archive *task.Archive, store *task.Store, log *slog.
 	s := &Server{
 		svc:   NewService(tasks, archive, store, log, cfg),
 		tasks: tasks, archive: archive, store: store, log: log, cfg: cfg, mux: http.NewServeMux(),
+		flow: &task.Workflow{Store: store, Archive: archive, Tasks: tasks, PayloadLimit: cfg.PayloadLimit, Log: log},
 	}
 	s.mux.HandleFunc("POST /v1/tasks", s.authed(s.submitOne))
 	s.mux.HandleFunc("POST /v1/tasks/batch", s.authed(s.submitBatch))
@@ -106,6 +108,9 @@ func New(tasks *task.Topic, archive *task.Archive, store *task.Store, log *slog.
 	s.mux.HandleFunc("GET /v1/tasks/{id}/result", s.authed(s.result))
 	s.mux.HandleFunc("GET /v1/runners", s.authed(s.runners))
 	s.mux.HandleFunc("GET /v1/stats", s.authed(s.stats))
+	s.mux.HandleFunc("POST /v1/groups", s.authed(s.submitGroup))
+	s.mux.HandleFunc("GET /v1/groups/{id}", s.authed(s.getGroup))
+	s.mux.HandleFunc("DELETE /v1/groups/{id}", s.authed(s.cancelGroup))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -219,7 +224,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, re.status, re.kind, "%s", re.detail)
 	case errors.As(err, &fe):
 		writeProblem(w, http.StatusUnprocessableEntity, probValidation, "%s", fe.Error())
-	case errors.Is(err, task.ErrNotFound):
+	case errors.Is(err, task.ErrNotFound), errors.Is(err, task.ErrGroupNotFound):
 		writeProblem(w, http.StatusNotFound, probNotFound, "%v", err)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		writeProblem(w, http.StatusServiceUnavailable, probUnavailable, "timed out: %v", err)
@@ -245,7 +250,7 @@ func (s *Server) submitOne(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	sts, err := s.svc.Submit(r.Context(), []task.Spec{spec})
+	sts, err := s.submit(r.Context(), []task.Spec{spec})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -282,7 +287,7 @@ func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	sts, err := s.svc.Submit(r.Context(), specs)
+	sts, err := s.submit(r.Context(), specs)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -361,7 +366,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	}
 	lq := task.ListQuery{State: task.State(q.Get("state")), Function: q.Get("function"), Queue: q.Get("queue"), Cursor: q.Get("cursor"), Limit: 50}
 	if lq.State != "" && !lq.State.Valid() {
-		writeProblem(w, http.StatusBadRequest, probMalformed, "state: %q is not one of queued, running, retrying, succeeded, failed, cancelled", clip(string(lq.State)))
+		writeProblem(w, http.StatusBadRequest, probMalformed, "state: %q is not one of queued, waiting, running, retrying, succeeded, failed, cancelled", clip(string(lq.State)))
 		return
 	}
 	if v := q.Get("limit"); v != "" {
@@ -401,6 +406,13 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.svc.metrics.Cancelled(st.Function, st.Queue)
 		s.log.Info("task cancelled", "task_id", id, "attempt", st.Attempt)
+		if task.Linked(st) {
+			// A member's group records it as ended; a chain's later
+			// steps are cancelled with it.
+			if err := s.flow.Advance(r.Context(), []*task.Status{st}); err != nil {
+				s.log.Error("cancelled task's workflow did not move on", "task_id", id, "err", err)
+			}
+		}
 		writeJSON(w, http.StatusOK, st)
 	}
 }
