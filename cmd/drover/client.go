@@ -563,6 +563,18 @@ func writeStatus(w io.Writer, st *task.Status, now time.Time) {
 	if st.ResultRef != "" {
 		fmt.Fprintf(w, "result_ref: %s\n", st.ResultRef)
 	}
+	if st.Group != nil {
+		fmt.Fprintf(w, "group: %s member %d\n", st.Group.ID, st.Group.Index)
+	}
+	if st.CallbackOf != "" {
+		fmt.Fprintf(w, "callback of group: %s\n", st.CallbackOf)
+	}
+	if st.Previous != "" {
+		fmt.Fprintf(w, "previous: %s\n", st.Previous)
+	}
+	if st.Next != "" {
+		fmt.Fprintf(w, "next: %s\n", st.Next)
+	}
 }
 
 // readArgs returns the args-json argument, read from standard input when it

@@ -34,6 +34,7 @@ func commands() map[string]*command {
 	for name, c := range benchCommands() {
 		cmds[name] = c
 	}
+	cmds["group"] = groupCommand()
 	return cmds
 }
 

@@ -255,6 +255,7 @@ func (e *memEnv) StartRunner(name string, o runnerOpts) proc {
 
 func (e *memEnv) StartCollector(name string) proc {
 	col := collector.New(e.store, e.archive, e.log)
+	col.Workflow.Tasks = e.tasks
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &memProc{cancel: cancel, done: make(chan struct{})}
 	sub, err := task.OpenSubscription(ctx, fmt.Sprintf("memq://%s?visibility=%s", e.eventsQ, e.vis))

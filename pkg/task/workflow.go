@@ -331,6 +331,12 @@ func (s *Store) getGroup(ctx context.Context, id string) (*groupDoc, error) {
 	if g.Kind != KindGroup {
 		return nil, fmt.Errorf("get group %s: %w", id, ErrGroupNotFound)
 	}
+	// Some in-memory drivers (gocloud's memdocstore) hand out the stored
+	// slices themselves: the bitmaps are changed in place before a write.
+	g.Done, g.Failed = bytes.Clone(g.Done), bytes.Clone(g.Failed)
+	if len(g.Done) < (g.Size+7)/8 || len(g.Failed) < (g.Size+7)/8 {
+		return nil, fmt.Errorf("get group %s: bitmaps of %d and %d bytes for %d members", id, len(g.Done), len(g.Failed), g.Size)
+	}
 	return g, nil
 }
 
