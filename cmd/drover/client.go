@@ -177,7 +177,7 @@ func runWait(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func runList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	v := newVerb("ls", "ls [flags]", stdout, stderr)
 	var opts client.ListOptions
-	v.fs.Func("state", "only tasks in this state: queued, running, retrying, succeeded, failed or cancelled", func(s string) error {
+	v.fs.Func("state", "only tasks in this state: queued, waiting, running, retrying, succeeded, failed or cancelled", func(s string) error {
 		if !task.State(s).Valid() {
 			return errors.New("not a state")
 		}
