@@ -118,9 +118,9 @@ func (b *wfBundle) feed(t *testing.T, r *rand.Rand, evs []*Event, crashEvery int
 func TestGroupEventsAnyOrder(t *testing.T) {
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 15))
-	trials := 25
+	trials := 12
 	if testing.Short() {
-		trials = 8
+		trials = 5
 	}
 	for trial := range trials {
 		n := 1 + r.IntN(24)
@@ -246,7 +246,7 @@ func TestGroupEventsAnyOrder(t *testing.T) {
 func TestChainEventsAnyOrder(t *testing.T) {
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 16))
-	for trial := range 30 {
+	for trial := range 15 {
 		b := newWFBundle(t)
 		ctx := context.Background()
 		first := NewID(base)
