@@ -6,7 +6,7 @@ SHELL := /bin/bash
 GO    ?= go
 ARCHS ?= amd64 arm64
 LAMBDA_FUNCS := dispatch collect runner
-TEST_TIMEOUT ?= 25m
+TEST_TIMEOUT ?= 45m
 # -race on every test run, as the style guide asks; CI=true adds -v-free
 # summaries only (go test prints its normal output either way).
 TEST_FLAGS ?= -race -count=1 -timeout $(TEST_TIMEOUT)
