@@ -247,7 +247,7 @@ func (t *topic) SendBatch(ctx context.Context, ms []*driver.Message) error {
 func parseDelay(s string) (time.Duration, error) {
 	ms, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || ms < 0 || ms > MaxDelay.Milliseconds() {
-		return 0, errorf(codeInvalid, "memq: metadata %s=%q: want milliseconds in [0, %d]", taskdriver.MetadataDelay, s, MaxDelay.Milliseconds())
+		return 0, taskdriver.Errorf(codeInvalid, "memq: metadata %s=%q: want milliseconds in [0, %d]", taskdriver.MetadataDelay, s, MaxDelay.Milliseconds())
 	}
 	return time.Duration(ms) * time.Millisecond, nil
 }
@@ -275,7 +275,7 @@ func (t *topic) As(i any) bool {
 // Depth implements taskdriver.QueueDepth: the messages not yet acked.
 func (t *topic) Depth(context.Context) (int, error) {
 	if t.q == nil {
-		return 0, errorf(gcerrors.NotFound, "memq: topic does not exist")
+		return 0, taskdriver.Errorf(gcerrors.NotFound, "memq: topic does not exist")
 	}
 	q := t.q
 	q.mu.Lock()
@@ -298,7 +298,7 @@ func (t *topic) SendDirect(ctx context.Context, bodies [][]byte, delays []time.D
 	}
 	for _, d := range delays {
 		if d < 0 || d > MaxDelay {
-			return errorf(codeInvalid, "memq: delay %v out of range [0, %v]", d, MaxDelay)
+			return taskdriver.Errorf(codeInvalid, "memq: delay %v out of range [0, %v]", d, MaxDelay)
 		}
 	}
 	var now time.Time
@@ -367,7 +367,7 @@ func (q *queue) send(ms []*message, delays []time.Duration, now time.Time) error
 func (*topic) ErrorAs(error, any) bool { return false }
 
 // ErrorCode implements driver.Topic.
-func (*topic) ErrorCode(err error) gcerrors.ErrorCode { return errorCode(err) }
+func (*topic) ErrorCode(err error) gcerrors.ErrorCode { return taskdriver.Code(err) }
 
 // Close implements driver.Topic. The queue lives on; a durable one's
 // journal is synced.
@@ -408,18 +408,19 @@ func (s *subscription) ReceiveBatch(ctx context.Context, maxMessages int) ([]*dr
 		return nil, err
 	}
 	var out []*driver.Message
-	err := s.await(ctx, func(q *queue, now time.Time) { out = q.take(now, maxMessages, s.visibility) })
+	err := s.await(ctx, func(q *queue, now time.Time) { out = take(q, now, maxMessages, s.visibility, (*delivery).message) })
 	return out, err
 }
 
-// ReceiveDirect implements taskdriver.DirectReceiver, blocking as ReceiveBatch
-// does. Its deliveries settle at once when acked or nacked.
+// ReceiveDirect implements taskdriver.DirectReceiver: ReceiveBatch's
+// path, presenting the deliveries as task deliveries that settle at once
+// when acked or nacked.
 func (s *subscription) ReceiveDirect(ctx context.Context, max int) ([]*taskdriver.Delivery, error) {
 	if err := s.usable(ctx); err != nil {
 		return nil, err
 	}
 	var out []*taskdriver.Delivery
-	err := s.await(ctx, func(q *queue, now time.Time) { out = q.takeDirect(now, max, s.visibility) })
+	err := s.await(ctx, func(q *queue, now time.Time) { out = take(q, now, max, s.visibility, (*delivery).direct) })
 	return out, err
 }
 
@@ -587,7 +588,7 @@ func (s *subscription) As(i any) bool {
 func (*subscription) ErrorAs(error, any) bool { return false }
 
 // ErrorCode implements driver.Subscription.
-func (*subscription) ErrorCode(err error) gcerrors.ErrorCode { return errorCode(err) }
+func (*subscription) ErrorCode(err error) gcerrors.ErrorCode { return taskdriver.Code(err) }
 
 // Close implements driver.Subscription. The queue lives on; messages this
 // subscription received and did not ack come back when their visibility

@@ -9,6 +9,8 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/droverhq/drover/pkg/durable"
+
+	taskdriver "github.com/droverhq/drover/pkg/task/driver"
 )
 
 // A durable queue journals every change to its messages in a
@@ -222,7 +224,7 @@ func (q *queue) persistSend(ms []*message) error {
 		b.Set(q.key('s', m.id), encodeState(m.at, 0))
 	}
 	if err := q.eng.Apply(b, true); err != nil {
-		return errorf(gcerrors.Internal, "memq: queue %q: %v", q.name, err)
+		return taskdriver.Errorf(gcerrors.Internal, "memq: queue %q: %v", q.name, err)
 	}
 	return nil
 }
@@ -254,21 +256,9 @@ func (q *queue) engineErr() error {
 		return nil
 	}
 	if err := q.eng.Err(); err != nil {
-		return errorf(gcerrors.Internal, "memq: queue %q: %v", q.name, err)
+		return taskdriver.Errorf(gcerrors.Internal, "memq: queue %q: %v", q.name, err)
 	}
 	return nil
-}
-
-// journalTaken journals the deliveries a take made, in one batch.
-func journalTaken[T any](q *queue, out []T, msg func(T) *message) {
-	if q.eng == nil || len(out) == 0 {
-		return
-	}
-	ms := make([]*message, len(out))
-	for i, x := range out {
-		ms[i] = msg(x)
-	}
-	q.journal(ms...)
 }
 
 // sync waits for everything journaled so far to be on disk (a graceful

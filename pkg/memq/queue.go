@@ -247,10 +247,14 @@ func (q *queue) advance(now time.Time) {
 	q.waiting.shrink()
 }
 
-// take delivers up to max ready messages, hiding each for vis.
-func (q *queue) take(now time.Time, max int, vis time.Duration) []*driver.Message {
+// take delivers up to max ready messages, hiding each for vis, as wrap
+// presents a delivery: a driver.Message for the portable receive, a
+// taskdriver.Delivery for the direct one. It is the one receive path of
+// the queue.
+func take[T any](q *queue, now time.Time, max int, vis time.Duration, wrap func(*delivery) T) []T {
 	n := min(max, q.nReady)
-	out := make([]*driver.Message, 0, n)
+	out := make([]T, 0, n)
+	var taken []*message // for the journal of a durable queue
 	for len(out) < n {
 		e, ok := q.ready.pop()
 		if !ok {
@@ -264,54 +268,34 @@ func (q *queue) take(now time.Time, max int, vis time.Duration) []*driver.Messag
 		m.receives++
 		m.visSet = false
 		q.toWaiting(m, now.Add(vis))
-		d := &delivery{q: q, m: m, gen: m.gen, count: m.receives}
-		var md map[string]string
-		if len(m.md) > 0 {
-			md = maps.Clone(m.md) // receivers may modify theirs
+		out = append(out, wrap(&delivery{q: q, m: m, gen: m.gen, count: m.receives}))
+		if q.eng != nil {
+			taken = append(taken, m)
 		}
-		out = append(out, &driver.Message{
-			LoggableID: q.name + "/" + strconv.FormatUint(m.id, 10),
-			Body:       m.body,
-			Metadata:   md,
-			AckID:      d,
-			AsFunc:     d.as,
-		})
 	}
 	q.ready.shrink()
-	journalTaken(q, out, func(dm *driver.Message) *message { return dm.AckID.(*delivery).m })
+	if len(taken) > 0 {
+		q.journal(taken...)
+	}
 	return out
 }
 
-// takeDirect delivers up to max ready messages as task deliveries, hiding
-// each for vis.
-func (q *queue) takeDirect(now time.Time, max int, vis time.Duration) []*taskdriver.Delivery {
-	n := min(max, q.nReady)
-	out := make([]*taskdriver.Delivery, 0, n)
-	for len(out) < n {
-		e, ok := q.ready.pop()
-		if !ok {
-			break
-		}
-		m := e.m
-		if m.state != stReady || m.epoch != e.epoch {
-			continue
-		}
-		m.gen++
-		m.receives++
-		m.visSet = false
-		q.toWaiting(m, now.Add(vis))
-		d := &delivery{q: q, m: m, gen: m.gen, count: m.receives}
-		out = append(out, &taskdriver.Delivery{
-			ID:    q.name + "/" + strconv.FormatUint(m.id, 10),
-			Body:  m.body,
-			Lease: d,
-			Ack:   d.ackNow,
-			Nack:  d.nackNow,
-		})
+// id is the delivery's message ID, for logs.
+func (d *delivery) id() string { return d.q.name + "/" + strconv.FormatUint(d.m.id, 10) }
+
+// message presents d to gocloud's portable subscription.
+func (d *delivery) message() *driver.Message {
+	var md map[string]string
+	if len(d.m.md) > 0 {
+		md = maps.Clone(d.m.md) // receivers may modify theirs
 	}
-	q.ready.shrink()
-	journalTaken(q, out, func(d *taskdriver.Delivery) *message { return d.Lease.(*delivery).m })
-	return out
+	return &driver.Message{LoggableID: d.id(), Body: d.m.body, Metadata: md, AckID: d, AsFunc: d.as}
+}
+
+// direct presents d as a task delivery, settled at once by its Ack and
+// Nack.
+func (d *delivery) direct() *taskdriver.Delivery {
+	return &taskdriver.Delivery{ID: d.id(), Body: d.m.body, Lease: d, Ack: d.ackNow, Nack: d.nackNow}
 }
 
 // ackNow and nackNow settle a direct delivery at once.
@@ -419,7 +403,7 @@ func (d *delivery) SetVisibility(ctx context.Context, vis time.Duration) error {
 		return err
 	}
 	if vis < 0 || vis > MaxVisibility {
-		return errorf(codeInvalid, "memq: visibility %v out of range [0, %v]", vis, MaxVisibility)
+		return taskdriver.Errorf(codeInvalid, "memq: visibility %v out of range [0, %v]", vis, MaxVisibility)
 	}
 	d.q.mu.Lock()
 	defer d.q.mu.Unlock()

@@ -29,6 +29,8 @@ import (
 
 	"gocloud.dev/docstore/driver"
 	"gocloud.dev/gcerrors"
+
+	taskdriver "github.com/droverhq/drover/pkg/task/driver"
 )
 
 // encodeDoc encodes a driver.Document as a storedDoc.
@@ -113,7 +115,7 @@ func decodeDoc(m map[string]any, ddoc driver.Document, fps [][]string) error {
 		for _, fp := range fps {
 			val, err := getAtFieldPath(m, fp, false)
 			if err != nil {
-				if codeOf(err) == gcerrors.NotFound {
+				if taskdriver.Code(err) == gcerrors.NotFound {
 					continue
 				}
 				return err
@@ -226,7 +228,7 @@ func add(x, y any) (any, error) {
 			return float64(x) + y, nil
 		default:
 			// This shouldn't happen because it should be checked by docstore.
-			return nil, errorf(gcerrors.Internal, "bad increment aount type %T", y)
+			return nil, taskdriver.Errorf(gcerrors.Internal, "bad increment aount type %T", y)
 		}
 	case float64:
 		switch y := y.(type) {
@@ -236,10 +238,10 @@ func add(x, y any) (any, error) {
 			return x + y, nil
 		default:
 			// This shouldn't happen because it should be checked by docstore.
-			return nil, errorf(gcerrors.Internal, "bad increment aount type %T", y)
+			return nil, taskdriver.Errorf(gcerrors.Internal, "bad increment aount type %T", y)
 		}
 	default:
-		return nil, errorf(gcerrors.InvalidArgument, "value %v being incremented not int64 or float64", x)
+		return nil, taskdriver.Errorf(gcerrors.InvalidArgument, "value %v being incremented not int64 or float64", x)
 	}
 }
 
@@ -276,7 +278,7 @@ func getAtFieldPath(m map[string]any, fp []string, nested bool) (result any, err
 	for _, k := range fp {
 		next := get(result, k)
 		if next == nil {
-			return nil, errorf(gcerrors.NotFound, "field %s not found", strings.Join(fp, "."))
+			return nil, taskdriver.Errorf(gcerrors.NotFound, "field %s not found", strings.Join(fp, "."))
 		}
 		result = next
 	}
@@ -310,7 +312,7 @@ func getParentMap(m map[string]any, fp []string, create bool) (map[string]any, e
 		}
 		m, ok = m[k].(map[string]any)
 		if !ok {
-			return nil, errorf(gcerrors.InvalidArgument, "invalid field path %q at %q", strings.Join(fp, "."), k)
+			return nil, taskdriver.Errorf(gcerrors.InvalidArgument, "invalid field path %q at %q", strings.Join(fp, "."), k)
 		}
 	}
 	return m, nil

@@ -53,14 +53,14 @@ func (c *collection) directAll(ctx context.Context, docs []any, kind func(int) d
 
 // errClosed is what the direct path returns once the collection is
 // closed, as the portable type does.
-var errClosed = errorf(gcerrors.FailedPrecondition, "docstore: Collection has been closed")
+var errClosed = taskdriver.Errorf(gcerrors.FailedPrecondition, "docstore: Collection has been closed")
 
 // direct runs one action with the checks the portable type makes before
 // it hands an action to the driver.
 func (c *collection) direct(ctx context.Context, kind driver.ActionKind, doc any, fps [][]string) error {
 	ddoc, err := driver.NewDocument(doc)
 	if err != nil {
-		return errorf(gcerrors.InvalidArgument, "%v", err)
+		return taskdriver.Errorf(gcerrors.InvalidArgument, "%v", err)
 	}
 	key, err := c.Key(ddoc)
 	if err != nil {
@@ -68,13 +68,13 @@ func (c *collection) direct(ctx context.Context, kind driver.ActionKind, doc any
 	}
 	if key == nil || driver.IsEmptyValue(reflect.ValueOf(key)) {
 		if kind != driver.Create {
-			return errorf(gcerrors.InvalidArgument, "missing document key")
+			return taskdriver.Errorf(gcerrors.InvalidArgument, "missing document key")
 		}
 		key = nil
 	}
 	if kind == driver.Create {
 		if rev, _ := ddoc.GetField(c.opts.RevisionField); rev != nil {
-			return errorf(gcerrors.InvalidArgument, "cannot create a document with a revision field")
+			return taskdriver.Errorf(gcerrors.InvalidArgument, "cannot create a document with a revision field")
 		}
 	}
 	return c.runAction(ctx, &driver.Action{Kind: kind, Doc: ddoc, Key: key, FieldPaths: fps})

@@ -9,6 +9,8 @@ import (
 
 	"gocloud.dev/docstore"
 	"gocloud.dev/gcerrors"
+
+	taskdriver "github.com/droverhq/drover/pkg/task/driver"
 )
 
 // A durable collection (Options.Engine) journals every write, delete and
@@ -195,7 +197,7 @@ func (c *collection) persist(key any, s *stored) error {
 	}
 	k, err := c.docKey(key)
 	if err != nil {
-		return errorf(gcerrors.InvalidArgument, "key %v: %v", key, err)
+		return taskdriver.Errorf(gcerrors.InvalidArgument, "key %v: %v", key, err)
 	}
 	m := s.m
 	if m == nil {
@@ -203,12 +205,12 @@ func (c *collection) persist(key any, s *stored) error {
 	}
 	v, err := appendValue(nil, m)
 	if err != nil {
-		return errorf(gcerrors.InvalidArgument, "document %v: %v", key, err)
+		return taskdriver.Errorf(gcerrors.InvalidArgument, "document %v: %v", key, err)
 	}
 	b := c.opts.Engine.NewBatch()
 	b.Set(k, v)
 	if err := c.opts.Engine.Apply(b, false); err != nil {
-		return errorf(gcerrors.Internal, "write document %v: %v", key, err)
+		return taskdriver.Errorf(gcerrors.Internal, "write document %v: %v", key, err)
 	}
 	return nil
 }
@@ -221,12 +223,12 @@ func (c *collection) persistDelete(key any) error {
 	}
 	k, err := c.docKey(key)
 	if err != nil {
-		return errorf(gcerrors.InvalidArgument, "key %v: %v", key, err)
+		return taskdriver.Errorf(gcerrors.InvalidArgument, "key %v: %v", key, err)
 	}
 	b := c.opts.Engine.NewBatch()
 	b.Delete(k)
 	if err := c.opts.Engine.Apply(b, false); err != nil {
-		return errorf(gcerrors.Internal, "delete document %v: %v", key, err)
+		return taskdriver.Errorf(gcerrors.Internal, "delete document %v: %v", key, err)
 	}
 	return nil
 }
@@ -237,7 +239,7 @@ func (c *collection) syncCreate() error {
 		return nil
 	}
 	if err := c.opts.Engine.Sync(); err != nil {
-		return errorf(gcerrors.Internal, "sync: %v", err)
+		return taskdriver.Errorf(gcerrors.Internal, "sync: %v", err)
 	}
 	return nil
 }

@@ -2,8 +2,6 @@ package memstore
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"hash/maphash"
 	"math"
 	"reflect"
@@ -132,7 +130,7 @@ func OpenCollectionWithKeyFunc(keyFunc func(docstore.Document) any, opts *Option
 
 func newCollection(keyField string, keyFunc func(docstore.Document) any, opts *Options) (*collection, error) {
 	if keyField == "" && keyFunc == nil {
-		return nil, errorf(gcerrors.InvalidArgument, "must provide either keyField or keyFunc")
+		return nil, taskdriver.Errorf(gcerrors.InvalidArgument, "must provide either keyField or keyFunc")
 	}
 	c := &collection{keyField: keyField, keyFunc: keyFunc, seed: maphash.MakeSeed(), index: btree.NewOrderedG[string](32)}
 	if opts != nil {
@@ -150,7 +148,7 @@ func newCollection(keyField string, keyFunc func(docstore.Document) any, opts *O
 	if e := c.opts.Engine; e != nil {
 		if c.opts.Filename != "" || c.opts.Name == "" {
 			e.Close()
-			return nil, errorf(gcerrors.InvalidArgument, "a durable collection needs a Name and no Filename")
+			return nil, taskdriver.Errorf(gcerrors.InvalidArgument, "a durable collection needs a Name and no Filename")
 		}
 		c.pfx = append([]byte("d/"+c.opts.Name), 0)
 		if err := c.loadEngine(); err != nil {
@@ -180,13 +178,13 @@ func (c *collection) Key(doc driver.Document) (any, error) {
 	if c.keyField != "" {
 		key, _ := doc.GetField(c.keyField) // a missing key is nil
 		if key != nil && !reflect.TypeOf(key).Comparable() {
-			return nil, errorf(gcerrors.InvalidArgument, "key of type %T is not comparable", key)
+			return nil, taskdriver.Errorf(gcerrors.InvalidArgument, "key of type %T is not comparable", key)
 		}
 		return key, nil
 	}
 	key := c.keyFunc(doc.Origin)
 	if key == nil || driver.IsEmptyValue(reflect.ValueOf(key)) {
-		return nil, errorf(gcerrors.InvalidArgument, "missing document key")
+		return nil, taskdriver.Errorf(gcerrors.InvalidArgument, "missing document key")
 	}
 	return key, nil
 }
@@ -246,11 +244,11 @@ func (c *collection) runAction(ctx context.Context, a *driver.Action) error {
 		// Create without a key: the key is made below, under the shard
 		// of... a key we do not have yet. Make it first.
 		if a.Kind != driver.Create {
-			return errorf(gcerrors.InvalidArgument, "missing document key")
+			return taskdriver.Errorf(gcerrors.InvalidArgument, "missing document key")
 		}
 		a.Key = driver.UniqueString()
 		if err := a.Doc.SetField(c.keyField, a.Key); err != nil {
-			return errorf(gcerrors.InvalidArgument, "cannot set key field %q", c.keyField)
+			return taskdriver.Errorf(gcerrors.InvalidArgument, "cannot set key field %q", c.keyField)
 		}
 		sh = c.shardOf(a.Key)
 	}
@@ -259,7 +257,7 @@ func (c *collection) runAction(ctx context.Context, a *driver.Action) error {
 		cur := sh.docs[a.Key]
 		sh.mu.RUnlock()
 		if cur == nil {
-			return errorf(gcerrors.NotFound, "document with key %v does not exist", a.Key)
+			return taskdriver.Errorf(gcerrors.NotFound, "document with key %v does not exist", a.Key)
 		}
 		return c.decode(cur, a.Doc, a.FieldPaths)
 	}
@@ -296,12 +294,12 @@ func (c *collection) check(a *driver.Action, cur *stored) error {
 	switch a.Kind {
 	case driver.Create:
 		if cur != nil {
-			return errorf(gcerrors.AlreadyExists, "Create: document with key %v exists", a.Key)
+			return taskdriver.Errorf(gcerrors.AlreadyExists, "Create: document with key %v exists", a.Key)
 		}
 		return nil
 	case driver.Replace, driver.Update, driver.Get:
 		if cur == nil {
-			return errorf(gcerrors.NotFound, "document with key %v does not exist", a.Key)
+			return taskdriver.Errorf(gcerrors.NotFound, "document with key %v does not exist", a.Key)
 		}
 	}
 	if a.Kind == driver.Get || cur == nil || cur.rev == 0 {
@@ -313,10 +311,10 @@ func (c *collection) check(a *driver.Action, cur *stored) error {
 	}
 	want, ok := r.(int64)
 	if !ok {
-		return errorf(gcerrors.InvalidArgument, "revision field %s is not an int64", c.opts.RevisionField)
+		return taskdriver.Errorf(gcerrors.InvalidArgument, "revision field %s is not an int64", c.opts.RevisionField)
 	}
 	if want != cur.rev {
-		return errorf(gcerrors.FailedPrecondition, "mismatched revisions: want %d, current %d", want, cur.rev)
+		return taskdriver.Errorf(gcerrors.FailedPrecondition, "mismatched revisions: want %d, current %d", want, cur.rev)
 	}
 	return nil
 }
@@ -369,7 +367,7 @@ func (c *collection) execute(sh *shard, a *driver.Action, cur, next *stored) err
 		}
 		c.store(sh, a.Key, cur, next)
 	default:
-		return errorf(gcerrors.Internal, "unknown kind %v", a.Kind)
+		return taskdriver.Errorf(gcerrors.Internal, "unknown kind %v", a.Kind)
 	}
 	return nil
 }
@@ -564,12 +562,12 @@ func (c *collection) runAtomicWrites(ctx context.Context, actions []*driver.Acti
 	for i, a := range actions {
 		if a.Key == nil {
 			if a.Kind != driver.Create {
-				fail(errorf(gcerrors.InvalidArgument, "missing document key"))
+				fail(taskdriver.Errorf(gcerrors.InvalidArgument, "missing document key"))
 				return
 			}
 			a.Key = driver.UniqueString()
 			if err := a.Doc.SetField(c.keyField, a.Key); err != nil {
-				fail(errorf(gcerrors.InvalidArgument, "cannot set key field %q", c.keyField))
+				fail(taskdriver.Errorf(gcerrors.InvalidArgument, "cannot set key field %q", c.keyField))
 				return
 			}
 		}
@@ -629,7 +627,7 @@ func (c *collection) shardIndex(key any) uint64 {
 func (c *collection) RevisionToBytes(rev any) ([]byte, error) {
 	r, ok := rev.(int64)
 	if !ok {
-		return nil, errorf(gcerrors.InvalidArgument, "revision %v of type %[1]T is not an int64", rev)
+		return nil, taskdriver.Errorf(gcerrors.InvalidArgument, "revision %v of type %[1]T is not an int64", rev)
 	}
 	return strconv.AppendInt(nil, r, 10), nil
 }
@@ -656,20 +654,7 @@ func (c *collection) As(i any) bool {
 func (c *collection) ErrorAs(error, any) bool { return false }
 
 // ErrorCode implements driver.Collection.
-func (c *collection) ErrorCode(err error) gcerrors.ErrorCode { return codeOf(err) }
-
-func codeOf(err error) gcerrors.ErrorCode {
-	var ce *codeError
-	switch {
-	case errors.As(err, &ce):
-		return ce.code
-	case errors.Is(err, context.Canceled):
-		return gcerrors.Canceled
-	case errors.Is(err, context.DeadlineExceeded):
-		return gcerrors.DeadlineExceeded
-	}
-	return gcerrors.Code(err)
-}
+func (c *collection) ErrorCode(err error) gcerrors.ErrorCode { return taskdriver.Code(err) }
 
 // Close implements driver.Collection: it stops the sweep and saves the
 // file, if any.
@@ -743,22 +728,6 @@ func (c *collection) drop(due []dueKey) {
 		}
 		sh.mu.Unlock()
 	}
-}
-
-// codeError is an error with a gcerrors code.
-type codeError struct {
-	code gcerrors.ErrorCode
-	msg  string
-}
-
-func (e *codeError) Error() string { return e.msg }
-
-// ErrorCode is the error's code, for callers of the direct path (the
-// portable type asks the collection's ErrorCode instead).
-func (e *codeError) ErrorCode() gcerrors.ErrorCode { return e.code }
-
-func errorf(code gcerrors.ErrorCode, format string, args ...any) error {
-	return &codeError{code: code, msg: fmt.Sprintf(format, args...)}
 }
 
 // update applies mods to doc (adapted from memdocstore): all or nothing.

@@ -14,10 +14,12 @@ package driver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
+	"gocloud.dev/gcerrors"
 	"gocloud.dev/pubsub"
 )
 
@@ -178,4 +180,34 @@ func QueueExtensionFor(scheme string) QueueExtension {
 	extMu.RLock()
 	defer extMu.RUnlock()
 	return extensions[scheme]
+}
+
+// Error is an error with a gcerrors code, for drivers to return. Code
+// reads the code through its ErrorCode method, so a driver's ErrorCode
+// and callers of its direct paths classify it the same way.
+type Error struct {
+	Code gcerrors.ErrorCode
+	Msg  string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// ErrorCode is e's code.
+func (e *Error) ErrorCode() gcerrors.ErrorCode { return e.Code }
+
+// Errorf returns an *Error with the given code and message.
+func Errorf(code gcerrors.ErrorCode, format string, args ...any) error {
+	return &Error{Code: code, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Code classifies err: the code of the first error in its chain with an
+// ErrorCode method (an *Error of a driver's direct path), else
+// gcerrors.Code's (portable errors, context errors). It is the one
+// classifier of Drover's drivers and of package task.
+func Code(err error) gcerrors.ErrorCode {
+	var c interface{ ErrorCode() gcerrors.ErrorCode }
+	if errors.As(err, &c) {
+		return c.ErrorCode()
+	}
+	return gcerrors.Code(err)
 }
