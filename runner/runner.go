@@ -197,12 +197,10 @@ func (r *Runner) Process(ctx context.Context, d *task.Delivery) Outcome {
 	j := &job{
 		id: m.ID, lease: d.Lease, ctx: ctx,
 		log: taskLog{base: r.log, m: m, attempt: attempt},
-		ev: task.Event{
-			TaskID: m.ID, Function: m.Function, Queue: m.Queue, MaxAttempts: m.MaxAttempts,
-			CreatedAt: m.CreatedAt, Attempt: attempt, Runner: r.cfg.Name, At: now, StartedAt: now,
-		},
+		ev:  task.NewEvent(m, attempt, r.cfg.Name, now),
 	}
 	log, ev := &j.log, &j.ev
+	ev.StartedAt = now
 
 	if r.checks != nil {
 		state, err := r.checks.state(ctx, &j.check, m.ID)
@@ -443,13 +441,9 @@ func (r *Runner) poison(ctx context.Context, d *task.Delivery, m *task.Message, 
 	}
 	r.log.Warn("undecodable task message archived", "message_id", d.ID, "key", key, "err", cause)
 	if m != nil && task.ValidID(m.ID) {
-		ev := &task.Event{
-			TaskID: m.ID, Function: m.Function, Queue: m.Queue, MaxAttempts: m.MaxAttempts,
-			CreatedAt: m.CreatedAt, Attempt: d.Attempt(), Phase: task.PhaseFailed,
-			Runner: r.cfg.Name, At: time.Now().UTC(),
-			Error: fmt.Sprintf("%v (message archived at %s)", cause, key),
-		}
-		if err := r.publish(ctx, ev); err != nil {
+		ev := task.NewEvent(m, d.Attempt(), r.cfg.Name, time.Now().UTC())
+		ev.Phase, ev.Error = task.PhaseFailed, fmt.Sprintf("%v (message archived at %s)", cause, key)
+		if err := r.publish(ctx, &ev); err != nil {
 			r.log.Warn("could not publish failure of undecodable message", "task_id", m.ID, "err", err)
 		}
 	}

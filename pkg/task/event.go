@@ -59,6 +59,15 @@ type Event struct {
 	NextAttemptAt time.Time `json:"next_attempt_at,omitzero"`
 }
 
+// NewEvent returns the event that runner reports at at about attempt of
+// the task m carries; the caller sets its phase and outcome.
+func NewEvent(m *Message, attempt int, runner string, at time.Time) Event {
+	return Event{
+		TaskID: m.ID, Function: m.Function, Queue: m.Queue, MaxAttempts: m.MaxAttempts,
+		CreatedAt: m.CreatedAt, Attempt: attempt, Runner: runner, At: at,
+	}
+}
+
 // RunnerInfo is a runner's heartbeat: who it is and what it is doing. The
 // collector keeps the latest one per runner.
 type RunnerInfo struct {

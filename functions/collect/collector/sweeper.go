@@ -23,15 +23,12 @@ func (c *Collector) Sweep(ctx context.Context, ds []*task.Delivery) {
 			c.poison(ctx, d, err)
 			continue
 		}
-		events = append(events, &task.Event{
-			TaskID: m.ID, Function: m.Function, Queue: m.Queue, MaxAttempts: m.MaxAttempts,
-			CreatedAt: m.CreatedAt, Attempt: d.Attempt(), Phase: task.PhaseFailed,
-			Runner: "dead-letter-sweeper", At: time.Now().UTC(),
-			Error: fmt.Sprintf("dead-lettered after %d deliveries without an outcome", d.Attempt()),
-		})
+		e := task.NewEvent(m, d.Attempt(), "dead-letter-sweeper", time.Now().UTC())
+		e.Phase, e.Error = task.PhaseFailed, fmt.Sprintf("dead-lettered after %d deliveries without an outcome", d.Attempt())
+		events = append(events, &e)
 		holders = append(holders, d)
 	}
-	if err := c.store.Apply(ctx, events); err != nil {
+	if _, err := c.store.Apply(ctx, events); err != nil {
 		c.log.Error("could not record dead-lettered tasks; they will come back", "tasks", len(events), "err", err)
 		for _, d := range holders {
 			d.Nack()
@@ -47,7 +44,7 @@ func (c *Collector) Sweep(ctx context.Context, ds []*task.Delivery) {
 
 // RunSweeper sweeps the dead-letter queue until ctx is done.
 func (c *Collector) RunSweeper(ctx context.Context, open task.Opener) error {
-	return receiveBatches(ctx, c.log, "dead letters", open, 100, func(ds []*task.Delivery) {
+	return Receive(ctx, c.log, "dead letters", open, 100, func(ds []*task.Delivery) {
 		c.Sweep(context.WithoutCancel(ctx), ds)
 	})
 }
