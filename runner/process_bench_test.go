@@ -62,7 +62,11 @@ func BenchmarkProcess(b *testing.B) {
 				if evs := e.drainEvents(b); len(evs) < n {
 					b.Fatalf("%d events for %d tasks", len(evs), n)
 				}
-				if err := e.store.DeleteMany(ctx, ids); err != nil {
+				al := e.coll.Actions()
+				for _, id := range ids {
+					al.Delete(&task.Status{ID: id})
+				}
+				if err := al.Do(ctx); err != nil {
 					b.Fatal(err)
 				}
 				done += n

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gocloud.dev/blob/memblob"
+	"gocloud.dev/docstore"
 
 	"github.com/droverhq/drover/pkg/memq"
 	"github.com/droverhq/drover/pkg/memstore"
@@ -25,6 +26,7 @@ type procEnv struct {
 	events  *task.Subscription
 	eventsQ string
 	store   *task.Store
+	coll    *docstore.Collection // store's collection
 }
 
 var procSeq atomic.Int64
@@ -55,7 +57,7 @@ func setupProcess(tb testing.TB, cfg Config, register func(*Mux)) *procEnv {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e.store = task.NewStore(coll)
+	e.store, e.coll = task.NewStore(coll), coll
 	bucket := memblob.OpenBucket(nil)
 	mux := NewMux()
 	if register != nil {

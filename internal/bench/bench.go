@@ -15,9 +15,11 @@
 //     timed from each task's due time, so a slow system cannot hide
 //     queueing behind its own slowness (no coordinated omission).
 //
-// Latencies come from the store's Observe hook: submit→running is the
-// terminal document's started_at minus the due time, submit→terminal the
-// moment the collector wrote the terminal document minus the due time.
+// Latencies come from the documents the collector writes (the bench runs
+// the collector's receive loop itself and looks at what each Process call
+// wrote): submit→running is the terminal document's started_at minus the
+// due time, submit→terminal the moment the collector's batch that wrote
+// the terminal document returned, minus the due time.
 package bench
 
 import (
@@ -227,9 +229,11 @@ type system struct {
 	opts    *Options
 }
 
-func (s *system) observe(st *task.Status) {
+func (s *system) observe(sts []*task.Status) {
 	if t := s.tracker.Load(); t != nil {
-		t.observe(st)
+		for _, st := range sts {
+			t.observe(st)
+		}
 	}
 }
 
@@ -300,7 +304,6 @@ func start(ctx context.Context, o *Options) (*system, error) {
 	}
 	d.Store.Retention = cfg.Retention
 	s := &system{cfg: cfg, deps: d, log: o.Log, opts: o}
-	d.Store.Observe = s.observe
 	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop = stop
 	addr := make(chan net.Addr, 1)
@@ -312,7 +315,11 @@ func start(ctx context.Context, o *Options) (*system, error) {
 		}
 	})
 	col := collector.New(d.Store, d.Archive, o.Log)
-	s.wg.Go(func() { _ = col.Run(sctx, task.URLOpener(cfg.EventsSubscription)) })
+	s.wg.Go(func() {
+		_ = collector.Receive(sctx, o.Log, "events", task.URLOpener(cfg.EventsSubscription), col.MaxBatch, func(ds []*task.Delivery) {
+			s.observe(col.Process(context.WithoutCancel(sctx), ds))
+		})
+	})
 	a, ok := <-addr
 	if !ok {
 		s.close()

@@ -152,11 +152,6 @@ func (p Phase) canonical() Phase {
 	return p
 }
 
-// Outranks reports whether applying e to s would change it.
-func (s *Status) Outranks(e *Event) bool {
-	return compareMarks(s.mark(), e.mark()) > 0
-}
-
 // Apply applies e to s by the ranking above and reports whether s changed.
 // A zero Status (a document the store does not have yet) takes its task
 // fields from the event. Everything else in s comes from e alone: an event

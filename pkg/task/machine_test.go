@@ -257,7 +257,7 @@ func testStoreApplyShuffledConcurrent(t *testing.T, store *Store) {
 				for ; n > 0 && i < len(all); n, i = n-1, i+2 {
 					batch = append(batch, all[i])
 				}
-				if err := store.Apply(ctx, batch); err != nil {
+				if _, err := store.Apply(ctx, batch); err != nil {
 					errs <- err
 					return
 				}

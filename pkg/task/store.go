@@ -33,17 +33,11 @@ type Store struct {
 	// expires_at, honoured by stores with TTL such as DynamoDB). Zero
 	// keeps them forever.
 	Retention time.Duration
-	// Observe, if not nil, is called after Apply has written a task
-	// document, with the document as written, once per document per
-	// successful write. It runs on the collector's goroutine: it must not
-	// block or modify the document. Benchmarks use it to see state
-	// transitions without polling; nil costs nothing.
-	Observe func(*Status)
 	// Terminal, if not nil, is called once per task whose document Apply
 	// moved from a non-terminal state (or none) to a terminal one, after
 	// the write succeeded: under the store's revisions, one call per task
 	// however many collectors and duplicate events there are. Metrics use
-	// it; like Observe it must not block or modify the document.
+	// it; it must not block or modify the document.
 	Terminal func(*Status)
 	// direct is the driver's DirectCollection, nil if it has none.
 	direct driver.DirectCollection
@@ -128,16 +122,6 @@ func actionErrors(err error, n int) ([]error, error) {
 	return errs, nil
 }
 
-// errorCode is err's gcerrors code; errors of a DirectCollection carry
-// theirs through an ErrorCode method.
-func errorCode(err error) gcerrors.ErrorCode {
-	var c interface{ ErrorCode() gcerrors.ErrorCode }
-	if errors.As(err, &c) {
-		return c.ErrorCode()
-	}
-	return gcerrors.Code(err)
-}
-
 // Ping checks that the store answers.
 func (s *Store) Ping(ctx context.Context) error {
 	doc := &Status{ID: "ping:readyz"}
@@ -152,7 +136,7 @@ func (s *Store) Ping(ctx context.Context) error {
 const maxConflictRetries = 20
 
 func conflict(err error) bool {
-	c := errorCode(err)
+	c := driver.Code(err)
 	return c == gcerrors.FailedPrecondition || c == gcerrors.AlreadyExists
 }
 
@@ -192,7 +176,7 @@ func (s *Store) GetMany(ctx context.Context, ids []string) ([]*Status, error) {
 		if err == nil {
 			continue
 		}
-		if errorCode(err) != gcerrors.NotFound {
+		if driver.Code(err) != gcerrors.NotFound {
 			return nil, fmt.Errorf("get status %s: %w", ids[i], err)
 		}
 		out[i] = nil
@@ -228,7 +212,7 @@ func (s *Store) States(ctx context.Context, ids []string) ([]State, error) {
 	}
 	for i := range docs {
 		if errs != nil && errs[i] != nil {
-			if errorCode(errs[i]) != gcerrors.NotFound {
+			if driver.Code(errs[i]) != gcerrors.NotFound {
 				return nil, fmt.Errorf("get state of %s: %w", ids[i], errs[i])
 			}
 			continue
@@ -279,7 +263,7 @@ func (s *Store) CreateMany(ctx context.Context, sts []*Status) error {
 		return fmt.Errorf("create %d statuses: %w", len(sts), err)
 	}
 	for i, err := range errs {
-		if err != nil && errorCode(err) != gcerrors.AlreadyExists {
+		if err != nil && driver.Code(err) != gcerrors.AlreadyExists {
 			return fmt.Errorf("create status %s: %w", sts[i].ID, err)
 		}
 	}
@@ -305,22 +289,23 @@ func (s *Store) DeleteMany(ctx context.Context, ids []string) error {
 // Apply applies events to the status documents by the ranking of
 // machine.go, reading each affected document once and writing it back
 // under its revision; documents that changed underneath are re-read and
-// retried. Events for one task may come in any order, duplicated.
-func (s *Store) Apply(ctx context.Context, events []*Event) error {
-	_, err := s.apply(ctx, events, false)
-	return err
+// retried. Events for one task may come in any order, duplicated. It
+// returns the task documents it wrote, as written (one per task whose
+// document changed), also when it fails part way.
+func (s *Store) Apply(ctx context.Context, events []*Event) ([]*Status, error) {
+	written, _, err := s.apply(ctx, events, false)
+	return written, err
 }
 
 // ApplyLinked is Apply that also returns the documents, as they are after
 // the events, of the tasks that ended and belong to a workflow (Linked),
 // whether or not these events changed them: a workflow step cut short by
 // a crash is taken up again by a duplicate of its event.
-func (s *Store) ApplyLinked(ctx context.Context, events []*Event) ([]*Status, error) {
+func (s *Store) ApplyLinked(ctx context.Context, events []*Event) (written, linked []*Status, err error) {
 	return s.apply(ctx, events, true)
 }
 
-func (s *Store) apply(ctx context.Context, events []*Event, linked bool) ([]*Status, error) {
-	var out []*Status
+func (s *Store) apply(ctx context.Context, events []*Event, linked bool) (wrote, out []*Status, err error) {
 	byTask := map[string][]*Event{}
 	var order []string
 	for _, e := range events {
@@ -332,11 +317,12 @@ func (s *Store) apply(ctx context.Context, events []*Event, linked bool) ([]*Sta
 	pending := order
 	for round := 0; len(pending) > 0; round++ {
 		if round == maxConflictRetries {
-			return out, fmt.Errorf("apply events to %d statuses (first %s): still conflicting after %d tries", len(pending), pending[0], round)
+			return wrote, out, fmt.Errorf("apply events to %d statuses (first %s): still conflicting after %d tries", len(pending), pending[0], round)
 		}
-		cur, err := s.GetMany(ctx, pending)
+		var cur []*Status
+		cur, err = s.GetMany(ctx, pending)
 		if err != nil {
-			return out, err
+			return wrote, out, err
 		}
 		var (
 			written     []string
@@ -377,13 +363,17 @@ func (s *Store) apply(ctx context.Context, events []*Event, linked bool) ([]*Sta
 		if len(written) == 0 {
 			break
 		}
-		errs, err := s.writeAll(ctx, docs, create)
+		var errs []error
+		errs, err = s.writeAll(ctx, docs, create)
 		if err != nil {
-			return out, fmt.Errorf("write %d statuses: %w", len(written), err)
+			return wrote, out, fmt.Errorf("write %d statuses: %w", len(written), err)
 		}
 		for i, st := range writtenDocs {
-			if linked && (errs == nil || errs[i] == nil) && Linked(st) {
-				out = append(out, st)
+			if errs == nil || errs[i] == nil {
+				wrote = append(wrote, st)
+				if linked && Linked(st) {
+					out = append(out, st)
+				}
 			}
 		}
 		for i, err := range errs {
@@ -391,12 +381,9 @@ func (s *Store) apply(ctx context.Context, events []*Event, linked bool) ([]*Sta
 				continue
 			}
 			if !conflict(err) {
-				return out, fmt.Errorf("write status %s: %w", written[i], err)
+				return wrote, out, fmt.Errorf("write status %s: %w", written[i], err)
 			}
 			pending = append(pending, written[i])
-		}
-		if s.Observe != nil {
-			s.observe(writtenDocs, errs)
 		}
 		if s.Terminal != nil {
 			for i, st := range writtenDocs {
@@ -406,17 +393,7 @@ func (s *Store) apply(ctx context.Context, events []*Event, linked bool) ([]*Sta
 			}
 		}
 	}
-	return out, nil
-}
-
-// observe hands the documents of a write to Observe, skipping those whose
-// write failed (errs as writeAll returns them).
-func (s *Store) observe(docs []*Status, errs []error) {
-	for i, st := range docs {
-		if errs == nil || errs[i] == nil {
-			s.Observe(st)
-		}
-	}
+	return wrote, out, nil
 }
 
 // Cancel moves task id to cancelled unless it is already terminal, in

@@ -93,7 +93,7 @@ func TestDirectMatchesPortable(t *testing.T) {
 			return s.States(ctx, []string{ids[3], ids[0], "runner:r1", ids[2]})
 		}},
 		{"apply to existing, fresh and duplicate", func(s *task.Store) (any, error) {
-			return nil, s.Apply(ctx, []*task.Event{
+			return s.Apply(ctx, []*task.Event{
 				ev(ids[0], 1, task.PhaseStarted, time.Second), ev(ids[0], 1, task.PhaseSucceeded, 2*time.Second),
 				ev(ids[3], 1, task.PhaseRetrying, time.Second), ev(ids[0], 1, task.PhaseStarted, time.Second),
 			})

@@ -78,7 +78,7 @@ func (b *wfBundle) newGroup(t *testing.T, n int, onFailure string, now time.Time
 // then move their workflows on. crash leaves out the second step, as a
 // collector killed between the two: the events are then redelivered.
 func (b *wfBundle) collect(ctx context.Context, batch []*Event, crash bool) (redeliver bool, err error) {
-	linked, err := b.store.ApplyLinked(ctx, batch)
+	_, linked, err := b.store.ApplyLinked(ctx, batch)
 	if err != nil {
 		return false, err
 	}

@@ -62,8 +62,9 @@ func New(store *task.Store, archive *task.Archive, log *slog.Logger) *Collector 
 
 // Process applies a batch of deliveries from the events queue and settles
 // each: acked once its event is in the store, nacked if the store write
-// failed (it comes back), acked and archived if it is not an event.
-func (c *Collector) Process(ctx context.Context, ds []*task.Delivery) {
+// failed (it comes back), acked and archived if it is not an event. It
+// returns the task documents it wrote, as written.
+func (c *Collector) Process(ctx context.Context, ds []*task.Delivery) []*task.Status {
 	var (
 		events  []*task.Event
 		holders []*task.Delivery
@@ -85,7 +86,7 @@ func (c *Collector) Process(ctx context.Context, ds []*task.Delivery) {
 			rHold = append(rHold, d)
 		}
 	}
-	linked, err := c.store.ApplyLinked(ctx, events)
+	written, linked, err := c.store.ApplyLinked(ctx, events)
 	if err == nil && len(linked) > 0 {
 		// Acked only once the workflow step is done: a crash in between
 		// brings the events back, and the step is taken up again.
@@ -119,6 +120,7 @@ func (c *Collector) Process(ctx context.Context, ds []*task.Delivery) {
 	if failed != nil {
 		c.log.Warn("could not record runner heartbeats", "err", failed)
 	}
+	return written
 }
 
 func (c *Collector) poison(ctx context.Context, d *task.Delivery, cause error) {
@@ -137,14 +139,17 @@ func (c *Collector) poison(ctx context.Context, d *task.Delivery, cause error) {
 // already waiting, up to MaxBatch. It reopens the subscription after
 // failures.
 func (c *Collector) Run(ctx context.Context, open task.Opener) error {
-	return receiveBatches(ctx, c.log, "events", open, c.MaxBatch, func(ds []*task.Delivery) {
+	return Receive(ctx, c.log, "events", open, c.MaxBatch, func(ds []*task.Delivery) {
 		c.Process(context.WithoutCancel(ctx), ds)
 	})
 }
 
-// receiveBatches runs a receiver that feeds a channel and one consumer
-// that hands batches of what is waiting to process.
-func receiveBatches(ctx context.Context, log *slog.Logger, what string, open task.Opener, maxBatch int, process func([]*task.Delivery)) error {
+// Receive is the collector's receive loop, which Run and RunSweeper
+// run: until ctx is done, a receiver feeds a channel from the
+// subscription open opens (reopened after failures; what names it in
+// logs) and one consumer hands process batches of what is waiting, the
+// first delivery starting a batch of up to maxBatch.
+func Receive(ctx context.Context, log *slog.Logger, what string, open task.Opener, maxBatch int, process func([]*task.Delivery)) error {
 	ch := make(chan *task.Delivery, maxBatch)
 	subs := task.NewReopener(open, log, what)
 	var wg sync.WaitGroup
