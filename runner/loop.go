@@ -46,21 +46,11 @@ func (r *Runner) Run(ctx context.Context, open task.Opener) error {
 					})
 				}
 				r.Process(work, d)
-				// Yield between tasks. A worker whose next Receive finds
-				// a message ready never parks, so it keeps its P for up
-				// to the scheduler's 10ms time slice while the goroutines
-				// it has just handed work to wait: the collector's
-				// receive, woken by the event Process published, is
-				// queued to run next on this P, and others (the HTTP API
-				// in the embedded all-in-one) are queued behind it. On a
-				// busy process with no idle P to steal them (2 cores)
-				// that was ms-scale tail latency in the bench's events
-				// hop. Gosched lets them run now and puts the worker on
-				// the global run queue: a trip through the scheduler per
-				// task, small beside the task's own work. In the embedded
-				// bench at 15000 tasks/s (8 runs each) it cut the events
-				// hop's p50 from 0.03 to 0.01ms and its median p99 from
-				// 4.8 to 4.5ms, with CPU per task unchanged within noise.
+				// Yield between tasks: a worker whose next Receive finds
+				// a message ready never parks, and would keep its P while
+				// the goroutines it just handed work to (the collector,
+				// the HTTP API in the embedded all-in-one) wait behind it
+				// (docs/performance.md, round 4).
 				runtime.Gosched()
 			}
 		})
