@@ -1,7 +1,8 @@
 // Package lambdaedge adapts AWS Lambda events to Drover's handlers: an HTTP
-// API (payload format 2.0) or function URL request to an http.Handler, and
-// an SQS batch to a function over Records. It holds no Drover logic; the
-// mains choose it when Enabled reports that they run inside Lambda.
+// API (payload format 2.0) or function URL request to an http.Handler, an
+// SQS batch to a function over Records, and Records to task deliveries
+// (Deliveries). It holds no Drover logic; the mains choose it when Enabled
+// reports that they run inside Lambda.
 //
 // Open topics, buckets and collections once, at cold start, before Start,
 // not per invocation.

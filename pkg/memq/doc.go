@@ -49,13 +49,17 @@
 //
 // # Drover extensions
 //
-// A received message's As supports *taskdriver.LeaseControl, giving the delivery's
-// ReceiveCount and SetVisibility (extend the lease, or 0 for visible now).
-// A topic's As supports *taskdriver.TopicFeatures, whose MaxDelay is MaxDelay
-// (12h). A sent message whose metadata has taskdriver.MetadataDelay (decimal
-// milliseconds) is first delivered only after that delay; the key is
-// removed from the metadata receivers see. A malformed or out-of-range
-// delay fails the whole batch with code InvalidArgument.
+// The interfaces of package pkg/task/driver, which is all memq imports of
+// Drover. A received message's As supports *driver.LeaseControl, giving
+// the delivery's ReceiveCount and SetVisibility (extend the lease, or 0
+// for visible now). A topic's As supports *driver.TopicFeatures, whose
+// MaxDelay is MaxDelay (12h), and *driver.DirectSender; a subscription's
+// supports *driver.DirectReceiver, the same receive path as the portable
+// one with deliveries that settle at once. A sent message whose metadata
+// has driver.MetadataDelay (decimal milliseconds) is first delivered only
+// after that delay; the key is removed from the metadata receivers see. A
+// malformed or out-of-range delay fails the whole batch with code
+// InvalidArgument. Errors carry their gcerrors code (driver.Code).
 //
 // # Implementation
 //

@@ -32,6 +32,13 @@
 // marked atomic (docstore.ActionList.AtomicWrites) are applied all or none
 // under the locks of every shard they touch.
 //
+// # Drover extensions
+//
+// A collection's As supports *driver.DirectCollection of package
+// pkg/task/driver (all memstore imports of Drover): batch reads and
+// writes on the caller's goroutine, doing for each document what an
+// action list would. Its errors carry their gcerrors code (driver.Code).
+//
 // # URLs
 //
 //	memstore://collection/keyfield?filename=F&expiry_field=expires_at&cap=N&cap_where=kind:task&revision_field=R
