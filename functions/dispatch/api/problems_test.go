@@ -101,7 +101,7 @@ func (b *httpBundle) finish(t *testing.T, id string, result, resultRef string) {
 	if result != "" {
 		ev.Result = json.RawMessage(result)
 	}
-	if err := b.store.Apply(context.Background(), []*task.Event{ev}); err != nil {
+	if _, err := b.store.Apply(context.Background(), []*task.Event{ev}); err != nil {
 		t.Fatal(err)
 	}
 }
