@@ -390,3 +390,44 @@ func TestDevCancel(t *testing.T) {
 		t.Errorf("second cancel: %d, want 409", code)
 	}
 }
+
+// TestDevEnvParse: drover dev reads each part's variables into that
+// part's config, shared ones into every part, and fills the embedded
+// default only where nothing is set.
+func TestDevEnvParse(t *testing.T) {
+	t.Setenv("DROVER_DATA_DIR", t.TempDir())
+	t.Setenv("DROVER_BUCKET", "mem://")
+	t.Setenv("DROVER_CONCURRENCY", "3")
+	t.Setenv("DROVER_RUNNERS", "5")
+	t.Setenv("DROVER_RETENTION", "1h")
+	var e devEnv
+	if err := envconfig.Parse(&e); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.embed(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.validate(); err != nil {
+		t.Fatal(err)
+	}
+	if e.Dispatch.Bucket != "mem://" || e.Runner.Bucket != "mem://" || e.Collect.Bucket != "mem://" {
+		t.Errorf("buckets %q, %q, %q; want DROVER_BUCKET in each", e.Dispatch.Bucket, e.Runner.Bucket, e.Collect.Bucket)
+	}
+	if e.Runner.Concurrency != 3 || e.Runners != 5 || e.Dispatch.Retention != time.Hour || e.Collect.Retention != time.Hour {
+		t.Errorf("concurrency %d, runners %d, retention %s/%s; want 3, 5, 1h", e.Runner.Concurrency, e.Runners, e.Dispatch.Retention, e.Collect.Retention)
+	}
+	if !strings.HasPrefix(e.Dispatch.TasksTopic, "memq://") || !strings.HasPrefix(e.Dispatch.Status, "memstore://") || e.Runner.Heartbeat != time.Second {
+		t.Errorf("embedded defaults not filled: topic %q, status %q, heartbeat %s", e.Dispatch.TasksTopic, e.Dispatch.Status, e.Runner.Heartbeat)
+	}
+	t.Setenv("DROVER_RUNNERS", "0")
+	var bad devEnv
+	if err := envconfig.Parse(&bad); err != nil {
+		t.Fatal(err)
+	}
+	if err := bad.embed(); err != nil {
+		t.Fatal(err)
+	}
+	if err := bad.validate(); err == nil || !strings.Contains(err.Error(), "DROVER_RUNNERS=0") {
+		t.Errorf("validate with no runners = %v; want DROVER_RUNNERS named", err)
+	}
+}
