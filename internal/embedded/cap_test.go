@@ -52,7 +52,7 @@ func TestStatusCap(t *testing.T) {
 		batch = append(batch, &task.Event{TaskID: ids[i], Function: "echo", Queue: "default", MaxAttempts: 3, CreatedAt: created,
 			Attempt: 1, Phase: task.PhaseSucceeded, Runner: "r", At: at, StartedAt: at})
 		if len(batch) == cap(batch) || i == n-1 {
-			if err := store.Apply(ctx, batch); err != nil {
+			if _, err := store.Apply(ctx, batch); err != nil {
 				t.Fatal(err)
 			}
 			batch = batch[:0]
