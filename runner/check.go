@@ -9,10 +9,11 @@ import (
 	"github.com/droverhq/drover/pkg/task"
 )
 
-// stateChecks batches the status reads that concurrent Process calls make
-// before running a delivery (to drop duplicates of finished or cancelled
-// tasks) into one Store.States call per round (package coalesce): an idle
-// runner reads at once and a busy one reads in batches, with no timer.
+// stateChecks batches the starts that concurrent Process calls record
+// before running a delivery (Store.StartMany: it numbers the attempt from
+// the status document, and drops duplicates of finished or cancelled
+// tasks) into one call per round (package coalesce): an idle runner
+// writes at once and a busy one in batches, with no timer.
 type stateChecks struct {
 	store  *task.Store
 	rounds coalesce.Rounds[*stateCheck]
@@ -38,32 +39,36 @@ func newStateChecks(store *task.Store) *stateChecks {
 }
 
 type stateCheck struct {
-	id    string
-	state task.State
-	err   error
-	done  chan struct{} // receives one token when state and err are set
+	ev   *task.Event
+	res  task.Started
+	err  error
+	done chan struct{} // receives one token when state and err are set
 }
 
 // doneChans recycles stateCheck.done channels (buffered, empty when put
 // back), one allocation fewer per delivery.
 var doneChans = sync.Pool{New: func() any { return make(chan struct{}, 1) }}
 
-// state returns the state of task id ("" when it has no document), with
+// start records the start of ev's execution (see Store.StartMany), with
 // k, which the caller provides to save an allocation, as the request.
-func (c *stateChecks) state(ctx context.Context, k *stateCheck, id string) (task.State, error) {
+func (c *stateChecks) start(ctx context.Context, k *stateCheck, ev *task.Event) (task.Started, error) {
 	done := doneChans.Get().(chan struct{})
-	*k = stateCheck{id: id, done: done}
+	*k = stateCheck{ev: ev, done: done}
 	c.rounds.Add(k)
 	select {
 	case <-done:
 		doneChans.Put(done)
-		return k.state, k.err
+		return k.res, k.err
 	case <-ctx.Done():
 		if c.rounds.Withdraw(k) {
 			// No round took k, so none will send on done.
 			doneChans.Put(done)
+			return task.Started{}, ctx.Err()
 		}
-		return "", ctx.Err()
+		// A round has it: its start may be written, so wait for it.
+		<-done
+		doneChans.Put(done)
+		return k.res, k.err
 	}
 }
 
@@ -86,16 +91,16 @@ func (c *stateChecks) roundCtx() context.Context {
 
 func (c *stateChecks) read(batch []*stateCheck) {
 	ctx := c.roundCtx()
-	ids := make([]string, len(batch))
+	evs := make([]*task.Event, len(batch))
 	for i, k := range batch {
-		ids[i] = k.id
+		evs[i] = k.ev
 	}
-	states, err := c.store.States(ctx, ids)
+	res, err := c.store.StartMany(ctx, evs)
 	for i, k := range batch {
 		if err != nil {
 			k.err = err
 		} else {
-			k.state = states[i]
+			k.res = res[i]
 		}
 		k.done <- struct{}{}
 	}

@@ -35,7 +35,9 @@ func (r *Runner) Run(ctx context.Context, open task.Opener) error {
 					return
 				}
 				seen, failed = v, nil
-				d, err := s.Receive(ctx)
+				// Only when a worker is free, and only one: a message
+				// is taken when it can start (see ReceiveNow).
+				d, err := s.ReceiveNow(ctx)
 				if err != nil {
 					failed = err
 					continue
@@ -89,31 +91,74 @@ func (r *Runner) heartbeats(ctx context.Context, now bool) (stop func()) {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				r.Beat(ctx)
+				// Leases first and on every tick, whatever the rest of
+				// the last beat (a status read, a heartbeat event)
+				// still waits on.
+				r.extendLeases(ctx)
+				if r.announcing.CompareAndSwap(false, true) {
+					wg.Go(func() {
+						defer r.announcing.Store(false)
+						r.checkAndAnnounce(ctx)
+					})
+				}
 			}
 		}
 	})
 	return func() { cancel(); wg.Wait() }
 }
 
-// Beat runs one heartbeat now: it extends the leases of running tasks,
-// cancels those whose status says cancelled, and announces the runner.
+// Beat runs one heartbeat now: it extends the leases of held deliveries
+// (without waiting for the calls), cancels running tasks whose status
+// says cancelled, and announces the runner.
 func (r *Runner) Beat(ctx context.Context) {
+	r.extendLeases(ctx)
+	r.checkAndAnnounce(ctx)
+}
+
+// extendLeases extends the lease of every delivery Process holds (whether
+// or not its function has started), each in a goroutine of its own:
+// one slow call to the queue must not hold back the others' extensions
+// or the next beat. A lease whose last extension is still under way is
+// skipped.
+func (r *Runner) extendLeases(ctx context.Context) {
+	r.mu.Lock()
+	held := make([]*job, 0, len(r.held))
+	for j := range r.held {
+		held = append(held, j)
+	}
+	r.mu.Unlock()
+	for _, j := range held {
+		if j.lease == nil || !j.extending.CompareAndSwap(false, true) {
+			continue
+		}
+		go func() {
+			defer j.extending.Store(false)
+			ctx, cancel := context.WithTimeout(ctx, r.cfg.Lease)
+			defer cancel()
+			err := j.lease.SetVisibility(ctx, r.cfg.Lease)
+			switch {
+			case err == nil || ctx.Err() != nil:
+			case errors.Is(err, task.ErrLeaseLost):
+				// Said once: the lease stays lost.
+				if j.leaseLost.CompareAndSwap(false, true) {
+					j.log.Warn("lease lost: the message was delivered again elsewhere; this execution goes on, its outcome still counts", "err", err)
+				}
+			default:
+				j.log.Warn("could not extend lease", "err", err)
+			}
+		}()
+	}
+}
+
+// checkAndAnnounce cancels running tasks whose status says cancelled,
+// and publishes the runner's heartbeat.
+func (r *Runner) checkAndAnnounce(ctx context.Context) {
 	r.mu.Lock()
 	jobs := make([]*job, 0, len(r.active))
 	for j := range r.active {
 		jobs = append(jobs, j)
 	}
 	r.mu.Unlock()
-
-	for _, j := range jobs {
-		if j.lease == nil {
-			continue
-		}
-		if err := j.lease.SetVisibility(ctx, r.cfg.Lease); err != nil && ctx.Err() == nil {
-			r.log.Warn("could not extend lease", "task_id", j.id, "err", err)
-		}
-	}
 	if r.store != nil && len(jobs) > 0 {
 		ids := make([]string, len(jobs))
 		for i, j := range jobs {

@@ -25,6 +25,7 @@ type procEnv struct {
 	sub     *task.Subscription // tasks
 	events  *task.Subscription
 	eventsQ string
+	tasksQ  string
 	store   *task.Store
 	coll    *docstore.Collection // store's collection
 }
@@ -38,7 +39,7 @@ func setupProcess(tb testing.TB, cfg Config, register func(*Mux)) *procEnv {
 	ctx := context.Background()
 	n := procSeq.Add(1)
 	tasksQ, eventsQ := fmt.Sprintf("runner-test-tasks-%d", n), fmt.Sprintf("runner-test-events-%d", n)
-	e := &procEnv{eventsQ: eventsQ}
+	e := &procEnv{eventsQ: eventsQ, tasksQ: tasksQ}
 	var err error
 	if e.tasks, err = task.OpenTopic(ctx, "memq://"+tasksQ); err != nil {
 		tb.Fatal(err)

@@ -109,7 +109,10 @@ type Runner struct {
 	started time.Time
 	metrics *metrics.Runner
 
-	mu     sync.Mutex
+	mu sync.Mutex
+	// held are the deliveries Process holds (their leases are extended),
+	// active those of them whose function runs.
+	held   map[*job]struct{}
 	active map[*job]struct{}
 	// startedTimer, armed while startedArmed, fires when the earliest
 	// running job that has not published its started event is due to
@@ -117,6 +120,9 @@ type Runner struct {
 	// almost every task ends before StartedDelay.
 	startedTimer *time.Timer
 	startedArmed bool
+	// announcing is set while a heartbeat's cancellation check and
+	// announcement run (see heartbeats).
+	announcing atomic.Bool
 }
 
 // New returns a Runner for the functions in mux. store may be nil, in which
@@ -129,7 +135,7 @@ func New(mux *Mux, events *task.Topic, archive *task.Archive, store *task.Store,
 	r := &Runner{
 		mux: mux, events: events, archive: archive, store: store,
 		log: log.With("runner", cfg.Name), cfg: cfg, started: time.Now().UTC(),
-		active: map[*job]struct{}{}, metrics: metrics.NewRunner(cfg.Registerer),
+		held: map[*job]struct{}{}, active: map[*job]struct{}{}, metrics: metrics.NewRunner(cfg.Registerer),
 	}
 	if store != nil {
 		r.checks = newStateChecks(store)
@@ -163,6 +169,9 @@ type job struct {
 	start          time.Time
 	startedClaimed bool
 	startedSent    sync.WaitGroup
+	// leaseLost is set once a heartbeat found the lease gone (said once);
+	// extending while a heartbeat's extension of the lease is under way.
+	leaseLost, extending atomic.Bool
 }
 
 var (
@@ -184,40 +193,42 @@ const (
 	Released
 )
 
+// minStartTime is the least time a delivery's context must have left for
+// its function to be started: with less (a Lambda invocation near its
+// end), the message is handed back with a backoff, not started.
+const minStartTime = 500 * time.Millisecond
+
 // Process runs one delivery to its outcome and settles it. ctx bounds the
 // whole of it: a Lambda invocation passes its deadline, and cancelling ctx
 // releases the message for redelivery.
+//
+// The attempt a function sees is the number of times the task has started
+// (Store.StartMany counts them in its status document), not the number of
+// deliveries: a delivery that never starts the function (a duplicate of a
+// finished task, one handed back for lack of time, a payload that could
+// not be fetched yet) consumes no attempt. Only a runner without a store
+// falls back to the queue's receive count.
 func (r *Runner) Process(ctx context.Context, d *task.Delivery) Outcome {
 	m, err := task.DecodeMessage(d.Body)
 	if err != nil {
 		return r.poison(ctx, d, m, err)
 	}
-	attempt := d.Attempt()
 	now := time.Now().UTC()
 	j := &job{
 		id: m.ID, lease: d.Lease, ctx: ctx,
-		log: taskLog{base: r.log, m: m, attempt: attempt},
-		ev:  task.NewEvent(m, attempt, r.cfg.Name, now),
+		log: taskLog{base: r.log, m: m},
+		ev:  task.NewEvent(m, 0, r.cfg.Name, now),
 	}
 	log, ev := &j.log, &j.ev
 	ev.StartedAt = now
+	// Held from now on: the heartbeat extends the lease while the
+	// delivery waits for its start as well as while it runs.
+	r.hold(j)
+	defer r.unhold(j)
 
-	if r.checks != nil {
-		state, err := r.checks.state(ctx, &j.check, m.ID)
-		switch {
-		case err == nil && state.Terminal():
-			// A duplicate delivery of a finished or cancelled task.
-			log.Debug("task already terminal, dropping delivery", "state", state)
-			d.Ack()
-			return Acked
-		case err != nil:
-			log.Warn("could not read status before running; running anyway", "err", err)
-		}
-	}
-	if attempt > m.MaxAttempts {
-		ev.Phase, ev.Error = task.PhaseFailed, fmt.Sprintf("gave up: delivered %d times, max_attempts is %d (earlier attempts ended without an outcome)", attempt, m.MaxAttempts)
-		ev.StartedAt = time.Time{}
-		return r.finish(ctx, d, log, ev)
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < minStartTime {
+		log.Warn("too little time left to start the task; handing it back", "time_left", time.Until(dl).Round(time.Millisecond))
+		return r.release(context.WithoutCancel(ctx), d, r.backoff(1))
 	}
 	h, ok := r.mux.Handler(m.Function)
 	if !ok {
@@ -235,10 +246,38 @@ func (r *Runner) Process(ctx context.Context, d *task.Delivery) Outcome {
 				ev.StartedAt = time.Time{}
 				return r.finish(ctx, d, log, ev)
 			}
-			log.Warn("could not fetch payload; will retry", "ref", m.ArgsRef, "err", err)
-			return r.retry(ctx, d, log, ev, fmt.Errorf("fetch payload %s: %w", m.ArgsRef, err))
+			// Not started: no attempt is spent.
+			log.Warn("could not fetch payload; handing the message back", "ref", m.ArgsRef, "err", err)
+			return r.release(context.WithoutCancel(ctx), d, r.backoff(1))
 		}
 	}
+
+	attempt := d.Attempt()
+	if r.checks != nil {
+		ev.At = time.Now().UTC()
+		ev.StartedAt = ev.At
+		started, err := r.checks.start(ctx, &j.check, ev)
+		switch {
+		case err != nil:
+			log.Warn("could not record the start in the status store; handing the message back", "err", err)
+			return r.release(context.WithoutCancel(ctx), d, r.backoff(1))
+		case started.State.Terminal():
+			// A duplicate delivery of a finished or cancelled task.
+			log.Debug("task already terminal, dropping delivery", "state", started.State)
+			d.Ack()
+			return Acked
+		case started.GaveUp:
+			ev.Attempt, ev.Phase, ev.StartedAt = started.Attempt, task.PhaseFailed, time.Time{}
+			ev.Error = fmt.Sprintf("gave up: %d of max_attempts %d attempts started and none recorded an outcome (their runners stopped)", started.Attempt, m.MaxAttempts)
+			return r.finish(ctx, d, log, ev)
+		}
+		attempt = started.Attempt
+	} else if attempt > m.MaxAttempts {
+		ev.Attempt, ev.Phase, ev.Error = m.MaxAttempts, task.PhaseFailed, fmt.Sprintf("gave up: delivered %d times, max_attempts is %d (earlier attempts ended without an outcome)", attempt, m.MaxAttempts)
+		ev.StartedAt = time.Time{}
+		return r.finish(ctx, d, log, ev)
+	}
+	ev.Attempt, log.attempt = attempt, attempt
 
 	j.task = task.Task{
 		ID: m.ID, Function: m.Function, Queue: m.Queue, Args: args, Timeout: m.Timeout(),
@@ -268,9 +307,15 @@ func (r *Runner) Process(ctx context.Context, d *task.Delivery) Outcome {
 		log.Info("task cancelled while running")
 		d.Ack()
 		return Acked
-	case errors.Is(err, errShutdown) || ctx.Err() != nil:
+	case errors.Is(err, errShutdown):
 		log.Info("releasing task unfinished", "reason", err)
 		return r.release(context.WithoutCancel(ctx), d, 0)
+	case ctx.Err() != nil:
+		// The delivery's own deadline (a Lambda invocation's) cut the
+		// attempt short: back off, never a hot loop at visibility 0.
+		wait := r.backoff(attempt)
+		log.Warn("the delivery's deadline cut the attempt short; handing it back", "reason", context.Cause(ctx), "backoff", wait)
+		return r.release(context.WithoutCancel(ctx), d, wait)
 	case errors.Is(err, task.ErrPermanent) || attempt >= m.MaxAttempts:
 		ev.Phase, ev.Error = task.PhaseFailed, err.Error()
 		return r.finish(ctx, d, log, ev)
@@ -335,6 +380,20 @@ func (r *Runner) activate(j *job) {
 		r.startedArmed = true
 		r.startedTimer.Reset(r.cfg.StartedDelay)
 	}
+}
+
+// hold registers j as held: from now until unhold, heartbeats extend its
+// lease, whether or not its function has started.
+func (r *Runner) hold(j *job) {
+	r.mu.Lock()
+	r.held[j] = struct{}{}
+	r.mu.Unlock()
+}
+
+func (r *Runner) unhold(j *job) {
+	r.mu.Lock()
+	delete(r.held, j)
+	r.mu.Unlock()
 }
 
 // deactivate unregisters j: from then on, no started event is claimed
@@ -441,7 +500,7 @@ func (r *Runner) poison(ctx context.Context, d *task.Delivery, m *task.Message, 
 	}
 	r.log.Warn("undecodable task message archived", "message_id", d.ID, "key", key, "err", cause)
 	if m != nil && task.ValidID(m.ID) {
-		ev := task.NewEvent(m, d.Attempt(), r.cfg.Name, time.Now().UTC())
+		ev := task.NewEvent(m, 0, r.cfg.Name, time.Now().UTC()) // never started: attempt 0
 		ev.Phase, ev.Error = task.PhaseFailed, fmt.Sprintf("%v (message archived at %s)", cause, key)
 		if err := r.publish(ctx, &ev); err != nil {
 			r.log.Warn("could not publish failure of undecodable message", "task_id", m.ID, "err", err)

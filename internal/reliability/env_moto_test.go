@@ -42,6 +42,8 @@ type motoEnv struct {
 	cl      *client.Client
 	mu      sync.Mutex
 	procs   []*osProc
+	// throttle, if not nil, is the proxy the parts reach moto through.
+	throttle *awstest.Throttle
 }
 
 func (motoBackend) newEnv(t *testing.T, o envOpts) env {
@@ -63,6 +65,13 @@ func (motoBackend) newEnv(t *testing.T, o envOpts) env {
 	e.vars = append(append(append([]string{}, moto.Env()...), st.Env()...),
 		"DROVER_LOG_LEVEL=warn", "DROVER_GRACE=1s", "DROVER_HEARTBEAT="+hb.String(),
 		"DROVER_LEASE="+max(o.Visibility, 2*hb).String())
+	if o.Throttle != nil {
+		if e.throttle, err = awstest.StartThrottle(moto.Endpoint, *o.Throttle); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(e.throttle.Close) // after the processes' cleanup below
+		e.vars = append(e.vars, "AWS_ENDPOINT_URL="+e.throttle.Endpoint)
+	}
 	if e.store, err = task.OpenStore(ctx, st.Lookup("DROVER_STATUS")); err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/droverhq/drover/client"
+	"github.com/droverhq/drover/internal/awstest"
 	"github.com/droverhq/drover/pkg/task"
 )
 
@@ -24,6 +25,9 @@ type envOpts struct {
 	Faults *faultConfig
 	// NoDispatch leaves out the dispatch API.
 	NoDispatch bool
+	// Throttle, if not nil, puts every AWS call of the parts (dispatch,
+	// runners, collector) through an awstest.Throttle (moto only).
+	Throttle *awstest.ThrottleConfig
 }
 
 type runnerOpts struct {

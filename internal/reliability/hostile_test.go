@@ -50,6 +50,9 @@ func hostileBodies() map[string]struct {
 		"long idempotency key": {one, js, []byte(`{"function":"rel-echo","idempotency_key":"` + strings.Repeat("k", 300) + `"}`)},
 		"empty batch":          {batch, js, []byte(`{"tasks":[]}`)},
 		"batch with one bad":   {batch, js, []byte(`{"tasks":[{"function":"rel-echo"},{"function":""}]}`)},
+		"field named twice":    {one, js, []byte(`{"function":"rel-echo","function":"rel-sleep"}`)},
+		"case-folded field":    {one, js, []byte(`{"FUNCTION":"rel-echo"}`)},
+		"key twice in a batch": {batch, js, []byte(`{"tasks":[{"function":"rel-echo","idempotency_key":"k"},{"function":"rel-sleep","idempotency_key":"k"}]}`)},
 		"oversized batch":      {batch, js, []byte(`{"tasks":[` + strings.TrimSuffix(strings.Repeat(`{"function":"rel-echo"},`, 1001), ",") + `]}`)},
 	}
 }
@@ -65,7 +68,7 @@ func post(t *testing.T, url, path, ctype string, body []byte, hdr map[string]str
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
-	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
+	resp, err := (&http.Client{Timeout: 2 * time.Minute}).Do(req)
 	if err != nil {
 		return 0, err.Error(), nil
 	}

@@ -46,8 +46,10 @@ type acker struct {
 }
 
 type ackItem struct {
-	msg    *pubsub.Message
+	msg    *pubsub.Message // nil for deliveries taken by ReceiveNow
+	id     string
 	handle string
+	done   chan struct{} // if not nil, closed once the delete is done or failed
 }
 
 func newAcker(client *sqs.Client, queueURL string) *acker {
@@ -75,13 +77,35 @@ func (a *acker) settlers(m *pubsub.Message, handle string) (ack, nack func()) {
 		a.mu.Unlock()
 		// Lead or join a round in the background, so that a loop of
 		// acks returns at once and its acks share requests.
-		go a.rounds.Add(&ackItem{msg: m, handle: handle})
+		go a.rounds.Add(&ackItem{msg: m, id: m.LoggableID, handle: handle})
 	}
 	nack = func() {
 		settle()
 		m.Nack()
 	}
 	return ack, nack
+}
+
+// ackHandle returns the Ack of the SQS delivery with the given message ID
+// and receipt handle, taken by ReceiveNow (see receiver). Unlike the Ack
+// of settlers, it returns once the delete is done (or has failed): a
+// runner worker takes its next message only then, so a runner killed at
+// any point leaves at most one finished, undeleted message per worker to
+// be delivered (and perhaps run) again. Concurrent acks still share
+// DeleteMessageBatch calls.
+func (a *acker) ackHandle(id, handle string) func() {
+	var settled atomic.Bool
+	return func() {
+		if settled.Swap(true) {
+			panic(fmt.Sprintf("awsq: Ack called twice on SQS message %s", id))
+		}
+		a.mu.Lock()
+		a.open++
+		a.mu.Unlock()
+		it := &ackItem{id: id, handle: handle, done: make(chan struct{})}
+		a.rounds.Add(it)
+		<-it.done
+	}
 }
 
 // flush waits until every delete asked for so far is done (or has
@@ -153,9 +177,14 @@ func (a *acker) batch(ctx context.Context, acks []*ackItem) {
 	for i, it := range acks {
 		if failed[i] != "" {
 			slog.Warn("could not delete an acked SQS message; it will come back after its visibility timeout",
-				"queue", a.queueURL, "message_id", it.msg.LoggableID, "err", failed[i])
+				"queue", a.queueURL, "message_id", it.id, "err", failed[i])
 		}
-		it.msg.Nack() // settles gocloud's message; sends nothing (nacklazy)
+		if it.msg != nil {
+			it.msg.Nack() // settles gocloud's message; sends nothing (nacklazy)
+		}
+		if it.done != nil {
+			close(it.done)
+		}
 	}
 }
 

@@ -74,6 +74,7 @@ func (extension) OpenSubscription(ctx context.Context, rawURL string) (*pubsub.S
 		// Only under nacklazy does gocloud's Nack, which settles the
 		// message after the delete, send nothing.
 		se.acks = newAcker(client, qURL)
+		return s, &nowSubscription{subscription: se, now: &receiver{client: client, queueURL: qURL, acks: se.acks}}, nil
 	}
 	return s, se, nil
 }
@@ -178,6 +179,19 @@ type subscription struct {
 	sub      *pubsub.Subscription
 	queueURL string
 	acks     *acker // nil unless the subscription is nacklazy
+}
+
+// nowSubscription is a nacklazy subscription's extension: it can also
+// receive for callers ready to start what they get.
+type nowSubscription struct {
+	*subscription
+	now *receiver
+}
+
+// ReceiveNow implements driver.NowReceiver: one ReceiveMessage call for
+// up to max messages (see receiver).
+func (s *nowSubscription) ReceiveNow(ctx context.Context, max int) ([]*driver.Delivery, error) {
+	return s.now.receive(ctx, max)
 }
 
 func (s *subscription) Settlers(m *pubsub.Message) (lease driver.LeaseControl, ack, nack func()) {

@@ -2,15 +2,19 @@ package awsq
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"path"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/aws/smithy-go"
 	"gocloud.dev/pubsub"
 
 	"github.com/droverhq/drover/pkg/task/driver"
@@ -39,6 +43,7 @@ type lease struct {
 	receiptHandle string
 	receiveCount  int
 	receivedAt    time.Time
+	lost          atomic.Bool
 }
 
 // NewLease returns the LeaseControl of the SQS delivery with the given
@@ -64,6 +69,9 @@ func (l *lease) ReceiveCount() int { return l.receiveCount }
 // When nothing is left, it returns an error and leaves the visibility as
 // it was.
 func (l *lease) SetVisibility(ctx context.Context, d time.Duration) error {
+	if l.lost.Load() {
+		return fmt.Errorf("sqs change visibility on %s: %w", l.queueURL, driver.ErrLeaseLost)
+	}
 	if left := MaxVisibility - leaseMargin - time.Since(l.receivedAt); d > left {
 		if left < time.Second {
 			return fmt.Errorf("sqs change visibility on %s: delivery is %s old, SQS keeps one hidden for at most %s",
@@ -80,9 +88,30 @@ func (l *lease) SetVisibility(ctx context.Context, d time.Duration) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if staleReceipt(err) {
+			l.lost.Store(true)
+			return fmt.Errorf("sqs change visibility on %s: %w (%v)", l.queueURL, driver.ErrLeaseLost, err)
+		}
 		return fmt.Errorf("sqs change visibility on %s: %w", l.queueURL, err)
 	}
 	return nil
+}
+
+// staleReceipt reports whether err is SQS refusing a receipt handle that
+// is no longer current: the message was received again (the handle
+// expired) or deleted.
+func staleReceipt(err error) bool {
+	var ae smithy.APIError
+	if !errors.As(err, &ae) {
+		return false
+	}
+	switch ae.ErrorCode() {
+	case "ReceiptHandleIsInvalid", "MessageNotInflight", "AWS.SimpleQueueService.MessageNotInflight":
+		return true
+	case "InvalidParameterValue":
+		return strings.Contains(strings.ToLower(ae.ErrorMessage()), "receipt handle")
+	}
+	return false
 }
 
 // LeaseOf returns the LeaseControl of m, a message received from sub,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +31,9 @@ type Delivery = driver.Delivery
 // LeaseControl controls one delivery of a message: its delivery count and
 // its visibility (see driver.LeaseControl).
 type LeaseControl = driver.LeaseControl
+
+// ErrLeaseLost is driver.ErrLeaseLost: the delivery is no longer current.
+var ErrLeaseLost = driver.ErrLeaseLost
 
 // Topic publishes task messages or events on a gocloud topic.
 type Topic struct {
@@ -212,6 +216,14 @@ func (t *Topic) Depth(ctx context.Context) (int, bool, error) {
 	return n, true, nil
 }
 
+// MaybeSent reports whether a send that failed with err may have been
+// enqueued all the same: it timed out or lost its connection waiting for
+// the queue's answer (as opposed to being refused, or never sent).
+func MaybeSent(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.As(err, &ne)
+}
+
 // Shutdown flushes pending sends and closes the topic.
 func (t *Topic) Shutdown(ctx context.Context) error { return t.topic.Shutdown(ctx) }
 
@@ -283,6 +295,27 @@ func (s *Subscription) ReceiveBatch(ctx context.Context, max int) ([]*Delivery, 
 			return ds, nil
 		}
 	}
+}
+
+// ReceiveNow waits for one delivery, for a caller ready to start it at
+// once (a runner's free slot). Where the subscription's extension is a
+// driver.NowReceiver (awsq: one ReceiveMessage call for one message),
+// nothing waits in a prefetch buffer, uncovered by any heartbeat, while
+// its visibility timeout runs out; memq hands out messages only when
+// asked too. Elsewhere it is Receive, with gocloud's prefetching.
+func (s *Subscription) ReceiveNow(ctx context.Context) (*Delivery, error) {
+	nr, ok := s.ext.(driver.NowReceiver)
+	if !ok {
+		return s.Receive(ctx)
+	}
+	ds, err := nr.ReceiveNow(ctx, 1)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("receive from %s: %w", s.url, err)
+	}
+	return ds[0], nil
 }
 
 // Receive waits for the next delivery.

@@ -123,8 +123,20 @@ func NewID(t time.Time) string {
 	return ulid.MustNew(ulid.Timestamp(t), idEntropy).String()
 }
 
-// ValidID reports whether id has the form of a task ID.
+// ValidID reports whether id has the canonical form of a task ID: a ULID
+// in upper case, as NewID makes them. Stores compare IDs byte for byte,
+// so another spelling of the same ULID would name no task.
 func ValidID(id string) bool {
-	_, err := ulid.ParseStrict(id)
-	return err == nil
+	u, err := ulid.ParseStrict(id)
+	return err == nil && u.String() == id
+}
+
+// CanonicalID returns the canonical form of id, a task ID or cursor in
+// any case (ULIDs are case-insensitive), and whether id is one.
+func CanonicalID(id string) (string, bool) {
+	u, err := ulid.ParseStrict(id)
+	if err != nil {
+		return "", false
+	}
+	return u.String(), true
 }

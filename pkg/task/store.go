@@ -2,8 +2,6 @@ package task
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -517,74 +515,6 @@ func (s *Store) Runners(ctx context.Context, since time.Time) ([]*RunnerInfo, er
 		}
 	}
 	return out, nil
-}
-
-// keyDoc reserves an idempotency key for a task.
-type keyDoc struct {
-	ID               string    `docstore:"id"`
-	Kind             string    `docstore:"kind"`
-	TaskID           string    `docstore:"task_id"`
-	ClaimedAt        time.Time `docstore:"claimed_at"`
-	ExpiresAt        int64     `docstore:"expires_at"`
-	DocstoreRevision any
-}
-
-// ClaimKey reserves idempotency key for task id for the window. If the key
-// is held by an earlier task within its window, ClaimKey returns that
-// task's ID instead. A claim whose task never got a document (its
-// dispatcher died before enqueueing) is taken over once older than grace.
-func (s *Store) ClaimKey(ctx context.Context, key, id string, now time.Time, window, grace time.Duration) (string, error) {
-	sum := sha256.Sum256([]byte(key))
-	docID := "key:" + hex.EncodeToString(sum[:])
-	for range maxConflictRetries {
-		d := &keyDoc{ID: docID, Kind: KindKey, TaskID: id, ClaimedAt: now, ExpiresAt: now.Add(window).Unix()}
-		err := s.coll.Create(ctx, d)
-		if err == nil {
-			return id, nil
-		}
-		if gcerrors.Code(err) != gcerrors.AlreadyExists {
-			return "", fmt.Errorf("claim idempotency key: %w", err)
-		}
-		old := &keyDoc{ID: docID}
-		if err := s.coll.Get(ctx, old); err != nil {
-			if gcerrors.Code(err) == gcerrors.NotFound {
-				continue
-			}
-			return "", fmt.Errorf("read idempotency key: %w", err)
-		}
-		stale := now.Unix() >= old.ExpiresAt
-		if !stale && now.Sub(old.ClaimedAt) > grace {
-			if _, err := s.Get(ctx, old.TaskID); errors.Is(err, ErrNotFound) {
-				stale = true
-			}
-		}
-		if !stale {
-			return old.TaskID, nil
-		}
-		d.DocstoreRevision = old.DocstoreRevision
-		if err := s.coll.Replace(ctx, d); err == nil {
-			return id, nil
-		} else if !conflict(err) {
-			return "", fmt.Errorf("take over idempotency key: %w", err)
-		}
-	}
-	return "", fmt.Errorf("claim idempotency key: still conflicting after %d tries", maxConflictRetries)
-}
-
-// ReleaseKey drops a claim made by task id (its submission failed).
-func (s *Store) ReleaseKey(ctx context.Context, key, id string) error {
-	sum := sha256.Sum256([]byte(key))
-	d := &keyDoc{ID: "key:" + hex.EncodeToString(sum[:])}
-	if err := s.coll.Get(ctx, d); err != nil {
-		return nil
-	}
-	if d.TaskID != id {
-		return nil
-	}
-	if err := s.coll.Delete(ctx, d); err != nil && !conflict(err) && gcerrors.Code(err) != gcerrors.NotFound {
-		return fmt.Errorf("release idempotency key: %w", err)
-	}
-	return nil
 }
 
 // redactURL drops credentials from a URL before it goes into an error.

@@ -331,8 +331,10 @@ func TestSweep(t *testing.T) {
 		}
 	}
 	st, err := b.store.Get(b.ctx, lost)
-	if err != nil || st.State != task.Failed || st.Attempt != 5 || st.Error != "dead-lettered after 5 deliveries without an outcome" {
-		t.Errorf("dead-lettered task = %+v, %v; want failed at attempt 5", st, err)
+	// Five deliveries, none of which started it: attempt 0 (attempts
+	// count executions), the deliveries named in the error.
+	if err != nil || st.State != task.Failed || st.Attempt != 0 || st.Error != "dead-lettered after 5 deliveries without an outcome" {
+		t.Errorf("dead-lettered task = %+v, %v; want failed at attempt 0 after 5 deliveries", st, err)
 	}
 	checkSucceededOnSecond(t, b, done)
 	if _, err := b.archive.Get(b.ctx, task.PoisonKey("dlq-garbage"), 1<<20); err != nil {

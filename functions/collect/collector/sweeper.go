@@ -16,6 +16,7 @@ func (c *Collector) Sweep(ctx context.Context, ds []*task.Delivery) {
 	var (
 		events  []*task.Event
 		holders []*task.Delivery
+		ids     []string
 	)
 	for _, d := range ds {
 		m, err := task.DecodeMessage(d.Body)
@@ -23,10 +24,27 @@ func (c *Collector) Sweep(ctx context.Context, ds []*task.Delivery) {
 			c.poison(ctx, d, err)
 			continue
 		}
-		e := task.NewEvent(m, d.Attempt(), "dead-letter-sweeper", time.Now().UTC())
+		e := task.NewEvent(m, 0, "dead-letter-sweeper", time.Now().UTC())
 		e.Phase, e.Error = task.PhaseFailed, fmt.Sprintf("dead-lettered after %d deliveries without an outcome", d.Attempt())
 		events = append(events, &e)
 		holders = append(holders, d)
+		ids = append(ids, m.ID)
+	}
+	// The failure is of the last attempt that started (the status
+	// counts them), not of the delivery count: deliveries that started
+	// nothing are no attempts.
+	cur, err := c.store.GetMany(ctx, ids)
+	if err != nil {
+		c.log.Error("could not read dead-lettered tasks; they will come back", "tasks", len(events), "err", err)
+		for _, d := range holders {
+			d.Nack()
+		}
+		return
+	}
+	for i, st := range cur {
+		if st != nil {
+			events[i].Attempt, events[i].StartedAt = st.Attempt, st.StartedAt
+		}
 	}
 	if _, err := c.store.Apply(ctx, events); err != nil {
 		c.log.Error("could not record dead-lettered tasks; they will come back", "tasks", len(events), "err", err)

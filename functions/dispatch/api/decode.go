@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
+	"os"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -20,6 +23,11 @@ type requestError struct {
 	status int
 	kind   string
 	detail string
+	// retryAfter, if positive, is sent as Retry-After (seconds).
+	retryAfter int
+	// closeConn closes the connection after the response, instead of
+	// reading what is left of the body to reuse it.
+	closeConn bool
 }
 
 func (e *requestError) Error() string { return e.detail }
@@ -146,28 +154,172 @@ func clip(s string) string {
 	return s
 }
 
-// readBody checks the content type and reads at most limit bytes.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+// readBody admits and reads a request body: it checks the content type,
+// reserves the body's bytes against MaxInflight (release gives them back;
+// the caller calls it once done with the body and what it decoded), and
+// reads at most MaxBody bytes within BodyTimeout. Every refusal before the
+// body is read closes the connection, so that nothing waits on the rest.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (body []byte, release func(), err error) {
+	limit := s.cfg.MaxBody
 	ct := r.Header.Get("Content-Type")
 	mt, _, err := mime.ParseMediaType(ct)
 	if ct == "" || err != nil || mt != "application/json" {
-		return nil, reject(http.StatusUnsupportedMediaType, probMediaType, "Content-Type must be application/json, got %q", clip(ct))
+		e := reject(http.StatusUnsupportedMediaType, probMediaType, "Content-Type must be application/json, got %q", clip(ct))
+		e.closeConn = true
+		return nil, nil, e
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, reject(http.StatusRequestEntityTooLarge, probTooLarge, "request body is larger than the %d-byte limit", limit)
+	if r.ContentLength > limit {
+		e := reject(http.StatusRequestEntityTooLarge, probTooLarge, "request body is larger than the %d-byte limit (Content-Length %d)", limit, r.ContentLength)
+		e.closeConn = true
+		return nil, nil, e
+	}
+	reserve := limit
+	if r.ContentLength >= 0 {
+		reserve = max(r.ContentLength, 1)
+	}
+	if !s.inflight.take(reserve) {
+		e := reject(http.StatusServiceUnavailable, probUnavailable,
+			"the server holds as many request bytes as it may (%d); retry shortly", s.cfg.MaxInflight)
+		e.retryAfter, e.closeConn = 1, true
+		return nil, nil, e
+	}
+	give := func() { s.inflight.give(reserve) }
+	defer func() {
+		if err != nil {
+			give()
 		}
-		return nil, reject(http.StatusBadRequest, probMalformed, "could not read request body: %v", err)
+	}()
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout)) // unsupported in tests' recorders
+	body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var (
+			mbe *http.MaxBytesError
+			ne  net.Error
+		)
+		switch {
+		case errors.As(err, &mbe):
+			return nil, nil, reject(http.StatusRequestEntityTooLarge, probTooLarge, "request body is larger than the %d-byte limit", limit)
+		case errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
+			e := reject(http.StatusRequestTimeout, probTimeout, "request body not received within %s", s.cfg.BodyTimeout)
+			e.closeConn = true
+			return nil, nil, e
+		}
+		return nil, nil, reject(http.StatusBadRequest, probMalformed, "could not read request body: %v", err)
 	}
 	if !utf8.Valid(body) {
-		return nil, reject(http.StatusBadRequest, probMalformed, "request body is not valid UTF-8")
+		return nil, nil, reject(http.StatusBadRequest, probMalformed, "request body is not valid UTF-8")
 	}
 	if d := jsonDepth(body); d > maxDepth {
-		return nil, reject(http.StatusBadRequest, probMalformed, "request body nests JSON deeper than %d levels", maxDepth)
+		return nil, nil, reject(http.StatusBadRequest, probMalformed, "request body nests JSON deeper than %d levels", maxDepth)
 	}
-	return body, nil
+	return body, give, nil
+}
+
+// inflight counts the request body bytes the server holds.
+type inflight struct {
+	mu    sync.Mutex
+	held  int64
+	limit int64
+}
+
+func (f *inflight) take(n int64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.held+n > f.limit {
+		return false
+	}
+	f.held += n
+	return true
+}
+
+func (f *inflight) give(n int64) {
+	f.mu.Lock()
+	f.held -= n
+	f.mu.Unlock()
+}
+
+// specFields are the members of a task in a request body.
+var specFields = []string{"function", "args", "queue", "timeout", "max_attempts", "idempotency_key", "delay"}
+
+// exactFields checks what encoding/json lets through: that each object of
+// the request's schema (the task, or the batch and each of its tasks)
+// names every member once and exactly as documented. encoding/json would
+// match "FUNCTION" to function and keep the last of two "function"s. args
+// are the caller's own JSON and are not looked into. Malformed JSON is
+// left to decodeStrict, which runs first.
+func exactFields(body []byte, batch bool) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var err error
+	if batch {
+		err = walkObject(dec, "", []string{"tasks"}, func(name string) error {
+			return walkArray(dec, func(i int) error {
+				return walkObject(dec, fmt.Sprintf("tasks[%d].", i), specFields, nil)
+			})
+		})
+	} else {
+		err = walkObject(dec, "", specFields, nil)
+	}
+	var fe *task.FieldError
+	if errors.As(err, &fe) {
+		return reject(http.StatusBadRequest, probMalformed, "%s: %s", fe.Field, fe.Reason)
+	}
+	return nil // anything else decodeStrict has judged
+}
+
+// walkObject reads one object from dec, refusing members named twice or
+// named in another case than allowed; value, if not nil, reads the value
+// of each allowed member instead of skipping it.
+func walkObject(dec *json.Decoder, prefix string, allowed []string, value func(name string) error) error {
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return err
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		name, _ := tok.(string)
+		if seen[name] {
+			return &task.FieldError{Field: prefix + name, Reason: "appears twice; name each field once"}
+		}
+		seen[name] = true
+		known := false
+		for _, a := range allowed {
+			if a == name {
+				known = true
+			} else if strings.EqualFold(a, name) {
+				return &task.FieldError{Field: prefix + name, Reason: fmt.Sprintf("is not a field; field names are case-sensitive (did you mean %q?)", a)}
+			}
+		}
+		if known && value != nil {
+			err = value(name)
+		} else {
+			var raw json.RawMessage
+			err = dec.Decode(&raw)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	_, err := dec.Token()
+	return err
+}
+
+// walkArray reads one array from dec, calling elem for each element.
+func walkArray(dec *json.Decoder, elem func(i int) error) error {
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+		return err
+	}
+	for i := 0; dec.More(); i++ {
+		if err := elem(i); err != nil {
+			return err
+		}
+	}
+	_, err := dec.Token()
+	return err
 }
 
 // decodeStrict decodes exactly one JSON value into v, rejecting unknown

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/droverhq/drover/internal/envconfig"
@@ -40,6 +41,14 @@ func (e *Env) Validate() error {
 			return fmt.Errorf("%s is required for drover dispatch (see README: Configuration)", v.name)
 		}
 	}
+	// "k1, k2" names k1 and k2: keys are trimmed, empty ones dropped.
+	keys := e.APIKeys[:0]
+	for _, k := range e.APIKeys {
+		if k = strings.TrimSpace(k); k != "" {
+			keys = append(keys, k)
+		}
+	}
+	e.APIKeys = keys
 	if len(e.APIKeys) == 0 && !loopback(e.Addr) && !e.Lambda {
 		return fmt.Errorf("DROVER_ADDR=%s listens beyond loopback, so DROVER_API_KEYS must be set", e.Addr)
 	}

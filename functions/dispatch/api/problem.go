@@ -32,6 +32,7 @@ const (
 	probUnavailable = "unavailable"
 	probInternal    = "internal"
 	probMethod      = "method-not-allowed"
+	probTimeout     = "request-timeout"
 )
 
 func writeProblem(w http.ResponseWriter, status int, kind, format string, args ...any) {

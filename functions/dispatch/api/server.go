@@ -9,6 +9,7 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -52,6 +53,20 @@ type Config struct {
 	// served at GET /metrics, behind the API keys like the rest. A
 	// process running other parts registers theirs on the same registry.
 	Metrics *prometheus.Registry
+	// BodyTimeout bounds reading one request body (30s); a client that
+	// sends it slower gets 408 and its connection is closed.
+	BodyTimeout time.Duration
+	// MaxInflight caps the bytes of request bodies held at once, read or
+	// being read (2 × MaxBody); a request past it is refused with 503 and
+	// Retry-After before its body is read.
+	MaxInflight int64
+	// KeyWait is how long a request whose idempotency key is claimed by a
+	// request still enqueueing waits for it before answering 409 (60s).
+	KeyWait time.Duration
+	// KeyTakeover is how long a pending idempotency claim is left to its
+	// request before another may try to fence it off (2m, at least
+	// 4 × SendTimeout). See task.Store.TakeOverKey.
+	KeyTakeover time.Duration
 }
 
 func (c *Config) defaults() {
@@ -73,6 +88,27 @@ func (c *Config) defaults() {
 	if c.RunnerWindow <= 0 {
 		c.RunnerWindow = time.Minute
 	}
+	if c.BodyTimeout <= 0 {
+		c.BodyTimeout = 30 * time.Second
+	}
+	if c.MaxInflight <= 0 {
+		c.MaxInflight = 2 * c.MaxBody
+	}
+	c.MaxInflight = max(c.MaxInflight, c.MaxBody)
+	if c.KeyWait <= 0 {
+		c.KeyWait = 60 * time.Second
+	}
+	if c.KeyTakeover <= 0 {
+		c.KeyTakeover = max(2*time.Minute, 4*c.SendTimeout)
+	}
+	// Keys as configured ("k1, k2") are trimmed; empty ones dropped.
+	keys := make([]string, 0, len(c.APIKeys))
+	for _, k := range c.APIKeys {
+		if k = strings.TrimSpace(k); k != "" {
+			keys = append(keys, k)
+		}
+	}
+	c.APIKeys = keys
 }
 
 // Server serves the API.
@@ -85,6 +121,10 @@ type Server struct {
 	cfg     Config
 	mux     *http.ServeMux
 	flow    *task.Workflow
+	// keyHashes are the SHA-256 sums of cfg.APIKeys, compared in constant
+	// time (equal lengths) against the token's.
+	keyHashes [][sha256.Size]byte
+	inflight  inflight
 }
 
 // New returns a Server whose submit endpoints call a Service over tasks,
@@ -100,6 +140,10 @@ func New(tasks *task.Topic, archive *task.Archive, store *task.Store, log *slog.
 		tasks: tasks, archive: archive, store: store, log: log, cfg: cfg, mux: http.NewServeMux(),
 		flow: &task.Workflow{Store: store, Archive: archive, Tasks: tasks, PayloadLimit: cfg.PayloadLimit, Log: log},
 	}
+	for _, k := range cfg.APIKeys {
+		s.keyHashes = append(s.keyHashes, sha256.Sum256([]byte(k)))
+	}
+	s.inflight.limit = cfg.MaxInflight
 	s.mux.HandleFunc("POST /v1/tasks", s.authed(s.submitOne))
 	s.mux.HandleFunc("POST /v1/tasks/batch", s.authed(s.submitBatch))
 	s.mux.HandleFunc("GET /v1/tasks", s.authed(s.list))
@@ -186,22 +230,45 @@ func (s *statusSniffer) Write(b []byte) (int, error) {
 }
 
 func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
-	if len(s.cfg.APIKeys) == 0 {
+	if len(s.keyHashes) == 0 {
 		return h
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if ok {
-			for _, k := range s.cfg.APIKeys {
-				if subtle.ConstantTimeCompare([]byte(token), []byte(k)) == 1 {
-					h(w, r)
-					return
-				}
-			}
+		// Decided from the headers alone: no body is read, and the
+		// connection is closed rather than drained for reuse.
+		if !s.validToken(r.Header.Get("Authorization")) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="drover"`)
+			writeProblem(closing(w), http.StatusUnauthorized, probAuth, "a valid API key is required: Authorization: Bearer <key>")
+			return
 		}
-		w.Header().Set("WWW-Authenticate", `Bearer realm="drover"`)
-		writeProblem(w, http.StatusUnauthorized, probAuth, "a valid API key is required: Authorization: Bearer <key>")
+		h(w, r)
 	}
+}
+
+// validToken reports whether the Authorization header value carries one
+// of the API keys. Every key is compared, over hashes of equal length, so
+// neither which key matched nor its length shows in the time taken.
+func (s *Server) validToken(header string) bool {
+	scheme, token, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	match := 0
+	for i := range s.keyHashes {
+		match |= subtle.ConstantTimeCompare(sum[:], s.keyHashes[i][:])
+	}
+	return match == 1
+}
+
+// closing marks the response as the connection's last and stops reading
+// the request: net/http would otherwise read up to 256 KiB of an unread
+// body after the handler returns (to reuse the connection), at whatever
+// pace the client sends it.
+func closing(w http.ResponseWriter) http.ResponseWriter {
+	w.Header().Set("Connection", "close")
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+	return w
 }
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
@@ -221,6 +288,12 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		}
 		writeProblemDoc(w, p)
 	case errors.As(err, &re):
+		if re.retryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(re.retryAfter))
+		}
+		if re.closeConn {
+			w = closing(w)
+		}
 		writeProblem(w, re.status, re.kind, "%s", re.detail)
 	case errors.As(err, &fe):
 		writeProblem(w, http.StatusUnprocessableEntity, probValidation, "%s", fe.Error())
@@ -235,13 +308,18 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func (s *Server) submitOne(w http.ResponseWriter, r *http.Request) {
-	body, err := readBody(w, r, s.cfg.MaxBody)
+	body, release, err := s.readBody(w, r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
+	defer release()
 	var in submitSpec
 	if err := decodeStrict(body, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := exactFields(body, false); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -260,15 +338,20 @@ func (s *Server) submitOne(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
-	body, err := readBody(w, r, s.cfg.MaxBody)
+	body, release, err := s.readBody(w, r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
+	defer release()
 	var in struct {
 		Tasks []submitSpec `json:"tasks"`
 	}
 	if err := decodeStrict(body, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := exactFields(body, true); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -296,9 +379,10 @@ func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) taskID(w http.ResponseWriter, r *http.Request) (string, bool) {
-	id := r.PathValue("id")
-	if !task.ValidID(id) {
-		writeProblem(w, http.StatusNotFound, probNotFound, "%q is not a task ID", clip(id))
+	raw := r.PathValue("id")
+	id, ok := task.CanonicalID(raw) // ULIDs are case-insensitive
+	if !ok {
+		writeProblem(w, http.StatusNotFound, probNotFound, "%q is not a task ID", clip(raw))
 		return "", false
 	}
 	return id, true
@@ -377,9 +461,13 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		}
 		lq.Limit = n
 	}
-	if lq.Cursor != "" && !task.ValidID(lq.Cursor) {
-		writeProblem(w, http.StatusBadRequest, probMalformed, "cursor: %q is not a cursor this API returned", clip(lq.Cursor))
-		return
+	if lq.Cursor != "" {
+		c, ok := task.CanonicalID(lq.Cursor)
+		if !ok {
+			writeProblem(w, http.StatusBadRequest, probMalformed, "cursor: %q is not a cursor this API returned", clip(lq.Cursor))
+			return
+		}
+		lq.Cursor = c
 	}
 	sts, next, err := s.store.List(r.Context(), lq)
 	if err != nil {

@@ -62,39 +62,35 @@ func (s *Service) Submit(ctx context.Context, specs []task.Spec) ([]*task.Status
 		}
 	}
 
+	if err := repeatedKeys(specs); err != nil {
+		return nil, err
+	}
 	sts := make([]*task.Status, len(specs))
 	fresh := make([]bool, len(specs))
-	replayOf := make([]int, len(specs)) // within-batch duplicate keys
-	firstWithKey := map[string]int{}
+	claims := make([]*task.KeyClaim, len(specs))
 	for i, sp := range specs {
-		replayOf[i] = -1
-		id := task.NewID(now)
-		if sp.IdempotencyKey != "" {
-			if j, dup := firstWithKey[sp.IdempotencyKey]; dup {
-				replayOf[i] = j
-				continue
-			}
-			firstWithKey[sp.IdempotencyKey] = i
-			held, err := s.store.ClaimKey(ctx, sp.IdempotencyKey, id, now, s.cfg.IdempotencyWindow, time.Minute)
-			if err != nil {
-				s.rollback(ctx, specs, sts, fresh)
-				return nil, fmt.Errorf("submit: %w", err)
-			}
-			if held != id {
-				st, err := s.awaitStatus(ctx, held)
-				if err != nil {
-					s.rollback(ctx, specs, sts, fresh)
-					return nil, fmt.Errorf("idempotency key %q: %w", clip(sp.IdempotencyKey), err)
-				}
-				sts[i] = st
-				continue
-			}
-		}
-		fresh[i] = true
-		sts[i] = &task.Status{
-			ID: id, Function: task.Intern(sp.Function), Queue: task.Intern(sp.Queue), State: task.Queued,
+		st := &task.Status{
+			ID: task.NewID(now), Function: task.Intern(sp.Function), Queue: task.Intern(sp.Queue), State: task.Queued,
 			MaxAttempts: sp.MaxAttempts, CreatedAt: now, IdempotencyKey: sp.IdempotencyKey,
 		}
+		if sp.IdempotencyKey != "" {
+			field := "idempotency_key"
+			if len(specs) > 1 {
+				field = fmt.Sprintf("tasks[%d].idempotency_key", i)
+			}
+			c, held, err := s.claimKey(ctx, field, sp, st)
+			if err != nil {
+				s.rollback(ctx, specs, sts, fresh, claims)
+				return nil, err
+			}
+			if held != nil {
+				sts[i] = held
+				continue
+			}
+			claims[i] = c
+		}
+		fresh[i] = true
+		sts[i] = st
 	}
 
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
@@ -121,13 +117,13 @@ func (s *Service) Submit(ctx context.Context, specs []task.Spec) ([]*task.Status
 		}
 		b, err := task.EncodeMessage(m)
 		if err != nil {
-			s.rollback(ctx, specs, sts, fresh)
+			s.rollback(ctx, specs, sts, fresh, claims)
 			return nil, fmt.Errorf("encode task %s: %w", m.ID, err)
 		}
 		idx, bodies, delays = append(idx, i), append(bodies, b), append(delays, time.Duration(sp.Delay))
 	}
 	if err := g.Wait(); err != nil {
-		s.rollback(ctx, specs, sts, fresh)
+		s.rollback(ctx, specs, sts, fresh, claims)
 		return nil, fmt.Errorf("archive payload: %w", err)
 	}
 	failed := s.tasks.SendAll(sctx, bodies, delays)
@@ -144,19 +140,45 @@ func (s *Service) Submit(ctx context.Context, specs []task.Spec) ([]*task.Status
 		// from their events.
 		s.log.Warn("could not write queued statuses", "tasks", len(created), "err", err)
 	}
-	for i, j := range replayOf {
-		if j >= 0 {
-			sts[i] = sts[j]
+	for k, i := range idx {
+		if _, bad := failed[k]; bad || claims[i] == nil {
+			continue
+		}
+		// Enqueued: the key's claim is committed to its task.
+		err := s.store.CommitKey(context.WithoutCancel(ctx), claims[i])
+		switch {
+		case errors.Is(err, task.ErrKeyTaken):
+			// Fenced off by a request that found the claim pending
+			// too long: this task is cancelled and never runs; the key
+			// names another.
+			s.log.Warn("idempotency claim was taken over before it was committed", "task_id", sts[i].ID, "err", err)
+			if held, err := s.replay(context.WithoutCancel(ctx), claims[i].Key); err == nil && held != nil {
+				sts[i] = held
+			}
+		case err != nil:
+			// The claim stays pending: a request with the key waits,
+			// finds the task's document and commits the claim for it.
+			s.log.Warn("could not commit idempotency claim", "task_id", sts[i].ID, "err", err)
 		}
 	}
 	if len(failed) > 0 {
-		s.rollback(context.WithoutCancel(ctx), specs, sts, fresh)
+		// A send that timed out may still have been enqueued: its
+		// payload and its key's claim are kept (the claim pending, for
+		// a retry with the key to find the task, or fence it off).
+		unknown := 0
+		for k, i := range idx {
+			if err, bad := failed[k]; bad && task.MaybeSent(err) {
+				fresh[i] = false
+				unknown++
+			}
+		}
+		s.rollback(context.WithoutCancel(ctx), specs, sts, fresh, claims)
 		var first error
 		for _, err := range failed {
 			first = err
 			break
 		}
-		return nil, &EnqueueError{Failed: len(failed), Of: len(idx), First: first, Enqueued: created}
+		return nil, &EnqueueError{Failed: len(failed), Of: len(idx), Unknown: unknown, First: first, Enqueued: created}
 	}
 	return sts, nil
 }
@@ -166,10 +188,17 @@ func (s *Service) Submit(ctx context.Context, specs []task.Spec) ([]*task.Status
 type EnqueueError struct {
 	Failed, Of int   // tasks that failed, of those sent
 	First      error // one of the failures
-	Enqueued   []*task.Status
+	// Unknown of the failed tasks met a timeout or a lost connection:
+	// they may have been enqueued, and their payloads and keys' claims
+	// are kept.
+	Unknown  int
+	Enqueued []*task.Status
 }
 
 func (e *EnqueueError) Error() string {
+	if e.Unknown > 0 {
+		return fmt.Sprintf("%d of %d tasks could not be enqueued (%v); for %d of them the queue did not answer, so they may have been: resubmit with the same idempotency keys to learn which", e.Failed, e.Of, e.First, e.Unknown)
+	}
 	return fmt.Sprintf("%d of %d tasks could not be enqueued (%v); nothing was kept for them", e.Failed, e.Of, e.First)
 }
 
@@ -177,7 +206,7 @@ func (e *EnqueueError) Unwrap() error { return e.First }
 
 // rollback undoes the side effects of tasks marked fresh (not enqueued):
 // archived payloads and idempotency claims.
-func (s *Service) rollback(ctx context.Context, specs []task.Spec, sts []*task.Status, fresh []bool) {
+func (s *Service) rollback(ctx context.Context, specs []task.Spec, sts []*task.Status, fresh []bool, claims []*task.KeyClaim) {
 	for i, f := range fresh {
 		if !f || sts[i] == nil {
 			continue
@@ -187,27 +216,10 @@ func (s *Service) rollback(ctx context.Context, specs []task.Spec, sts []*task.S
 				s.log.Warn("rollback: could not delete payload", "task_id", sts[i].ID, "err", err)
 			}
 		}
-		if specs[i].IdempotencyKey != "" {
-			if err := s.store.ReleaseKey(ctx, specs[i].IdempotencyKey, sts[i].ID); err != nil {
+		if claims[i] != nil {
+			if err := s.store.ReleaseKey(ctx, claims[i]); err != nil {
 				s.log.Warn("rollback: could not release idempotency key", "task_id", sts[i].ID, "err", err)
 			}
-		}
-	}
-}
-
-// awaitStatus reads the status of a task another request is submitting,
-// waiting briefly for its document to appear.
-func (s *Service) awaitStatus(ctx context.Context, id string) (*task.Status, error) {
-	deadline := time.Now().Add(5 * time.Second)
-	for wait := 5 * time.Millisecond; ; wait = min(wait*2, 200*time.Millisecond) {
-		st, err := s.store.Get(ctx, id)
-		if err == nil || !errors.Is(err, task.ErrNotFound) || time.Now().After(deadline) {
-			return st, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(wait):
 		}
 	}
 }

@@ -302,11 +302,12 @@ func (s *Server) submit(ctx context.Context, specs []task.Spec) ([]*task.Status,
 }
 
 func (s *Server) submitGroup(w http.ResponseWriter, r *http.Request) {
-	body, err := readBody(w, r, s.cfg.MaxBody)
+	body, release, err := s.readBody(w, r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
+	defer release()
 	var in submitGroup
 	if err := decodeStrict(body, &in); err != nil {
 		s.fail(w, r, err)

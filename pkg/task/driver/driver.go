@@ -31,9 +31,16 @@ type LeaseControl interface {
 	ReceiveCount() int
 	// SetVisibility hides the message from every receiver for d from now;
 	// when d has passed without an ack, it is delivered again. d == 0
-	// makes it visible at once.
+	// makes it visible at once. Once the delivery is no longer the
+	// current one (its message was delivered again, or deleted), it
+	// returns an error wrapping ErrLeaseLost, and so does every later
+	// call, without asking the queue again.
 	SetVisibility(ctx context.Context, d time.Duration) error
 }
+
+// ErrLeaseLost is returned by LeaseControl.SetVisibility for a delivery
+// that is no longer the current one (on SQS, a stale receipt handle).
+var ErrLeaseLost = errors.New("lease lost: the delivery is no longer current")
 
 // TopicFeatures describes what a topic's driver can do beyond gocloud's
 // portable calls. Reach it with (*pubsub.Topic).As(&tf).
@@ -147,6 +154,14 @@ type TopicExtension interface {
 	SendBatch(ctx context.Context, bodies [][]byte, delays []time.Duration) []error
 	// Ping checks that the topic answers without sending.
 	Ping(ctx context.Context) error
+}
+
+// NowReceiver is implemented by subscription extensions that can take
+// messages for a caller ready to start them at once: each call asks the
+// queue for at most max messages, and nothing waits in a prefetch buffer
+// (uncovered by any heartbeat while its visibility timeout runs out).
+type NowReceiver interface {
+	ReceiveNow(ctx context.Context, max int) ([]*Delivery, error)
 }
 
 // SubscriptionExtension settles the messages of one subscription.

@@ -1,0 +1,82 @@
+package awsq
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"strconv"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/droverhq/drover/pkg/task/driver"
+)
+
+// sqsWaitSeconds is the long-poll wait of a ReceiveMessage call.
+const sqsWaitSeconds = 20
+
+// receiver takes messages from one SQS queue only for a caller that
+// can start them at once: one ReceiveMessage per call, for as many
+// messages as the caller asks for, never a buffer. gocloud's portable
+// Receive prefetches batches it sizes itself; a message waiting in that
+// buffer is covered by no heartbeat, so on a slow queue it could expire
+// unseen and come back, counted by SQS as a delivery though nothing ran.
+type receiver struct {
+	client   *sqs.Client
+	queueURL string
+	acks     *acker
+}
+
+// receive waits (long-polling, until ctx is done) for up to n (at most
+// ten) messages.
+func (r *receiver) receive(ctx context.Context, n int) ([]*driver.Delivery, error) {
+	n = min(max(n, 1), 10)
+	for {
+		out, err := r.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+			QueueUrl:                    aws.String(r.queueURL),
+			MaxNumberOfMessages:         int32(n),
+			WaitTimeSeconds:             sqsWaitSeconds,
+			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameApproximateReceiveCount},
+			MessageAttributeNames:       []string{"All"},
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("sqs receive from %s: %w", r.queueURL, err)
+		}
+		if len(out.Messages) == 0 {
+			continue
+		}
+		ds := make([]*driver.Delivery, 0, len(out.Messages))
+		for _, m := range out.Messages {
+			ds = append(ds, r.delivery(m))
+		}
+		return ds, nil
+	}
+}
+
+func (r *receiver) delivery(m sqstypes.Message) *driver.Delivery {
+	id, handle := aws.ToString(m.MessageId), aws.ToString(m.ReceiptHandle)
+	body := []byte(aws.ToString(m.Body))
+	// gocloud's awssqs topic base64-encodes bodies that are not UTF-8,
+	// and says so in an attribute its subscriptions decode by.
+	if a, ok := m.MessageAttributes["base64encoded"]; ok && aws.ToString(a.StringValue) == "true" {
+		if b, err := base64.StdEncoding.DecodeString(string(body)); err == nil {
+			body = b
+		}
+	}
+	n, err := strconv.Atoi(m.Attributes[string(sqstypes.MessageSystemAttributeNameApproximateReceiveCount)])
+	if err != nil || n < 1 {
+		n = 1
+	}
+	return &driver.Delivery{
+		ID: id, Body: body,
+		Lease: NewLease(r.client, r.queueURL, handle, n),
+		Ack:   r.acks.ackHandle(id, handle),
+		// The visibility last set through the lease (a retry's backoff,
+		// 0 at shutdown), or the queue's, stands.
+		Nack: func() {},
+	}
+}

@@ -1,0 +1,106 @@
+package task
+
+import (
+	"context"
+	"fmt"
+
+	"gocloud.dev/gcerrors"
+
+	"github.com/droverhq/drover/pkg/task/driver"
+)
+
+// Started is what StartMany decided about one execution.
+type Started struct {
+	// Attempt is the number of the execution about to start (1 for the
+	// first), counted from the status document: attempts count
+	// executions, not deliveries. When GaveUp, it is the last attempt
+	// that started.
+	Attempt int
+	// State is the task's state when it is terminal (the execution must
+	// not start: a duplicate delivery, a cancelled or fenced-off task),
+	// else "".
+	State State
+	// GaveUp: MaxAttempts executions have started already (each ended
+	// without an outcome, e.g. on a runner that died); no other starts.
+	GaveUp bool
+}
+
+// StartMany records, for each event (a started event of a delivery about
+// to run, its Attempt left zero), that an execution of its task begins:
+// the task's document moves to running with the next attempt number,
+// under its revision (created if the task has no document yet). A task
+// whose document is terminal, or whose attempts are used up, is not
+// written. Concurrent starts of one task get distinct attempts, and a
+// start and a cancellation or an idempotency fence (see claim.go) are
+// ordered by the document's revision: one of them sees the other.
+func (s *Store) StartMany(ctx context.Context, evs []*Event) ([]Started, error) {
+	out := make([]Started, len(evs))
+	pending := make([]int, len(evs))
+	for i := range evs {
+		pending[i] = i
+	}
+	for round := 0; len(pending) > 0; round++ {
+		if round == maxConflictRetries {
+			return nil, fmt.Errorf("start %d tasks (first %s): still conflicting after %d tries", len(pending), evs[pending[0]].TaskID, round)
+		}
+		ids := make([]string, len(pending))
+		for k, i := range pending {
+			ids[k] = evs[i].TaskID
+		}
+		cur, err := s.GetMany(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
+		var (
+			idx    []int
+			docs   []any
+			create []bool
+		)
+		for k, i := range pending {
+			e, st := evs[i], cur[k]
+			fresh := st == nil
+			if fresh {
+				st = &Status{}
+			}
+			if st.State.Terminal() {
+				out[i] = Started{Attempt: st.Attempt, State: st.State}
+				continue
+			}
+			next := st.Attempt + 1
+			if next > e.MaxAttempts {
+				out[i] = Started{Attempt: st.Attempt, GaveUp: true}
+				continue
+			}
+			ev := *e
+			ev.Attempt, ev.Phase = next, PhaseStarted
+			if ev.StartedAt.IsZero() {
+				ev.StartedAt = ev.At
+			}
+			st.Apply(&ev)
+			s.expiry(st)
+			if fresh {
+				st.DocstoreRevision = nil
+			}
+			out[i] = Started{Attempt: next}
+			idx, docs, create = append(idx, i), append(docs, st), append(create, fresh)
+		}
+		pending = nil
+		if len(docs) == 0 {
+			break
+		}
+		errs, err := s.writeAll(ctx, docs, create)
+		if err != nil {
+			return nil, fmt.Errorf("start %d tasks: %w", len(docs), err)
+		}
+		for k, err := range errs {
+			if err == nil {
+				continue
+			}
+			if !conflict(err) && driver.Code(err) != gcerrors.NotFound {
+				return nil, fmt.Errorf("start task %s: %w", evs[idx[k]].TaskID, err)
+			}
+			pending = append(pending, idx[k])
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,145 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/droverhq/drover/pkg/memq"
+	"github.com/droverhq/drover/pkg/task"
+)
+
+// TestAttemptsCountExecutions: deliveries that never start the function
+// (a message that came back five times from a receiver that did nothing
+// with it, as from an expired prefetch buffer) consume no attempt: the
+// function sees attempt 1, then 2, and the task succeeds although the
+// queue counts seven deliveries, more than max_attempts (finding 2: it
+// used to fail with "gave up: delivered 6 times").
+func TestAttemptsCountExecutions(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		seen []int
+	)
+	e := setupProcess(t, Config{BackoffBase: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond}, func(m *Mux) {
+		m.HandleFunc("flaky", func(_ context.Context, tk *task.Task) (task.Result, error) {
+			mu.Lock()
+			seen = append(seen, tk.Attempt)
+			mu.Unlock()
+			if tk.Attempt == 1 {
+				return nil, errors.New("first attempt fails")
+			}
+			return task.Result(`"ok"`), nil
+		})
+	})
+	id := e.submit(t, "flaky", nil, 1)[0]
+	ctx := context.Background()
+	for range 5 {
+		d := e.receive(t, 1)[0]
+		if err := d.Lease.SetVisibility(ctx, 0); err != nil {
+			t.Fatal(err)
+		}
+		d.Nack()
+	}
+	d := e.receive(t, 1)[0]
+	if n := d.Attempt(); n != 6 {
+		t.Fatalf("receive count %d, want 6: the test proves nothing", n)
+	}
+	if o := e.r.Process(ctx, d); o != Retry {
+		t.Fatalf("first execution: outcome %d, want Retry", o)
+	}
+	d = e.receive(t, 1)[0]
+	if o := e.r.Process(ctx, d); o != Acked {
+		t.Fatalf("second execution: outcome %d, want Acked", o)
+	}
+	if !slices.Equal(seen, []int{1, 2}) {
+		t.Fatalf("function saw attempts %v, want [1 2]", seen)
+	}
+	var outcome *task.Event
+	for _, ev := range e.drainEvents(t) {
+		if ev.TaskID == id && ev.Phase.State().Terminal() {
+			outcome = ev
+		}
+	}
+	if outcome == nil || outcome.Phase != task.PhaseSucceeded || outcome.Attempt != 2 {
+		t.Fatalf("outcome %+v, want succeeded at attempt 2", outcome)
+	}
+	st, err := e.store.Get(ctx, id)
+	if err != nil || st.Attempt != 2 {
+		t.Fatalf("status %+v %v, want attempt 2", st, err)
+	}
+}
+
+// TestNoTimeToStart: a delivery whose context (a Lambda invocation's) has
+// too little time left is handed back unstarted, hidden for a backoff
+// (never at visibility 0, a hot loop), and consumes no attempt; one cut
+// short by that deadline while running is handed back with a backoff too
+// (finding 7).
+func TestNoTimeToStart(t *testing.T) {
+	var ran sync.WaitGroup
+	runs := 0
+	e := setupProcess(t, Config{BackoffBase: time.Hour, BackoffMax: time.Hour}, func(m *Mux) {
+		m.HandleFunc("wait", func(ctx context.Context, _ *task.Task) (task.Result, error) {
+			runs++
+			<-ctx.Done()
+			ran.Done()
+			return nil, ctx.Err()
+		})
+	})
+	id := e.submit(t, "wait", nil, 1)[0]
+	ctx, cancel := context.WithTimeout(context.Background(), minStartTime/5)
+	defer cancel()
+	if o := e.r.Process(ctx, e.receive(t, 1)[0]); o != Released {
+		t.Fatalf("outcome %d, want Released", o)
+	}
+	if runs != 0 {
+		t.Fatal("the function started with no time left")
+	}
+	if st := memq.Stats(e.tasksQ); st.Ready != 0 || st.InFlight != 1 {
+		t.Fatalf("queue %+v: the message should be hidden for its backoff", st)
+	}
+	if st, err := e.store.Get(context.Background(), id); err != nil || st.Attempt != 0 {
+		t.Fatalf("status %+v %v: an unstarted delivery consumed an attempt", st, err)
+	}
+
+	// Cut short while running.
+	id2 := e.submit(t, "wait", nil, 1)[0]
+	ran.Add(1)
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 2*minStartTime)
+	defer cancel2()
+	d := e.receive(t, 1)[0]
+	if o := e.r.Process(ctx2, d); o != Released {
+		t.Fatalf("outcome %d, want Released", o)
+	}
+	ran.Wait()
+	if st := memq.Stats(e.tasksQ); st.Ready != 0 {
+		t.Fatalf("queue %+v: a task cut short was released at visibility 0", st)
+	}
+	for _, ev := range e.drainEvents(t) {
+		if ev.TaskID == id2 && ev.Phase.State().Terminal() {
+			t.Fatalf("a task cut short by the delivery's deadline ended: %+v", ev)
+		}
+		if strings.Contains(ev.Error, "gave up") {
+			t.Fatalf("gave up: %+v", ev)
+		}
+	}
+}
+
+// TestLambdaMargin: the margin kept back scales with the invocation's
+// time, so that a 3 s function (Lambda's default) leaves its tasks time
+// to start (finding 7: a fixed 3 s margin left none).
+func TestLambdaMargin(t *testing.T) {
+	for _, c := range []struct{ left, want time.Duration }{
+		{time.Second, 200 * time.Millisecond},
+		{3 * time.Second, 300 * time.Millisecond},
+		{15 * time.Minute, 3 * time.Second},
+	} {
+		got := lambdaMargin(c.left)
+		if got != c.want || c.left-got < minStartTime {
+			t.Errorf("margin of %s: %s, want %s leaving at least %s", c.left, got, c.want, minStartTime)
+		}
+	}
+}
