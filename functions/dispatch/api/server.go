@@ -279,6 +279,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	)
 	switch {
 	case errors.As(err, &ee):
+		// A full queue (the embedded default's cap) or a slow one:
+		// worth retrying shortly.
+		w.Header().Set("Retry-After", "1")
 		p := &Problem{
 			Type: "urn:drover:problem:" + probUnavailable, Title: http.StatusText(http.StatusServiceUnavailable),
 			Status: http.StatusServiceUnavailable, Detail: ee.Error(),
