@@ -39,7 +39,9 @@ type Task struct {
 	Timeout     time.Duration
 	MaxAttempts int
 	CreatedAt   time.Time
-	// Attempt counts deliveries of this task, starting at 1.
+	// Attempt counts the starts of this task (this one included), from
+	// its status document: deliveries that started nothing are not
+	// attempts. Without a status store it is the delivery count.
 	Attempt int
 }
 
