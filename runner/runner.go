@@ -225,6 +225,7 @@ func (r *Runner) Process(ctx context.Context, d *task.Delivery) Outcome {
 	// delivery waits for its start as well as while it runs.
 	r.hold(j)
 	defer r.unhold(j)
+	d = r.settling(j, d)
 
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < minStartTime {
 		log.Warn("too little time left to start the task; handing it back", "time_left", time.Until(dl).Round(time.Millisecond))
@@ -380,6 +381,39 @@ func (r *Runner) activate(j *job) {
 		r.startedArmed = true
 		r.startedTimer.Reset(r.cfg.StartedDelay)
 	}
+}
+
+// settling returns d with its settlement wrapped so that j stops being
+// held first, and any lease extension under way ends, before the message
+// is acked, nacked or its visibility set for a retry: a heartbeat must
+// not extend a message being deleted (SQS then calls its receipt handle
+// invalid) nor override a retry's backoff.
+func (r *Runner) settling(j *job, d *task.Delivery) *task.Delivery {
+	w := *d
+	let := func() {
+		r.unhold(j)
+		for j.extending.Load() {
+			time.Sleep(5 * time.Millisecond) // bounded by the extension's own timeout
+		}
+	}
+	w.Ack = func() { let(); d.Ack() }
+	w.Nack = func() { let(); d.Nack() }
+	if d.Lease != nil {
+		w.Lease = settlingLease{LeaseControl: d.Lease, let: let}
+	}
+	return &w
+}
+
+// settlingLease is a delivery's lease as Process settles it (see
+// settling).
+type settlingLease struct {
+	task.LeaseControl
+	let func()
+}
+
+func (l settlingLease) SetVisibility(ctx context.Context, v time.Duration) error {
+	l.let()
+	return l.LeaseControl.SetVisibility(ctx, v)
 }
 
 // hold registers j as held: from now until unhold, heartbeats extend its

@@ -35,7 +35,7 @@ type scale struct {
 }
 
 var (
-	small = scale{name: "small", soak: 300, crash: 3, perms: 1000, permsAWS: 100, poisonBatch: 20, outage: 40, blobFaults: 60, soakDeadline: 3 * time.Minute, chaosWindow: 40 * time.Second, groups: 10, members: 5, chains: 10, steps: 3}
+	small = scale{name: "small", soak: 300, crash: 3, perms: 1000, permsAWS: 100, poisonBatch: 20, outage: 40, blobFaults: 60, soakDeadline: 8 * time.Minute, chaosWindow: 40 * time.Second, groups: 10, members: 5, chains: 10, steps: 3}
 	full  = scale{name: "full", soak: 10000, crash: 10, perms: 10000, permsAWS: 2000, poisonBatch: 200, outage: 400, blobFaults: 500, soakDeadline: 40 * time.Minute, chaosWindow: 10 * time.Minute, groups: 200, members: 20, chains: 100, steps: 5}
 	sc    = small
 )
