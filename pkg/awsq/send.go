@@ -13,6 +13,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/droverhq/drover/internal/coalesce"
+	"github.com/droverhq/drover/pkg/task/driver"
 )
 
 // SQS batch limits.
@@ -68,7 +69,8 @@ func (s *batchSender) send(ctx context.Context, items []*sendItem) {
 		case <-ctx.Done():
 		}
 		if s.rounds.Withdraw(it) {
-			it.err = ctx.Err()
+			// Never handed to SQS: certainly not enqueued.
+			it.err = fmt.Errorf("%w: %w", driver.ErrNotSent, ctx.Err())
 			continue
 		}
 		<-it.done // in flight: its outcome is known soon

@@ -220,6 +220,9 @@ func (t *Topic) Depth(ctx context.Context) (int, bool, error) {
 // enqueued all the same: it timed out or lost its connection waiting for
 // the queue's answer (as opposed to being refused, or never sent).
 func MaybeSent(err error) bool {
+	if errors.Is(err, driver.ErrNotSent) {
+		return false
+	}
 	var ne net.Error
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.As(err, &ne)
 }

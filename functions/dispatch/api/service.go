@@ -68,29 +68,47 @@ func (s *Service) Submit(ctx context.Context, specs []task.Spec) ([]*task.Status
 	sts := make([]*task.Status, len(specs))
 	fresh := make([]bool, len(specs))
 	claims := make([]*task.KeyClaim, len(specs))
+	held := make([]*task.Status, len(specs))
+	// Keys are claimed concurrently: a batch of keyed tasks must not cost
+	// one store round trip after another.
+	var cg errgroup.Group
+	cg.SetLimit(16)
 	for i, sp := range specs {
-		st := &task.Status{
+		sts[i] = &task.Status{
 			ID: task.NewID(now), Function: task.Intern(sp.Function), Queue: task.Intern(sp.Queue), State: task.Queued,
 			MaxAttempts: sp.MaxAttempts, CreatedAt: now, IdempotencyKey: sp.IdempotencyKey,
 		}
-		if sp.IdempotencyKey != "" {
-			field := "idempotency_key"
-			if len(specs) > 1 {
-				field = fmt.Sprintf("tasks[%d].idempotency_key", i)
-			}
-			c, held, err := s.claimKey(ctx, field, sp, st)
-			if err != nil {
-				s.rollback(ctx, specs, sts, fresh, claims)
-				return nil, err
-			}
-			if held != nil {
-				sts[i] = held
-				continue
-			}
-			claims[i] = c
+		if sp.IdempotencyKey == "" {
+			continue
 		}
-		fresh[i] = true
-		sts[i] = st
+		field := "idempotency_key"
+		if len(specs) > 1 {
+			field = fmt.Sprintf("tasks[%d].idempotency_key", i)
+		}
+		cg.Go(func() error {
+			c, h, err := s.claimKey(ctx, field, sp, sts[i])
+			claims[i], held[i] = c, h
+			return err
+		})
+	}
+	claimErr := cg.Wait()
+	for i := range specs {
+		fresh[i] = held[i] == nil && (specs[i].IdempotencyKey == "" || claims[i] != nil)
+	}
+	if claimErr != nil {
+		for i, c := range claims {
+			if c != nil && fresh[i] {
+				if err := s.store.ReleaseKey(context.WithoutCancel(ctx), c); err != nil {
+					s.log.Warn("could not release idempotency key", "task_id", sts[i].ID, "err", err)
+				}
+			}
+		}
+		return nil, claimErr
+	}
+	for i := range specs {
+		if held[i] != nil {
+			sts[i] = held[i]
+		}
 	}
 
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
@@ -140,27 +158,33 @@ func (s *Service) Submit(ctx context.Context, specs []task.Spec) ([]*task.Status
 		// from their events.
 		s.log.Warn("could not write queued statuses", "tasks", len(created), "err", err)
 	}
+	var commits errgroup.Group
+	commits.SetLimit(16)
 	for k, i := range idx {
 		if _, bad := failed[k]; bad || claims[i] == nil {
 			continue
 		}
 		// Enqueued: the key's claim is committed to its task.
-		err := s.store.CommitKey(context.WithoutCancel(ctx), claims[i])
-		switch {
-		case errors.Is(err, task.ErrKeyTaken):
-			// Fenced off by a request that found the claim pending
-			// too long: this task is cancelled and never runs; the key
-			// names another.
-			s.log.Warn("idempotency claim was taken over before it was committed", "task_id", sts[i].ID, "err", err)
-			if held, err := s.replay(context.WithoutCancel(ctx), claims[i].Key); err == nil && held != nil {
-				sts[i] = held
+		commits.Go(func() error {
+			err := s.store.CommitKey(context.WithoutCancel(ctx), claims[i])
+			switch {
+			case errors.Is(err, task.ErrKeyTaken):
+				// Fenced off by a request that found the claim pending
+				// too long: this task is cancelled and never runs; the
+				// key names another.
+				s.log.Warn("idempotency claim was taken over before it was committed", "task_id", sts[i].ID, "err", err)
+				if h, err := s.replay(context.WithoutCancel(ctx), claims[i].Key); err == nil && h != nil {
+					sts[i] = h
+				}
+			case err != nil:
+				// The claim stays pending: a request with the key waits,
+				// finds the task's document and commits the claim for it.
+				s.log.Warn("could not commit idempotency claim", "task_id", sts[i].ID, "err", err)
 			}
-		case err != nil:
-			// The claim stays pending: a request with the key waits,
-			// finds the task's document and commits the claim for it.
-			s.log.Warn("could not commit idempotency claim", "task_id", sts[i].ID, "err", err)
-		}
+			return nil
+		})
 	}
+	_ = commits.Wait()
 	if len(failed) > 0 {
 		// A send that timed out may still have been enqueued: its
 		// payload and its key's claim are kept (the claim pending, for

@@ -38,6 +38,11 @@ type LeaseControl interface {
 	SetVisibility(ctx context.Context, d time.Duration) error
 }
 
+// ErrNotSent wraps the error of a send that certainly did not reach the
+// queue (it was given up before it was handed over), so that callers can
+// tell it from a send whose outcome is unknown.
+var ErrNotSent = errors.New("not sent")
+
 // ErrLeaseLost is returned by LeaseControl.SetVisibility for a delivery
 // that is no longer the current one (on SQS, a stale receipt handle).
 var ErrLeaseLost = errors.New("lease lost: the delivery is no longer current")
