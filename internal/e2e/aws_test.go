@@ -147,13 +147,8 @@ func TestAWSKillRunner(t *testing.T) {
 	// delivery that never ran counted as an attempt.)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		running := 0
-		for _, id := range ids {
-			if st, err := c.Get(context.Background(), id); err == nil && st.State == task.Running {
-				running++
-			}
-		}
-		if running > 0 {
+		// One query, so that the kill comes well within a task's 1.5 s.
+		if page, err := c.List(context.Background(), client.ListOptions{State: task.Running, Limit: 1}); err == nil && len(page.Tasks) > 0 {
 			break
 		}
 		if time.Now().After(deadline) {
