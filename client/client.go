@@ -352,6 +352,67 @@ func (c *Client) Runners(ctx context.Context) ([]task.RunnerInfo, error) {
 	return out.Runners, nil
 }
 
+// Retry re-runs a failed or cancelled task as a new task, linked to the
+// old one by its idempotency key "retry:<id>"; retrying the same task
+// again returns that same new task (POST /v1/tasks/{id}/retry).
+func (c *Client) Retry(ctx context.Context, id string) (*task.Status, error) {
+	var st task.Status
+	if err := c.call(ctx, http.MethodPost, "/v1/tasks/"+url.PathEscape(id)+"/retry", nil, true, &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// DeadLetter is a dead-lettered task the sweeper kept for redrive.
+type DeadLetter struct {
+	ID       string    `json:"id"`
+	Function string    `json:"function"`
+	Queue    string    `json:"queue"`
+	At       time.Time `json:"at"`
+}
+
+// DeadLetters lists the dead letters kept for redrive, of queue if not
+// empty, up to limit if positive (GET /v1/deadletters).
+func (c *Client) DeadLetters(ctx context.Context, queue string, limit int) ([]DeadLetter, error) {
+	q := url.Values{}
+	if queue != "" {
+		q.Set("queue", queue)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	path := "/v1/deadletters"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out struct {
+		DeadLetters []DeadLetter `json:"dead_letters"`
+	}
+	if err := c.call(ctx, http.MethodGet, path, nil, true, &out); err != nil {
+		return nil, err
+	}
+	return out.DeadLetters, nil
+}
+
+// Redrive submits the dead letters (of queue if not empty, up to limit if
+// positive) again as retries of their tasks and returns the new tasks;
+// each dead letter is deleted only once its new task is enqueued
+// (POST /v1/deadletters/redrive). It is not retried on a transport error:
+// run it again, which redrives what is left without duplicates.
+func (c *Client) Redrive(ctx context.Context, queue string, limit int) ([]*task.Status, error) {
+	body, err := json.Marshal(map[string]any{"queue": queue, "limit": max(limit, 0)})
+	if err != nil {
+		return nil, err
+	}
+	var out struct {
+		Redriven []*task.Status `json:"redriven"`
+	}
+	if err := c.call(ctx, http.MethodPost, "/v1/deadletters/redrive", body, false, &out); err != nil {
+		return nil, err
+	}
+	return out.Redriven, nil
+}
+
 // Stats returns counts of tasks by state, function and queue, the last
 // hour minute by minute, and the runners online (GET /v1/stats).
 func (c *Client) Stats(ctx context.Context) (*task.Stats, error) {

@@ -265,6 +265,9 @@ func (r *Runner) Process(ctx context.Context, d *task.Delivery) Outcome {
 		case started.State.Terminal():
 			// A duplicate delivery of a finished or cancelled task.
 			log.Debug("task already terminal, dropping delivery", "state", started.State)
+			if started.State == task.Cancelled {
+				r.retain(ctx, log, m.ID, d.Body)
+			}
 			d.Ack()
 			return Acked
 		case started.GaveUp:
@@ -306,6 +309,7 @@ func (r *Runner) Process(ctx context.Context, d *task.Delivery) Outcome {
 		return r.finish(ctx, d, log, ev)
 	case errors.Is(err, errCancelled):
 		log.Info("task cancelled while running")
+		r.retain(ctx, log, m.ID, d.Body)
 		d.Ack()
 		return Acked
 	case errors.Is(err, errShutdown):
@@ -487,6 +491,7 @@ func (r *Runner) finish(ctx context.Context, d *task.Delivery, log *taskLog, ev 
 		return r.release(context.WithoutCancel(ctx), d, r.backoff(1))
 	}
 	if ev.Phase == task.PhaseFailed {
+		r.retain(ctx, log, ev.TaskID, d.Body)
 		r.metrics.Failed(ev.Function, ev.Queue)
 		log.Info("task failed", "err", ev.Error)
 	} else {
@@ -495,6 +500,15 @@ func (r *Runner) finish(ctx context.Context, d *task.Delivery, log *taskLog, ev 
 	}
 	d.Ack()
 	return Acked
+}
+
+// retain keeps the message of a task that ended failed or cancelled in
+// the archive, so that it can be retried as a new task; only such tasks
+// pay for it. A failure to keep it costs the retry, not the outcome.
+func (r *Runner) retain(ctx context.Context, log *taskLog, id string, body []byte) {
+	if err := r.archive.Put(ctx, task.RetainedKey(id), "application/json", body); err != nil {
+		log.Warn("could not keep the message of a failed or cancelled task; it cannot be retried", "err", err)
+	}
 }
 
 // retry records a failed attempt and hides the message for a backoff.

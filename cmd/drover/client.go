@@ -74,6 +74,14 @@ func clientCommands() map[string]*command {
 			summary: "list the runners seen recently",
 			run:     runRunners,
 		},
+		"retry": {
+			summary: "re-run failed or cancelled tasks as new tasks: retry <id>... | retry --state failed [--function f] [--queue q]",
+			run:     runRetry,
+		},
+		"redrive": {
+			summary: "submit dead-lettered tasks again: redrive [--queue q] [--limit n]",
+			run:     runRedrive,
+		},
 		"stats": {
 			summary: "counts by state, function and queue, throughput and latency of the last hour, runners online",
 			run:     runStats,
@@ -265,6 +273,91 @@ func runRunners(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			oneLine(strings.Join(r.Functions, ","), 50), r.Active, r.Concurrency, age(now, r.SeenAt)+" ago")
 	}
 	tw.Flush()
+	return exitOK
+}
+
+func runRetry(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	v := newVerb("retry", "retry <id>... | retry --state failed|cancelled [--function f] [--queue q] [flags]", stdout, stderr)
+	var opts client.ListOptions
+	v.fs.Func("state", "retry every task in this state: failed or cancelled", func(s string) error {
+		if s != string(task.Failed) && s != string(task.Cancelled) {
+			return errors.New("only failed or cancelled tasks can be retried")
+		}
+		opts.State = task.State(s)
+		return nil
+	})
+	v.fs.StringVar(&opts.Function, "function", "", "with --state: only tasks of this function")
+	v.fs.StringVar(&opts.Queue, "queue", "", "with --state: only tasks of this queue")
+	pos, code, ok := v.parse(args, 0, 1<<20)
+	if !ok {
+		return code
+	}
+	if (len(pos) == 0) == (opts.State == "") {
+		return v.usageError("give task IDs or --state, not both")
+	}
+	if opts.State == "" && (opts.Function != "" || opts.Queue != "") {
+		return v.usageError("--function and --queue select tasks with --state")
+	}
+	c, code, ok := v.client()
+	if !ok {
+		return code
+	}
+	ids := pos
+	if opts.State != "" {
+		opts.Limit = 1000
+		for st, err := range c.ListAll(ctx, opts) {
+			if err != nil {
+				return v.fail(err)
+			}
+			ids = append(ids, st.ID)
+		}
+	}
+	var out []*task.Status
+	for _, id := range ids {
+		st, err := c.Retry(ctx, id)
+		if err != nil {
+			fmt.Fprintf(stderr, "drover retry %s: %v\n", id, err)
+			return v.fail(err)
+		}
+		out = append(out, st)
+		if !v.json {
+			fmt.Fprintf(stdout, "%s retried as %s\n", id, st.ID)
+		}
+	}
+	if v.json {
+		return v.printJSON(out)
+	}
+	if len(ids) == 0 {
+		fmt.Fprintln(stdout, "no tasks to retry")
+	}
+	return exitOK
+}
+
+func runRedrive(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	v := newVerb("redrive", "redrive [--queue q] [--limit n] [flags]", stdout, stderr)
+	queue := v.fs.String("queue", "", "only dead letters of this queue")
+	limit := v.fs.Int("limit", 0, "redrive at most this many (all)")
+	if _, code, ok := v.parse(args, 0, 0); !ok {
+		return code
+	}
+	if *limit < 0 {
+		return v.usageError("--limit %d is negative", *limit)
+	}
+	c, code, ok := v.client()
+	if !ok {
+		return code
+	}
+	sts, err := c.Redrive(ctx, *queue, *limit)
+	if err != nil {
+		return v.fail(err)
+	}
+	if v.json {
+		return v.printJSON(sts)
+	}
+	for _, st := range sts {
+		fmt.Fprintf(stdout, "%s redriven as %s\n", strings.TrimPrefix(st.IdempotencyKey, "retry:"), st.ID)
+	}
+	fmt.Fprintf(stdout, "%d dead letters redriven\n", len(sts))
 	return exitOK
 }
 

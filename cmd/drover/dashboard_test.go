@@ -261,6 +261,8 @@ func TestDashboard(t *testing.T) {
 	screenshot(t, ctx, "task-detail")
 	inTab(t, ctx, "runners", chromedp.Navigate(b.url+"/#/runners"), waitJS(`document.querySelectorAll("#runner-table tbody tr").length === 2`))
 	screenshot(t, ctx, "runners")
+	inTab(t, ctx, "dead letters", chromedp.Navigate(b.url+"/#/deadletters"), waitJS(`document.querySelector("#no-deadletters") !== null`))
+	screenshot(t, ctx, "dead-letters")
 
 	// Phone-sized (390×844, mobile, touch): the overview still shows
 	// every state's count.

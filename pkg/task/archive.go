@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
@@ -18,6 +19,12 @@ const (
 	PrefixResults  = "results/"
 	PrefixLogs     = "logs/"
 	PrefixPoison   = "poison/"
+	// PrefixRetained keeps the message of each task that ended failed or
+	// cancelled, so that it can be retried (POST /v1/tasks/{id}/retry).
+	PrefixRetained = "retained/"
+	// PrefixDeadLetters keeps the task messages the dead-letter sweeper
+	// took from the DLQ until they are redriven.
+	PrefixDeadLetters = "deadletters/"
 )
 
 // ErrNoBlob is returned when a referenced blob does not exist.
@@ -116,6 +123,39 @@ func PayloadKey(id string) string { return PrefixPayloads + id }
 // status document already points to.
 func ResultKey(id string, attempt int) string {
 	return PrefixResults + id + "/" + strconv.Itoa(attempt) + ".json"
+}
+
+// RetainedKey is where the message of a task that ended failed or
+// cancelled is kept for a retry.
+func RetainedKey(id string) string { return PrefixRetained + id }
+
+// DeadLetterKey is where a dead-lettered task's message is kept until it
+// is redriven.
+func DeadLetterKey(id string) string { return PrefixDeadLetters + id }
+
+// Listed is one blob of a listing.
+type Listed struct {
+	Key     string
+	ModTime time.Time
+}
+
+// List returns up to limit blobs under prefix, in key order.
+func (a *Archive) List(ctx context.Context, prefix string, limit int) ([]Listed, error) {
+	it := a.bucket.List(&blob.ListOptions{Prefix: prefix})
+	var out []Listed
+	for len(out) < limit {
+		o, err := it.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", prefix, err)
+		}
+		if !o.IsDir {
+			out = append(out, Listed{Key: o.Key, ModTime: o.ModTime})
+		}
+	}
+	return out, nil
 }
 
 // PoisonKey is where an undecodable message is kept.

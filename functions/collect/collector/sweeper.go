@@ -9,9 +9,12 @@ import (
 )
 
 // Sweep turns task messages that landed in the dead-letter queue (the
-// queue's redrive policy gave up on them) into failed statuses, and acks
-// them. A task that already ended keeps its outcome: a failed event never
-// outranks an earlier terminal one.
+// queue's redrive policy gave up on them) into failed statuses, keeps each
+// message in the archive (DeadLetterKey) for inspection and redrive
+// (POST /v1/deadletters/redrive), and only then acks it: a message whose
+// copy could not be archived stays in the DLQ. A task that already ended
+// keeps its outcome: a failed event never outranks an earlier terminal
+// one.
 func (c *Collector) Sweep(ctx context.Context, ds []*task.Delivery) {
 	var (
 		events  []*task.Event
@@ -54,8 +57,14 @@ func (c *Collector) Sweep(ctx context.Context, ds []*task.Delivery) {
 		return
 	}
 	for i, d := range holders {
+		id := events[i].TaskID
+		if err := c.archive.Put(ctx, task.DeadLetterKey(id), "application/json", d.Body); err != nil {
+			c.log.Error("could not keep dead-lettered task; it stays in the DLQ", "task_id", id, "err", err)
+			d.Nack()
+			continue
+		}
 		c.metrics.DeadLettered(events[i].Function, events[i].Queue)
-		c.log.Warn("dead-lettered task marked failed", "task_id", events[i].TaskID, "attempt", events[i].Attempt)
+		c.log.Warn("dead-lettered task marked failed and kept for redrive", "task_id", id, "attempt", events[i].Attempt, "key", task.DeadLetterKey(id))
 		d.Ack()
 	}
 }

@@ -155,6 +155,9 @@ func New(tasks *task.Topic, archive *task.Archive, store *task.Store, log *slog.
 	s.mux.HandleFunc("POST /v1/groups", s.authed(s.submitGroup))
 	s.mux.HandleFunc("GET /v1/groups/{id}", s.authed(s.getGroup))
 	s.mux.HandleFunc("DELETE /v1/groups/{id}", s.authed(s.cancelGroup))
+	s.mux.HandleFunc("POST /v1/tasks/{id}/retry", s.authed(s.retry))
+	s.mux.HandleFunc("GET /v1/deadletters", s.authed(s.deadLetters))
+	s.mux.HandleFunc("POST /v1/deadletters/redrive", s.authed(s.redrive))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -562,6 +565,110 @@ func (s *Server) runners(w http.ResponseWriter, r *http.Request) {
 		rs = []*task.RunnerInfo{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"runners": rs})
+}
+
+// retry answers POST /v1/tasks/{id}/retry (no body): 202 with the new
+// task's status (see Service.Retry).
+func (s *Server) retry(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.taskID(w, r)
+	if !ok {
+		return
+	}
+	if r.ContentLength != 0 {
+		body, release, err := s.readBody(w, r)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		defer release()
+		if b := strings.TrimSpace(string(body)); b != "" && b != "{}" {
+			writeProblem(w, http.StatusBadRequest, probMalformed, "POST /v1/tasks/{id}/retry takes no body (or {})")
+			return
+		}
+	}
+	st, err := s.svc.Retry(r.Context(), id)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/v1/tasks/"+st.ID)
+	writeStatus(w, http.StatusAccepted, st)
+}
+
+// redriveLimit parses a limit of 1 to maxDeadLetterScan (default
+// maxDeadLetterScan).
+func redriveLimit(n *int) error {
+	switch {
+	case *n == 0:
+		*n = maxDeadLetterScan
+	case *n < 0 || *n > maxDeadLetterScan:
+		return &task.FieldError{Field: "limit", Reason: fmt.Sprintf("%d is not from 1 to %d", *n, maxDeadLetterScan)}
+	}
+	return nil
+}
+
+// deadLetters answers GET /v1/deadletters?queue=&limit=.
+func (s *Server) deadLetters(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	for k := range q {
+		if k != "queue" && k != "limit" {
+			writeProblem(w, http.StatusBadRequest, probMalformed, "unknown query parameter %q (allowed: queue, limit)", clip(k))
+			return
+		}
+	}
+	limit := 0
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxDeadLetterScan {
+			writeProblem(w, http.StatusBadRequest, probMalformed, "limit: %q is not a number from 1 to %d", clip(v), maxDeadLetterScan)
+			return
+		}
+		limit = n
+	}
+	_ = redriveLimit(&limit)
+	dls, err := s.svc.DeadLetters(r.Context(), q.Get("queue"), limit)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"dead_letters": dls})
+}
+
+// redrive answers POST /v1/deadletters/redrive {"queue": "", "limit": N}:
+// 200 with the new tasks' statuses (see Service.Redrive).
+func (s *Server) redrive(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Queue string `json:"queue"`
+		Limit int    `json:"limit"`
+	}
+	var body []byte
+	if r.ContentLength != 0 {
+		var (
+			release func()
+			err     error
+		)
+		if body, release, err = s.readBody(w, r); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		defer release()
+	}
+	if len(strings.TrimSpace(string(body))) > 0 {
+		if err := decodeStrict(body, &in); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	if err := redriveLimit(&in.Limit); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	sts, err := s.svc.Redrive(r.Context(), in.Queue, in.Limit)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"redriven": sts})
 }
 
 // stats answers GET /v1/stats: counts by state, function and queue, the

@@ -348,7 +348,8 @@ async function detail(seq, id) {
       ["queue wait", between(t.created_at, t.started_at)], ["run time", between(t.started_at, t.finished_at)],
       ["runner", t.runner || "-"]];
     if (t.idempotency_key) fields.push(["idempotency key", t.idempotency_key]);
-    if (t.retry_of) fields.push(["retry of", el("a", { href: "#/task/" + t.retry_of, class: "mono" }, t.retry_of)]);
+    const retryOf = (t.idempotency_key || "").startsWith("retry:") ? t.idempotency_key.slice(6) : "";
+    if (retryOf) fields.push(["retry of", el("a", { href: "#/task/" + encodeURIComponent(retryOf), class: "mono", id: "retry-of" }, retryOf)]);
     if (t.next_attempt_at && t.state === "retrying") fields.push(["next attempt", t.next_attempt_at]);
     const actions = el("div", { class: "actions" });
     if (!TERMINAL.has(t.state)) actions.append(el("button", { class: "danger", id: "cancel", onclick: () => cancelTask(t.id) }, "Cancel task"));
@@ -431,7 +432,7 @@ async function deadLetters(seq) {
     route();
   });
   main.replaceChildren(el("h1", {}, "Dead letters"),
-    el("p", { class: "muted" }, "Task messages the queue gave up on (SQS redrive policy). The sweeper marked them failed and keeps them here; redrive submits each again as a new task linked to the old one by retry_of."),
+    el("p", { class: "muted" }, "Task messages the queue gave up on (SQS redrive policy). The sweeper marked them failed and keeps them here; Redrive submits each again as a new task whose idempotency key retry:<id> links it to the old one, and deletes the dead letter once the new task is enqueued."),
     el("div", { class: "filters" }, el("label", {}, "queue", queue), btn), box);
   const load = async () => {
     const doc = await api("GET", "/v1/deadletters");
@@ -439,10 +440,10 @@ async function deadLetters(seq) {
     const ds = doc.dead_letters || [];
     if (!ds.length) { box.replaceChildren(el("p", { class: "muted empty", id: "no-deadletters" }, "No dead letters.")); return; }
     box.replaceChildren(el("table", { id: "deadletter-table" },
-      el("thead", {}, el("tr", {}, ["task", "function", "queue", "deliveries", "dead-lettered"].map((h) => el("th", {}, h)))),
+      el("thead", {}, el("tr", {}, ["task", "function", "queue", "dead-lettered"].map((h) => el("th", {}, h)))),
       el("tbody", {}, ds.map((d) => el("tr", { "data-id": d.id },
         el("td", { class: "mono" }, el("a", { href: "#/task/" + d.id }, d.id)), el("td", {}, d.function), el("td", {}, d.queue),
-        el("td", { class: "num" }, d.deliveries), el("td", {}, ago(d.at) + " ago"))))));
+        el("td", {}, ago(d.at) + " ago"))))));
   };
   await load();
   every(load);
