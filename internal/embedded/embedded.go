@@ -28,6 +28,13 @@ func StatusURL(name, filename string) string {
 	return u
 }
 
+// MaxQueuedBytes caps the bytes of task messages the embedded tasks queue
+// holds (sent and not yet acked; arguments above 192 KiB are in the
+// archive, not the message). Past it a submit is refused with 503 and
+// Retry-After, and nothing of it is kept: memory stays bounded however
+// much is submitted ahead of the runners.
+const MaxQueuedBytes = 512 << 20
+
 // URLs are the embedded default's topics, subscriptions, bucket and store.
 type URLs struct {
 	TasksTopic, TasksSubscription   string
@@ -71,7 +78,7 @@ func Defaults(dataDir string, visibility time.Duration, mode string) (URLs, erro
 	}
 	vis := visibility.String()
 	u := URLs{
-		TasksTopic:         "memq://tasks",
+		TasksTopic:         fmt.Sprintf("memq://tasks?maxbytes=%d", MaxQueuedBytes),
 		TasksSubscription:  "memq://tasks?visibility=" + vis,
 		EventsTopic:        "memq://events",
 		EventsSubscription: "memq://events?visibility=" + vis,
@@ -82,7 +89,7 @@ func Defaults(dataDir string, visibility time.Duration, mode string) (URLs, erro
 	case Memory:
 	case Durable:
 		q := "dir=" + url.QueryEscape(filepath.Join(dir, StateDir))
-		u.TasksTopic += "?" + q
+		u.TasksTopic += "&" + q
 		u.TasksSubscription += "&" + q
 		u.EventsTopic += "?" + q
 		u.EventsSubscription += "&" + q

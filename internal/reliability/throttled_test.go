@@ -3,7 +3,6 @@ package reliability
 import (
 	"fmt"
 	"math/rand/v2"
-	"os/exec"
 	"runtime"
 	"strings"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/droverhq/drover/internal/awstest"
+	"github.com/droverhq/drover/internal/proctest"
 	"github.com/droverhq/drover/pkg/task"
 )
 
@@ -36,12 +36,9 @@ func throttledSize() throttledScale {
 // hogCPU starts n processes that spin, so that the parts compete for the
 // CPU; they are stopped (and only they) when t ends.
 func hogCPU(t *testing.T, n int) {
-	for range n {
-		cmd := exec.Command("sh", "-c", "while :; do :; done")
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start CPU hog: %v", err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	for i := range n {
+		p := proctest.Start(t, fmt.Sprintf("cpu-hog-%d", i), "sh", []string{"-c", "while :; do :; done"}, nil)
+		t.Cleanup(p.Kill)
 	}
 }
 

@@ -20,10 +20,14 @@
 //     delivered again unless acked (Go duration, default 30s, at most 12h).
 //   - wait: the longest a receive blocks when nothing is ready before it
 //     returns an empty batch (Go duration, default 1s).
+//   - maxbytes (topics): caps the bytes of message bodies the queue holds
+//     (sent, not yet acked) for this topic's sends; a batch that would pass
+//     it is refused whole with code ResourceExhausted (default 0: no cap).
 //
-// Topics accept and ignore these two parameters so one URL can serve both
-// ends; any other parameter is an error naming it. OpenTopic and
-// OpenSubscription do the same without URLs. Closing (Shutdown) a topic or
+// Topics accept and ignore visibility and wait, and subscriptions
+// maxbytes, so one URL can serve both ends; any other parameter is an
+// error naming it. OpenTopic and OpenSubscription do the same without
+// URLs. Closing (Shutdown) a topic or
 // subscription leaves the queue and its messages in place. Use a fresh name
 // for a fresh queue (tests), Delete to forget one, and Stats to read its
 // ready, in-flight and delayed counts.

@@ -40,6 +40,11 @@ func init() {
 type TopicOptions struct {
 	// BatcherOptions adds constraints to the portable type's send batching.
 	BatcherOptions batcher.Options
+	// MaxBytes, if positive, caps the bytes of message bodies the queue
+	// holds (sent and not yet acked) as far as this topic's sends are
+	// concerned: a batch that would take the queue past it is refused
+	// whole, with code ResourceExhausted, and nothing of it is queued.
+	MaxBytes int64
 }
 
 // SubscriptionOptions configures a subscription.
@@ -66,9 +71,10 @@ type SubscriptionOptions struct {
 //     (default 30s, at most 12h).
 //   - wait: the longest an empty receive blocks, a Go duration
 //     (default 1s).
+//   - maxbytes: the topic's TopicOptions.MaxBytes, in bytes.
 //
-// Topics accept (and ignore) the same parameters, so one URL can serve
-// both ends; any other parameter is an error.
+// Topics accept (and ignore) visibility and wait, subscriptions maxbytes,
+// so one URL can serve both ends; any other parameter is an error.
 type URLOpener struct {
 	// TopicOptions are the defaults for topics.
 	TopicOptions TopicOptions
@@ -80,11 +86,18 @@ type URLOpener struct {
 // parseURL returns the queue name in u and applies its parameters to opts.
 // A dir parameter attaches the queue to the durable engine of that data
 // directory.
-func parseURL(u *url.URL, opts *SubscriptionOptions) (string, error) {
+func parseURL(u *url.URL, opts *SubscriptionOptions, topt *TopicOptions) (string, error) {
 	var dir string
 	for param, vals := range u.Query() {
 		var dst *time.Duration
 		switch param {
+		case "maxbytes":
+			n, err := strconv.ParseInt(vals[len(vals)-1], 10, 64)
+			if err != nil || n < 0 {
+				return "", fmt.Errorf("memq: %v: invalid maxbytes %q: want a number of bytes, 0 for no cap", u, vals[len(vals)-1])
+			}
+			topt.MaxBytes = n
+			continue
 		case "dir":
 			dir = vals[len(vals)-1]
 			if dir == "" {
@@ -136,17 +149,19 @@ func checkOptions(opts *SubscriptionOptions) error {
 // OpenTopicURL implements pubsub.TopicURLOpener.
 func (o *URLOpener) OpenTopicURL(_ context.Context, u *url.URL) (*pubsub.Topic, error) {
 	var ignored SubscriptionOptions
-	name, err := parseURL(u, &ignored)
+	topt := o.TopicOptions
+	name, err := parseURL(u, &ignored, &topt)
 	if err != nil {
 		return nil, err
 	}
-	return OpenTopic(name, &o.TopicOptions), nil
+	return OpenTopic(name, &topt), nil
 }
 
 // OpenSubscriptionURL implements pubsub.SubscriptionURLOpener.
 func (o *URLOpener) OpenSubscriptionURL(_ context.Context, u *url.URL) (*pubsub.Subscription, error) {
 	opts := o.SubscriptionOptions
-	name, err := parseURL(u, &opts)
+	var ignored TopicOptions
+	name, err := parseURL(u, &opts, &ignored)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +174,7 @@ func OpenTopic(name string, opts *TopicOptions) *pubsub.Topic {
 	if opts == nil {
 		opts = &TopicOptions{}
 	}
-	return pubsub.NewTopic(&topic{q: getQueue(name)}, &opts.BatcherOptions)
+	return pubsub.NewTopic(&topic{q: getQueue(name), maxBytes: opts.MaxBytes}, &opts.BatcherOptions)
 }
 
 // OpenSubscription returns a subscription that receives from the queue
@@ -178,8 +193,9 @@ func OpenSubscription(name string, opts *SubscriptionOptions) (*pubsub.Subscript
 
 // topic is the driver.Topic. A nil q is a topic that does not exist.
 type topic struct {
-	q      *queue
-	closed atomic.Bool
+	q        *queue
+	maxBytes int64 // TopicOptions.MaxBytes
+	closed   atomic.Bool
 }
 
 // features implements taskdriver.TopicFeatures.
@@ -229,7 +245,7 @@ func (t *topic) SendBatch(ctx context.Context, ms []*driver.Message) error {
 		batch[i] = m
 	}
 
-	if err := t.q.send(batch, delays, time.Now()); err != nil {
+	if err := t.q.send(batch, delays, time.Now(), t.maxBytes); err != nil {
 		return err
 	}
 
@@ -312,16 +328,28 @@ func (t *topic) SendDirect(ctx context.Context, bodies [][]byte, delays []time.D
 	for i, b := range bodies {
 		ms[i] = &message{body: b}
 	}
-	return t.q.send(ms, delays, now)
+	return t.q.send(ms, delays, now, t.maxBytes)
 }
 
 // send queues ms, message i held back for delays[i] (delays may be nil)
 // from now. On a durable queue the messages are journaled and synced
 // first, and become receivable only then.
-func (q *queue) send(ms []*message, delays []time.Duration, now time.Time) error {
+//
+// With maxBytes positive, a batch that would take the bodies the queue
+// holds past maxBytes is refused whole (ResourceExhausted, and
+// taskdriver.ErrNotSent: nothing of it was queued).
+func (q *queue) send(ms []*message, delays []time.Duration, now time.Time, maxBytes int64) error {
 	delayed := func(i int) bool { return delays != nil && delays[i] > 0 }
+	var n int64
+	for _, m := range ms {
+		n += int64(len(m.body))
+	}
 	if q.eng == nil {
 		q.mu.Lock()
+		if err := q.reserve(n, maxBytes); err != nil {
+			q.mu.Unlock()
+			return err
+		}
 		for i, m := range ms {
 			q.nextID++
 			m.id = q.nextID
@@ -339,6 +367,10 @@ func (q *queue) send(ms []*message, delays []time.Duration, now time.Time) error
 		return err
 	}
 	q.mu.Lock()
+	if err := q.reserve(n, maxBytes); err != nil {
+		q.mu.Unlock()
+		return err
+	}
 	for i, m := range ms {
 		q.nextID++
 		m.id = q.nextID
@@ -348,6 +380,9 @@ func (q *queue) send(ms []*message, delays []time.Duration, now time.Time) error
 	}
 	q.mu.Unlock()
 	if err := q.persistSend(ms); err != nil {
+		q.mu.Lock()
+		q.bytes -= n
+		q.mu.Unlock()
 		return err
 	}
 	q.mu.Lock()
@@ -360,6 +395,17 @@ func (q *queue) send(ms []*message, delays []time.Duration, now time.Time) error
 	}
 	q.sent += uint64(len(ms))
 	q.mu.Unlock()
+	return nil
+}
+
+// reserve counts n more bytes of bodies held, unless that would pass
+// maxBytes (if positive). Call with the lock held.
+func (q *queue) reserve(n, maxBytes int64) error {
+	if maxBytes > 0 && q.bytes+n > maxBytes {
+		return fmt.Errorf("%w: %w", taskdriver.ErrNotSent, taskdriver.Errorf(gcerrors.ResourceExhausted,
+			"memq: queue %q is full: it holds %d bytes of messages, and %d more would pass its %d-byte cap", q.name, q.bytes, n, maxBytes))
+	}
+	q.bytes += n
 	return nil
 }
 

@@ -193,6 +193,7 @@ func (q *queue) load(now time.Time) error {
 		m := byID[id]
 		q.nextID = max(q.nextID, id)
 		q.sent++
+		q.bytes += int64(len(m.body))
 		switch {
 		case m.at.After(now) && m.receives > 0:
 			q.recovered[1]++

@@ -2,8 +2,12 @@ package memq
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
+
+	"gocloud.dev/gcerrors"
 
 	"github.com/droverhq/drover/pkg/durable"
 	taskdriver "github.com/droverhq/drover/pkg/task/driver"
@@ -103,5 +107,54 @@ func TestDurableRestart(t *testing.T) {
 	reopen(t, name, dir)
 	if r, i, d := Recovered(name); r+i+d != 0 {
 		t.Errorf("after acking all, recovered %d %d %d", r, i, d)
+	}
+}
+
+// TestMaxBytes: a topic's cap on the bytes its queue holds refuses a
+// batch that would pass it whole (ResourceExhausted, ErrNotSent), counts
+// bytes free again once acked, and counts what a restart recovers.
+func TestMaxBytes(t *testing.T) {
+	for _, durableQueue := range []bool{false, true} {
+		name := uniqueName(t.Name())
+		dir := t.TempDir()
+		if durableQueue {
+			reopen(t, name, dir)
+		} else {
+			t.Cleanup(func() { Delete(name) })
+		}
+		tp := &topic{q: getQueue(name), maxBytes: 10}
+		ctx := context.Background()
+		if err := tp.SendDirect(ctx, [][]byte{[]byte("123456")}, nil); err != nil {
+			t.Fatal(err)
+		}
+		err := tp.SendDirect(ctx, [][]byte{[]byte("12"), []byte("345")}, nil)
+		if taskdriver.Code(err) != gcerrors.ResourceExhausted || !errors.Is(err, taskdriver.ErrNotSent) || !strings.Contains(err.Error(), "full") {
+			t.Fatalf("durable=%v: over the cap: %v, want ResourceExhausted, ErrNotSent, naming the full queue", durableQueue, err)
+		}
+		if st := Stats(name); st.Len() != 1 || st.Bytes != 6 {
+			t.Fatalf("durable=%v: after a refused batch: %+v, want the first message only (6 bytes)", durableQueue, st)
+		}
+		if durableQueue {
+			reopen(t, name, dir)
+			if st := Stats(name); st.Bytes != 6 {
+				t.Fatalf("after a restart: %d bytes held, want 6", st.Bytes)
+			}
+			tp = &topic{q: getQueue(name), maxBytes: 10}
+		}
+		sub, err := newSubscription(getQueue(name), &SubscriptionOptions{Wait: 100 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds := receiveAll(t, sub, 1, 30*time.Second)
+		if len(ds) != 1 {
+			t.Fatalf("durable=%v: received %d, want 1", durableQueue, len(ds))
+		}
+		ds[0].Ack()
+		if err := tp.SendDirect(ctx, [][]byte{[]byte("12"), []byte("345")}, nil); err != nil {
+			t.Fatalf("durable=%v: after the ack: %v", durableQueue, err)
+		}
+		if st := Stats(name); st.Bytes != 5 {
+			t.Fatalf("durable=%v: %d bytes held, want 5", durableQueue, st.Bytes)
+		}
 	}
 }

@@ -527,6 +527,8 @@ func TestOpenURL(t *testing.T) {
 		{"memq://q1?visibility=soon", "visibility"},
 		{"memq://q1?visibility=13h", "visibility"},
 		{"memq://q1?wait=-1s", "wait"},
+		{"memq://q1?maxbytes=1048576", ""},
+		{"memq://q1?maxbytes=lots", "maxbytes"},
 		{"memq://", "queue name"},
 	}
 	for _, tt := range tests {

@@ -50,6 +50,7 @@ type QueueStats struct {
 	Delayed  int    // sent with a delay and not yet visible for the first time
 	Sent     uint64 // messages ever sent to the queue
 	Acked    uint64 // messages ever acked (deleted)
+	Bytes    int64  // of the bodies of the messages not yet acked
 }
 
 // Len returns Ready+InFlight+Delayed: the messages not yet acked.
@@ -73,6 +74,7 @@ func Stats(name string) QueueStats {
 		Delayed:  q.nDelayed,
 		Sent:     q.sent,
 		Acked:    q.acked,
+		Bytes:    q.bytes,
 	}
 }
 
@@ -134,6 +136,7 @@ type queue struct {
 	nextID    uint64
 	sent      uint64
 	acked     uint64
+	bytes     int64 // of the bodies of the messages held (not acked)
 
 	// waiters are the blocked receivers, oldest first. A message made
 	// ready wakes one of them (not all: with a runner's workers all
@@ -330,6 +333,7 @@ func (q *queue) ack(d *delivery) *message {
 		q.nReady-- // its FIFO entry goes stale
 	}
 	m.state = stDeleted
+	q.bytes -= int64(len(m.body))
 	m.body, m.md = nil, nil // receivers keep their own slice headers
 	q.acked++
 	return m

@@ -32,12 +32,15 @@ type bundle struct {
 
 // setup serves the API over memq, a memstore and a memory bucket, as the
 // embedded default does, on a real HTTP server (its deadlines included).
-func setup(t *testing.T, cfg api.Config) bundle {
+func setup(t *testing.T, cfg api.Config) bundle { t.Helper(); return setupQuery(t, cfg, "") }
+
+// setupQuery is setup with query added to the tasks topic's memq URL.
+func setupQuery(t *testing.T, cfg api.Config, query string) bundle {
 	t.Helper()
 	ctx := context.Background()
 	n := seq.Add(1)
 	q := fmt.Sprintf("api-bounds-%d", n)
-	tasks, err := task.OpenTopic(ctx, "memq://"+q)
+	tasks, err := task.OpenTopic(ctx, "memq://"+q+query)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,6 +376,43 @@ func TestInflightBytesCapped(t *testing.T) {
 	}
 	if code != http.StatusAccepted {
 		t.Fatalf("after the hog left: %d %s", code, raw)
+	}
+}
+
+// TestQueuedBytesCapped: on the embedded default the tasks queue holds at
+// most its cap of message bytes (finding 5); a batch that would pass it
+// is refused whole with 503 and Retry-After, and nothing of it is kept:
+// no message, no status, no idempotency claim (the keys work afterwards).
+func TestQueuedBytesCapped(t *testing.T) {
+	b := setupQuery(t, api.Config{}, "?maxbytes=8192")
+	batch := func(n, size int, key string) string {
+		var sb strings.Builder
+		sb.WriteString(`{"tasks":[`)
+		for i := range n {
+			if i > 0 {
+				sb.WriteByte(',')
+			}
+			fmt.Fprintf(&sb, `{"function":"echo","args":{"pad":%q},"idempotency_key":"%s-%d"}`, strings.Repeat("x", size), key, i)
+		}
+		sb.WriteString(`]}`)
+		return sb.String()
+	}
+	code, hdr, raw := b.post(t, "/v1/tasks/batch", batch(20, 1000, "big"))
+	if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" || !strings.Contains(string(raw), "full") {
+		t.Fatalf("%d %s (Retry-After %q), want 503 naming the full queue, with Retry-After", code, raw, hdr.Get("Retry-After"))
+	}
+	if n := b.queued(); n != 0 {
+		t.Fatalf("a refused batch left %d messages", n)
+	}
+	if code, _, raw := b.get(t, "/v1/tasks"); code != http.StatusOK || strings.Contains(string(raw), `"id"`) {
+		t.Fatalf("a refused batch left statuses: %d %s", code, raw)
+	}
+	// Within the cap, with the keys of the refused batch: accepted.
+	if code, _, raw := b.post(t, "/v1/tasks/batch", batch(3, 1000, "big")); code != http.StatusAccepted {
+		t.Fatalf("a batch within the cap: %d %s", code, raw)
+	}
+	if n := b.queued(); n != 3 {
+		t.Fatalf("queued %d, want 3", n)
 	}
 }
 
