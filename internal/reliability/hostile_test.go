@@ -54,8 +54,16 @@ func hostileBodies() map[string]struct {
 		"case-folded field":    {one, js, []byte(`{"FUNCTION":"rel-echo"}`)},
 		"key twice in a batch": {batch, js, []byte(`{"tasks":[{"function":"rel-echo","idempotency_key":"k"},{"function":"rel-sleep","idempotency_key":"k"}]}`)},
 		"oversized batch":      {batch, js, []byte(`{"tasks":[` + strings.TrimSuffix(strings.Repeat(`{"function":"rel-echo"},`, 1001), ",") + `]}`)},
+		// Valid keys in refused requests: none of them may be claimed.
+		"keyed, one bad in batch": {batch, js, []byte(`{"tasks":[{"function":"rel-echo","idempotency_key":"hostile-1"},{"function":"rel-echo","max_attempts":0,"idempotency_key":"hostile-2"}]}`)},
+		"keyed, bad timeout":      {one, js, []byte(`{"function":"rel-echo","timeout":"-1s","idempotency_key":"hostile-3"}`)},
+		"keyed, oversized batch":  {batch, js, []byte(`{"tasks":[` + strings.TrimSuffix(strings.Repeat(`{"function":"rel-echo","idempotency_key":"hostile-4"},`, 1001), ",") + `]}`)},
 	}
 }
+
+// hostileKeys are the idempotency keys of hostileBodies: refused
+// requests must leave none of them claimed.
+var hostileKeys = []string{"k", "hostile-1", "hostile-2", "hostile-3", "hostile-4"}
 
 func post(t *testing.T, url, path, ctype string, body []byte, hdr map[string]string) (int, string, []byte) {
 	req, err := http.NewRequest(http.MethodPost, url+path, bytes.NewReader(body))
@@ -106,6 +114,12 @@ func TestHostileInput(t *testing.T) {
 			bad++
 			t.Errorf("hostile requests stored %d tasks (%v)", len(page), err)
 		}
+		for _, k := range hostileKeys {
+			if c, err := e.Store().ReadKey(context.Background(), k); err != nil || c != nil {
+				bad++
+				t.Errorf("a refused request left idempotency key %q claimed: %+v (%v)", k, c, err)
+			}
+		}
 
 		// 100 concurrent submits with one key.
 		var wg sync.WaitGroup
@@ -143,7 +157,7 @@ func TestHostileInput(t *testing.T) {
 		report(t, row{
 			scenario: "8 hostile input to dispatch", backend: b.name(), submitted: len(cases) + 100, terminal: len(cases) + 100,
 			wrong: bad, took: time.Since(start), pass: bad == 0,
-			note: fmt.Sprintf("%d hostile bodies → 4xx problem, nothing enqueued/archived/stored; 100 concurrent submits, one key → %d task, %d message; fuzz targets: FuzzDecodeMessage, FuzzDecodeEvent, FuzzSubmit, FuzzSubmitBatch", len(cases), len(page), pending),
+			note: fmt.Sprintf("%d hostile bodies → 4xx problem, nothing enqueued/archived/stored, no key claimed; 100 concurrent submits, one key → %d task, %d message; fuzz targets: FuzzDecodeMessage, FuzzDecodeEvent, FuzzSubmit, FuzzSubmitBatch", len(cases), len(page), pending),
 		})
 	})
 }
