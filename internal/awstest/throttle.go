@@ -10,8 +10,10 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,7 +40,17 @@ type ThrottleConfig struct {
 	// the answer is passed on; it may block, to pause a caller after its
 	// call took effect.
 	HoldResponse func(op string, body []byte, status int)
+	// Refuse, if not nil, is asked about each entry of a SendMessageBatch
+	// by its message body: the entries it refuses are taken out of the
+	// request before it is forwarded and answered as failed (code
+	// InternalError, not the sender's fault), as SQS does when it cannot
+	// take part of a batch. A batch refused whole is answered without
+	// reaching the emulator.
+	Refuse func(body string) bool
 }
+
+// refusedKey keys the IDs of the entries Refuse took out of a request.
+type refusedKey struct{}
 
 type bodyKey struct{}
 
@@ -86,7 +98,16 @@ func StartThrottle(target string, cfg ThrottleConfig) (*Throttle, error) {
 	rp.ErrorLog = log.New(io.Discard, "", 0) // callers that give up are expected
 	t.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body := t.request(r)
-		rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), bodyKey{}, body)))
+		ctx := context.WithValue(r.Context(), bodyKey{}, body)
+		if refused, rest, all := t.refuse(r, body); len(refused) > 0 {
+			if all {
+				writeFailed(w, refused, sendBatchResult{})
+				return
+			}
+			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(rest)), int64(len(rest))
+			ctx = context.WithValue(ctx, refusedKey{}, refused)
+		}
+		rp.ServeHTTP(w, r.WithContext(ctx))
 	}), ReadHeaderTimeout: time.Minute}
 	go func() { _ = t.srv.Serve(l) }()
 	return t, nil
@@ -184,6 +205,57 @@ func entryHandles(in sqsRequest) []string {
 	return hs
 }
 
+// refuse applies cfg.Refuse to a SendMessageBatch: it returns the IDs of
+// the entries refused, the request body without them, and whether every
+// entry was.
+func (t *Throttle) refuse(r *http.Request, body []byte) (refused []string, rest []byte, all bool) {
+	if t.cfg.Refuse == nil || r.Header.Get("X-Amz-Target") != "AmazonSQS.SendMessageBatch" {
+		return nil, nil, false
+	}
+	var in map[string]json.RawMessage
+	var entries []map[string]any
+	if json.Unmarshal(body, &in) != nil || json.Unmarshal(in["Entries"], &entries) != nil {
+		return nil, nil, false
+	}
+	var kept []map[string]any
+	for _, e := range entries {
+		if b, _ := e["MessageBody"].(string); t.cfg.Refuse(b) {
+			id, _ := e["Id"].(string)
+			refused = append(refused, id)
+		} else {
+			kept = append(kept, e)
+		}
+	}
+	if len(refused) == 0 {
+		return nil, nil, false
+	}
+	in["Entries"], _ = json.Marshal(kept)
+	rest, _ = json.Marshal(in)
+	return refused, rest, len(kept) == 0
+}
+
+// sendBatchResult is SQS's SendMessageBatch answer.
+type sendBatchResult struct {
+	Successful []json.RawMessage `json:"Successful"`
+	Failed     []map[string]any  `json:"Failed"`
+}
+
+// writeFailed answers a SendMessageBatch with out, the refused entries
+// added to its failed ones.
+func writeFailed(w http.ResponseWriter, refused []string, out sendBatchResult) {
+	if out.Successful == nil {
+		out.Successful = []json.RawMessage{}
+	}
+	for _, id := range refused {
+		out.Failed = append(out.Failed, map[string]any{"Id": id, "Code": "InternalError", "Message": "refused by the test proxy", "SenderFault": false})
+	}
+	body, _ := json.Marshal(out)
+	w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}
+
 // response reads ReceiveMessage answers: deliveries per task message, and
 // receipt handles, so that later calls can be tied to their task.
 func (t *Throttle) response(resp *http.Response) error {
@@ -191,6 +263,23 @@ func (t *Throttle) response(resp *http.Response) error {
 	if t.cfg.HoldResponse != nil {
 		body, _ := resp.Request.Context().Value(bodyKey{}).([]byte)
 		t.cfg.HoldResponse(op, body, resp.StatusCode)
+	}
+	if refused, _ := resp.Request.Context().Value(refusedKey{}).([]string); len(refused) > 0 && resp.StatusCode == http.StatusOK {
+		raw, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		var out sendBatchResult
+		if err := json.Unmarshal(raw, &out); err != nil {
+			return err
+		}
+		rec := httptest.NewRecorder()
+		writeFailed(rec, refused, out)
+		resp.Body = io.NopCloser(rec.Body)
+		resp.ContentLength = int64(rec.Body.Len())
+		resp.Header.Set("Content-Length", strconv.Itoa(rec.Body.Len()))
+		return nil
 	}
 	if op != "AmazonSQS.ReceiveMessage" {
 		return nil
