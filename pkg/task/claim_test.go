@@ -259,3 +259,40 @@ func TestStartManyCountsExecutions(t *testing.T) {
 		t.Fatalf("start of a succeeded task: %+v %v", res, err)
 	}
 }
+
+// TestStartManyDuplicateDeliveries: one call holding two deliveries of
+// one task (SQS and moto deliver a message to concurrent receivers, and
+// the runner batches its workers' starts) gets two distinct attempts on
+// a gocloud docstore, whose action lists refuse a key named twice, and
+// GetMany answers for every copy of an id.
+func TestStartManyDuplicateDeliveries(t *testing.T) {
+	ctx := context.Background()
+	s, err := task.OpenStore(ctx, "mem://start-dups/id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	now := time.Now().UTC()
+	st, other := accepted(now), accepted(now.Add(time.Millisecond))
+	if err := s.CreateMany(ctx, []*task.Status{st, other}); err != nil {
+		t.Fatal(err)
+	}
+	ev := func(id, r string) *task.Event {
+		return &task.Event{TaskID: id, Function: "echo", Queue: "default", MaxAttempts: 3, CreatedAt: now, Runner: r, At: time.Now().UTC()}
+	}
+	got, err := s.GetMany(ctx, []string{st.ID, other.ID, st.ID})
+	if err != nil || len(got) != 3 || got[0] == nil || got[2] == nil || got[0].ID != st.ID || got[2].ID != st.ID || got[1].ID != other.ID || got[0] == got[2] {
+		t.Fatalf("GetMany with an id twice: %+v, %v; want each copy its own document", got, err)
+	}
+	res, err := s.StartMany(ctx, []*task.Event{ev(st.ID, "a"), ev(other.ID, "a"), ev(st.ID, "b")})
+	if err != nil {
+		t.Fatalf("StartMany with two deliveries of one task: %v", err)
+	}
+	if a, b := res[0].Attempt, res[2].Attempt; a+b != 3 || a == b || res[1].Attempt != 1 {
+		t.Fatalf("attempts %+v, want 1 and 2 for the duplicated task and 1 for the other", res)
+	}
+	doc, err := s.Get(ctx, st.ID)
+	if err != nil || doc.Attempt != 2 || doc.State != task.Running {
+		t.Fatalf("document %+v, %v; want running attempt 2", doc, err)
+	}
+}

@@ -55,9 +55,20 @@ func (s *Store) StartMany(ctx context.Context, evs []*Event) ([]Started, error) 
 			idx    []int
 			docs   []any
 			create []bool
+			later  []int            // a second start of a task in this round
+			seen   = map[string]bool{} // tasks written in this round
 		)
 		for k, i := range pending {
 			e, st := evs[i], cur[k]
+			if seen[e.TaskID] {
+				// Two deliveries of one task in one call (SQS and moto
+				// deliver a message to concurrent receivers): one write
+				// per document and round, so the second start is decided
+				// in the next round, against the first one's document.
+				later = append(later, i)
+				continue
+			}
+			seen[e.TaskID] = true
 			fresh := st == nil
 			if fresh {
 				st = &Status{}
@@ -84,9 +95,9 @@ func (s *Store) StartMany(ctx context.Context, evs []*Event) ([]Started, error) 
 			out[i] = Started{Attempt: next}
 			idx, docs, create = append(idx, i), append(docs, st), append(create, fresh)
 		}
-		pending = nil
+		pending = later
 		if len(docs) == 0 {
-			break
+			continue // nothing to write; a later start, if any, is decided next round
 		}
 		errs, err := s.writeAll(ctx, docs, create)
 		if err != nil {

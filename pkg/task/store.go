@@ -84,21 +84,41 @@ func (s *Store) getAll(ctx context.Context, docs []any, fields ...string) (errs 
 }
 
 // writeAll creates docs[i] where create[i] and replaces it under its
-// revision otherwise, in one batch; it returns as getAll does.
+// revision otherwise, in batches of maxConcurrentWrites (one on a direct
+// store); it returns as getAll does.
 func (s *Store) writeAll(ctx context.Context, docs []any, create []bool) (errs []error, err error) {
 	if s.direct != nil {
 		return s.direct.WriteDirect(ctx, docs, create)
 	}
-	al := s.coll.Actions()
-	for i, d := range docs {
-		if create[i] {
-			al.Create(d)
-		} else {
-			al.Replace(d)
+	for lo := 0; lo < len(docs); lo += maxConcurrentWrites {
+		hi := min(lo+maxConcurrentWrites, len(docs))
+		al := s.coll.Actions()
+		for i := lo; i < hi; i++ {
+			if create[i] {
+				al.Create(docs[i])
+			} else {
+				al.Replace(docs[i])
+			}
+		}
+		part, err := actionErrors(al.Do(ctx), hi-lo)
+		if err != nil {
+			return nil, err
+		}
+		if part != nil {
+			if errs == nil {
+				errs = make([]error, len(docs))
+			}
+			copy(errs[lo:hi], part)
 		}
 	}
-	return actionErrors(al.Do(ctx), len(docs))
+	return errs, nil
 }
+
+// maxConcurrentWrites bounds the writes of one action list: gocloud's
+// DynamoDB driver makes each conditional write its own request, all at
+// once, and a thousand at once reset connections (moto) or meet
+// throttling (DynamoDB) where a hundred at a time go through.
+const maxConcurrentWrites = 100
 
 // actionErrors splits the error of an action list of n actions into one
 // per action, or returns it whole when it is not about single actions.
@@ -161,28 +181,44 @@ func (s *Store) GetMany(ctx context.Context, ids []string) ([]*Status, error) {
 	if len(ids) == 0 {
 		return out, nil
 	}
-	docs := make([]any, len(ids))
+	// One get per document: an action list naming a key twice fails
+	// whole (gocloud docstore), and a runner's batch may hold two
+	// deliveries of one task.
+	first := make(map[string]int, len(ids))
+	var docs []any
+	var got []*Status
 	for i, id := range ids {
+		if _, dup := first[id]; dup {
+			continue
+		}
+		first[id] = i
 		out[i] = &Status{ID: id}
-		docs[i] = out[i]
+		docs, got = append(docs, out[i]), append(got, out[i])
 	}
 	errs, err := s.getAll(ctx, docs)
 	if err != nil {
-		return nil, fmt.Errorf("get %d statuses: %w", len(ids), err)
+		return nil, fmt.Errorf("get %d statuses: %w", len(docs), err)
 	}
-	for i, err := range errs {
+	for k, err := range errs {
 		if err == nil {
 			continue
 		}
 		if driver.Code(err) != gcerrors.NotFound {
-			return nil, fmt.Errorf("get status %s: %w", ids[i], err)
+			return nil, fmt.Errorf("get status %s: %w", got[k].ID, err)
 		}
-		out[i] = nil
+		out[first[got[k].ID]] = nil
 	}
-	for i, st := range out {
-		if st != nil && st.Kind != KindTask {
+	for i, id := range ids {
+		j := first[id]
+		switch st := out[j]; {
+		case st != nil && st.Kind != KindTask:
 			out[i] = nil
-		} else if st != nil {
+		case j != i:
+			if st != nil {
+				c := *st // its own copy: callers change what they get
+				out[i] = &c
+			}
+		case st != nil:
 			st.loaded()
 		}
 	}
@@ -274,12 +310,14 @@ func (s *Store) DeleteMany(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	al := s.coll.Actions()
-	for _, id := range ids {
-		al.Delete(&Status{ID: id})
-	}
-	if err := al.Do(ctx); err != nil {
-		return fmt.Errorf("delete %d statuses: %w", len(ids), err)
+	for lo := 0; lo < len(ids); lo += maxConcurrentWrites {
+		al := s.coll.Actions()
+		for _, id := range ids[lo:min(lo+maxConcurrentWrites, len(ids))] {
+			al.Delete(&Status{ID: id})
+		}
+		if err := al.Do(ctx); err != nil {
+			return fmt.Errorf("delete %d statuses: %w", len(ids), err)
+		}
 	}
 	return nil
 }
