@@ -296,7 +296,12 @@ func (e *memEnv) StartCollector(name string) proc {
 					break fill
 				}
 			}
-			col.Process(context.Background(), batch)
+			// Under the part's own context: a kill interrupts the batch
+			// between its store reads, writes and workflow sends, as a
+			// kill -9 of the process would, and its deliveries are
+			// neither acked nor nacked (they come back after their
+			// visibility).
+			col.Process(ctx, batch)
 		}
 	})
 	go func() { wg.Wait(); close(p.done) }()

@@ -55,7 +55,7 @@ func (s *Store) StartMany(ctx context.Context, evs []*Event) ([]Started, error) 
 			idx    []int
 			docs   []any
 			create []bool
-			later  []int            // a second start of a task in this round
+			later  []int               // a second start of a task in this round
 			seen   = map[string]bool{} // tasks written in this round
 		)
 		for k, i := range pending {
