@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
+	"path"
 	"path/filepath"
 	"sync"
 	"time"
@@ -125,7 +127,26 @@ func runDev(ctx context.Context, e *devEnv, log *slog.Logger, register func(*run
 	time.Sleep(200 * time.Millisecond)
 	stopCol()
 	wg.Wait()
+	// Every part has stopped: the durable queues sync and give back their
+	// engine, which closes with the status store (res.Close) after them.
+	for _, u := range []string{e.Dispatch.TasksTopic, e.Runner.TasksSubscription, e.Runner.EventsTopic, e.Collect.EventsSubscription} {
+		if name, ok := durableQueue(u); ok {
+			if rerr := memq.Release(name); rerr != nil {
+				log.Error("durable queue not closed cleanly", "queue", name, "err", rerr)
+			}
+		}
+	}
 	return err
+}
+
+// durableQueue returns the memq queue name of a durable memq URL (one with
+// a dir).
+func durableQueue(raw string) (string, bool) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "memq" || u.Query().Get("dir") == "" {
+		return "", false
+	}
+	return path.Join(u.Host, u.Path), true
 }
 
 // durabilityLine says at start which mode runs and what it recovered.

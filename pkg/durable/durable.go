@@ -50,6 +50,11 @@ type Engine struct {
 	refs int // guarded by registry.mu
 
 	failed atomic.Pointer[error]
+
+	// closing is held for writing by the last Close, for reading by
+	// every commit: no commit reaches a closed database.
+	closing sync.RWMutex
+	closed  bool
 }
 
 var registry = struct {
@@ -104,6 +109,7 @@ func Open(dir string, opts *Options) (*Engine, error) {
 		return nil, err
 	}
 	e.db = db
+
 	registry.engines[dir] = e
 	return e, nil
 }
@@ -140,11 +146,18 @@ func (e *Engine) Close() error {
 		return nil
 	}
 	delete(registry.engines, e.dir)
+	e.closing.Lock()
+	defer e.closing.Unlock()
+	e.closed = true
 	if err := e.Err(); err != nil {
 		return err // pebble may panic closing a failed commit pipeline
 	}
 	return e.db.Close()
 }
+
+// ErrClosed is returned by the writes of an engine whose last reference
+// was given back.
+var ErrClosed = errors.New("durable: storage engine closed")
 
 // Err returns the failure that stopped the engine, or nil.
 func (e *Engine) Err() error {
@@ -207,6 +220,11 @@ func (e *Engine) Sync() error {
 // commit runs a pebble commit, turning its failure (pebble treats a
 // failed log write or sync as fatal) into the engine's failure.
 func (e *Engine) commit(f func() error) (err error) {
+	e.closing.RLock()
+	defer e.closing.RUnlock()
+	if e.closed {
+		return fmt.Errorf("%w (data dir %s)", ErrClosed, e.dir)
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			fe, ok := r.(fatal)

@@ -270,3 +270,28 @@ func (q *queue) sync() error {
 	}
 	return q.eng.Sync()
 }
+
+// Release syncs the durable queue called name and forgets it in this
+// process, giving back its reference to its engine (the last reference
+// closes the engine); its messages stay on disk for the next Attach. It is
+// for a process's shutdown, once nothing uses the queue any more: a
+// topic or subscription still open on it fails its later writes. A queue
+// in memory, or not open, is left as it is.
+func Release(name string) error {
+	registry.Lock()
+	q := registry.queues[name]
+	if q == nil || q.eng == nil {
+		registry.Unlock()
+		return nil
+	}
+	delete(registry.queues, name)
+	registry.Unlock()
+	err := q.sync()
+	if cerr := q.eng.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("memq: release queue %q: %w", name, err)
+	}
+	return nil
+}

@@ -1,6 +1,7 @@
 package memstore
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -299,4 +300,14 @@ func Crash(coll *docstore.Collection) {
 			c.opts.Engine.Close()
 		}
 	})
+}
+
+// Sync implements taskdriver.Syncer for a durable collection: it waits
+// until every write so far (this collection's and the queues' sharing its
+// engine) is on disk.
+func (c *collection) Sync(context.Context) error {
+	if err := c.opts.Engine.Sync(); err != nil {
+		return taskdriver.Errorf(gcerrors.Internal, "memstore: sync: %v", err)
+	}
+	return nil
 }

@@ -643,6 +643,12 @@ func (c *collection) As(i any) bool {
 	case *taskdriver.DirectCollection:
 		*p = c
 		return true
+	case *taskdriver.Syncer:
+		if c.opts.Engine == nil {
+			return false // a file-backed collection saves at Close only
+		}
+		*p = c
+		return true
 	case **collection:
 		*p = c
 		return true

@@ -39,6 +39,9 @@ type Store struct {
 	Terminal func(*Status)
 	// direct is the driver's DirectCollection, nil if it has none.
 	direct driver.DirectCollection
+	// syncer is the driver's Syncer, nil if its writes are durable when
+	// they return.
+	syncer driver.Syncer
 }
 
 // OpenStore opens the status collection at a gocloud docstore URL
@@ -57,6 +60,10 @@ func NewStore(c *docstore.Collection) *Store {
 	var d driver.DirectCollection
 	if c.As(&d) {
 		s.direct = d
+	}
+	var sy driver.Syncer
+	if c.As(&sy) {
+		s.syncer = sy
 	}
 	return s
 }
@@ -452,6 +459,13 @@ func (s *Store) Cancel(ctx context.Context, id string, reason string) (*Status, 
 		s.expiry(st)
 		err = s.coll.Replace(ctx, st)
 		if err == nil {
+			// The client is told the task will not run: that must
+			// survive a crash.
+			if s.syncer != nil {
+				if err := s.syncer.Sync(ctx); err != nil {
+					return nil, fmt.Errorf("cancel %s: sync: %w", id, err)
+				}
+			}
 			return st, nil
 		}
 		if !conflict(err) {

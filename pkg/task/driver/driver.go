@@ -134,6 +134,16 @@ type DirectCollection interface {
 	WriteDirect(ctx context.Context, docs []any, create []bool) (errs []error, err error)
 }
 
+// Syncer is implemented, through docstore.Collection.As, by drivers whose
+// writes may return before they are on disk (memstore on a durable
+// engine journals most writes without waiting). Sync returns once every
+// write made so far is durable. Drover's Store calls it after a write it
+// answers a client for that is not already synced (a cancel), so that
+// what the client was told survives a crash.
+type Syncer interface {
+	Sync(ctx context.Context) error
+}
+
 // A QueueExtension adds lease control, batched sends and acks, delays and
 // a health check to the topics and subscriptions of one gocloud URL
 // scheme, through the driver's SDK (reached with As). Register it with
