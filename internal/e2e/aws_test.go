@@ -61,7 +61,7 @@ func TestAWSPipeline(t *testing.T) {
 			ids = append(ids, st.ID)
 		}
 	}
-	waitAll(t, c, ids, 3*time.Minute)
+	waitAll(t, c, ids, 15*time.Minute)
 
 	// Read the statuses straight from DynamoDB, not through the API.
 	store, err := task.OpenStore(ctx, e.stack.Lookup("DROVER_STATUS"))
@@ -159,7 +159,7 @@ func TestAWSKillRunner(t *testing.T) {
 	victim.Kill()
 	e.start("survivor", "runner", "DROVER_CONCURRENCY=25", "DROVER_LEASE=3s")
 
-	final := waitAll(t, c, ids, 2*time.Minute)
+	final := waitAll(t, c, ids, 10*time.Minute)
 	retried := 0
 	for _, id := range ids {
 		st := final[id]

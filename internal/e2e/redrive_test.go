@@ -49,7 +49,7 @@ func TestAWSRedrive(t *testing.T) {
 	// Play a runner that takes every message and dies, until the redrive
 	// policy has moved them all to the DLQ.
 	q := sqsClient(t)
-	deadline := time.Now().Add(2 * time.Minute)
+	deadline := time.Now().Add(10 * time.Minute)
 	for empty := 0; empty < 2; {
 		if time.Now().After(deadline) {
 			t.Fatal("the messages never all moved to the DLQ")
@@ -128,7 +128,7 @@ func TestAWSRedrive(t *testing.T) {
 		}
 		ids = append(ids, id)
 	}
-	done := waitAll(t, c, ids, 3*time.Minute)
+	done := waitAll(t, c, ids, 10*time.Minute)
 	for id, st := range done {
 		if st.State != task.Succeeded {
 			t.Errorf("redriven task %s: %s %q", id, st.State, st.Error)
@@ -171,7 +171,7 @@ func queueCount(t *testing.T, q *sqs.Client, url string) int {
 // waitCount waits until f returns want.
 func waitCount(t *testing.T, f func() int, want int, what string) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
+	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		n := f()
 		if n == want {
