@@ -206,8 +206,8 @@ func (e *execFunc) Handle(ctx context.Context, t *task.Task) (task.Result, error
 	}
 	stdout, stderr := &capture{max: execMaxLog}, &capture{max: execMaxLog}
 	res := execResult{
-		StdoutRef: fmt.Sprintf("logs/%s/%d/stdout", t.ID, t.Attempt),
-		StderrRef: fmt.Sprintf("logs/%s/%d/stderr", t.ID, t.Attempt),
+		StdoutRef: task.LogKey(t.ID, t.Attempt, "stdout"),
+		StderrRef: task.LogKey(t.ID, t.Attempt, "stderr"),
 	}
 	resultRef := fmt.Sprintf("results/%s/%d/result.tar.gz", t.ID, t.Attempt)
 	var run *execRun

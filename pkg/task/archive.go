@@ -125,6 +125,12 @@ func ResultKey(id string, attempt int) string {
 	return PrefixResults + id + "/" + strconv.Itoa(attempt) + ".json"
 }
 
+// LogKey is where an attempt's output stream ("stdout" or "stderr") is
+// kept, each attempt under its own key.
+func LogKey(id string, attempt int, stream string) string {
+	return PrefixLogs + id + "/" + strconv.Itoa(attempt) + "/" + stream
+}
+
 // RetainedKey is where the message of a task that ended failed or
 // cancelled is kept for a retry.
 func RetainedKey(id string) string { return PrefixRetained + id }
