@@ -29,6 +29,10 @@ type Message struct {
 	TimeoutMS   int64           `json:"timeout_ms"`
 	MaxAttempts int             `json:"max_attempts"`
 	CreatedAt   time.Time       `json:"created_at"`
+	// Traceparent and Tracestate are the W3C trace context of the span
+	// that submitted the task (trace.go), empty when tracing is off.
+	Traceparent string `json:"traceparent,omitempty"`
+	Tracestate  string `json:"tracestate,omitempty"`
 }
 
 // Timeout is the task's run-time limit.

@@ -161,6 +161,10 @@ var messageCases = []struct {
 }{
 	{"typical", `{"v":1,"id":"` + wireTestID + `","function":"echo","queue":"default","args":{"n":1},"timeout_ms":300000,"max_attempts":3,"created_at":"2026-01-02T03:04:05.123456789Z"}`, true},
 	{"claim check", `{"v":1,"id":"` + wireTestID + `","function":"echo","queue":"default","args_ref":"payloads/` + wireTestID + `","timeout_ms":1000,"max_attempts":3,"created_at":"2026-01-02T03:04:05Z"}`, true},
+	{"trace context", `{"v":1,"id":"` + wireTestID + `","function":"echo","queue":"default","args":{"n":1},"timeout_ms":300000,"max_attempts":3,"created_at":"2026-01-02T03:04:05Z","traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01","tracestate":"congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"}`, true},
+	{"trace context first, null state", `{"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01","tracestate":null,"v":1,"id":"` + wireTestID + `","function":"f","timeout_ms":1,"max_attempts":1}`, true},
+	{"traceparent not a string", `{"v":1,"id":"` + wireTestID + `","function":"f","timeout_ms":1,"max_attempts":1,"traceparent":1}`, false},
+	{"traceparent key case", `{"v":1,"id":"` + wireTestID + `","function":"f","timeout_ms":1,"max_attempts":1,"TraceParent":"x"}`, false},
 	{"reordered, spaced", " \t\r\n{ \"max_attempts\" : 3 ,\n\"created_at\":\"2026-01-02T03:04:05.5+05:30\", \"timeout_ms\":1,\"function\":\"echo\",\"id\":\"" + wireTestID + "\",\"v\":1 }\n ", true},
 	{"minimal", `{"v":1,"id":"` + wireTestID + `","function":"f","timeout_ms":1,"max_attempts":1}`, true},
 	{"unknown fields", `{"v":1,"extra":{"a":[1,-2.5e+3,0.0,1E-2,true,false,null,"x\u00e9\"",{}],"b":[]},"id":"` + wireTestID + `","function":"f","zzz":"","timeout_ms":1,"max_attempts":1,"n":-0}`, true},
@@ -232,6 +236,9 @@ var eventCases = []struct {
 	{"retrying", `{"v":1,"event":{"task_id":"` + wireTestID + `","attempt":2,"phase":"retrying","at":"2026-01-02T03:04:06Z","error":"exit status 1: \"boom\"\n\tat <main>","next_attempt_at":"2026-01-02T03:04:08+01:00"}}`, true},
 	{"failed with claim check", `{"v":1,"event":{"task_id":"` + wireTestID + `","attempt":3,"phase":"failed","result_ref":"results/x","error":"\u00e9\ud83d\ude00\ud800"}}`, true},
 	{"cancelled", `{"v":1,"event":{"task_id":"` + wireTestID + `","attempt":0,"phase":"cancelled","at":"2026-01-02T03:04:06Z"}}`, true},
+	{"trace context", `{"v":1,"event":{"task_id":"` + wireTestID + `","attempt":1,"phase":"succeeded","at":"2026-01-02T03:04:06Z","traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01","tracestate":"k=v"}}`, true},
+	{"tracestate escaped", `{"v":1,"event":{"task_id":"` + wireTestID + `","attempt":1,"phase":"started","tracestate":"a=\u0062","traceparent":null}}`, true},
+	{"tracestate not a string", `{"v":1,"event":{"task_id":"` + wireTestID + `","attempt":1,"phase":"started","tracestate":[]}}`, false},
 	{"event first", ` {"event":{"phase":"started","task_id":"` + wireTestID + `","attempt":1} , "v":1, "other":[{"runner":1}]} `, true},
 	{"result verbatim", `{"v":1,"event":{"task_id":"` + wireTestID + `","phase":"succeeded","result": [ "<b>" , 1.5e3 ] }}`, true},
 	{"result null", `{"v":1,"event":{"task_id":"` + wireTestID + `","phase":"succeeded","result":null}}`, true},
@@ -305,6 +312,9 @@ func TestEncodeMessageMatchesJSON(t *testing.T) {
 		{"typical", *benchMessage(), true},
 		{"zero", Message{}, true},
 		{"claim check", Message{ID: wireTestID, Function: "f", ArgsRef: "payloads/x", TimeoutMS: 1, MaxAttempts: 1, CreatedAt: at}, true},
+		{"trace context", Message{ID: wireTestID, Function: "f", TimeoutMS: 1, MaxAttempts: 1, CreatedAt: at,
+			Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", Tracestate: "congo=t61rcWkgMzE"}, true},
+		{"awkwardString trace context", Message{Traceparent: awkwardString, Tracestate: awkwardString}, true},
 		{"awkwardString strings", Message{ID: awkwardString, Function: awkwardString, Queue: awkwardString, ArgsRef: awkwardString, CreatedAt: at}, true},
 		{"args with spaces in strings", Message{Args: json.RawMessage(`{"a":"b c\"  \\"}`)}, true},
 		{"args unicode", Message{Args: json.RawMessage(`["é€","\u2028"]`)}, true},
@@ -352,6 +362,9 @@ func TestEncodeEventMatchesJSON(t *testing.T) {
 		{"awkwardString strings", &Event{TaskID: awkwardString, Function: awkwardString, Queue: awkwardString, Phase: Phase(awkwardString), Runner: awkwardString,
 			Error: awkwardString, ResultRef: awkwardString}, true},
 		{"result to compact", &Event{Result: json.RawMessage("[1,\n2]")}, true},
+		{"trace context", &Event{TaskID: wireTestID, Phase: PhaseSucceeded, At: at,
+			Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", Tracestate: "k=v"}, true},
+		{"awkwardString trace context", &Event{Traceparent: awkwardString, Tracestate: awkwardString}, true},
 		{"result invalid", &Event{Result: json.RawMessage(`[1,`)}, false},
 		{"started year 10000", &Event{StartedAt: wireTestTime(10000, time.UTC)}, false},
 		{"next attempt offset 24h", &Event{NextAttemptAt: wireTestTime(2026, time.FixedZone("", -24*3600))}, false},
@@ -398,8 +411,10 @@ func FuzzEncodeMessage(f *testing.F) {
 	f.Add("", "", "", []byte(`{`), "", int64(0), 0, int64(253402300800), int64(0), 86400)
 	f.Fuzz(func(t *testing.T, id, function, queue string, args []byte, argsRef string, timeout int64, attempts int,
 		sec, nsec int64, offset int) {
+		// The trace context reuses strings of the corpus's signature.
 		m := &Message{ID: id, Function: function, Queue: queue, Args: args, ArgsRef: argsRef, TimeoutMS: timeout,
-			MaxAttempts: attempts, CreatedAt: time.Unix(sec, nsec).In(time.FixedZone("", offset))}
+			MaxAttempts: attempts, CreatedAt: time.Unix(sec, nsec).In(time.FixedZone("", offset)),
+			Traceparent: argsRef, Tracestate: queue}
 		checkEncodeMessage(t, m)
 	})
 }
@@ -422,7 +437,8 @@ func FuzzEncodeEvent(f *testing.F) {
 		}
 		e := &Event{TaskID: id, Function: function, Queue: queue, MaxAttempts: maxAttempts, CreatedAt: at,
 			Attempt: attempt, Phase: Phase(phase), Runner: runner, At: some(1, time.Hour), StartedAt: some(2, time.Minute),
-			Error: errText, Result: result, ResultRef: resultRef, NextAttemptAt: some(4, 1000*time.Hour)}
+			Error: errText, Result: result, ResultRef: resultRef, NextAttemptAt: some(4, 1000*time.Hour),
+			Traceparent: resultRef, Tracestate: runner}
 		checkEncodeEvent(t, e)
 		var functions []string
 		if times&8 != 0 {

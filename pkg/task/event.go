@@ -57,6 +57,11 @@ type Event struct {
 	ResultRef   string          `json:"result_ref,omitempty"`
 	// NextAttemptAt is set on Retrying events.
 	NextAttemptAt time.Time `json:"next_attempt_at,omitzero"`
+	// Traceparent and Tracestate are the W3C trace context of the
+	// attempt's span (or of the task message, where the runner does not
+	// trace), empty when tracing is off.
+	Traceparent string `json:"traceparent,omitempty"`
+	Tracestate  string `json:"tracestate,omitempty"`
 }
 
 // NewEvent returns the event that runner reports at at about attempt of
@@ -65,6 +70,7 @@ func NewEvent(m *Message, attempt int, runner string, at time.Time) Event {
 	return Event{
 		TaskID: m.ID, Function: m.Function, Queue: m.Queue, MaxAttempts: m.MaxAttempts,
 		CreatedAt: m.CreatedAt, Attempt: attempt, Runner: runner, At: at,
+		Traceparent: m.Traceparent, Tracestate: m.Tracestate,
 	}
 }
 

@@ -182,7 +182,8 @@ func appendString(b []byte, s string) []byte {
 
 // appendMessage encodes m in the field order of its struct tags.
 func appendMessage(m *Message) ([]byte, bool) {
-	e := newWireEncoder(160 + len(m.ID) + len(m.Function) + len(m.Queue) + len(m.Args) + len(m.ArgsRef))
+	e := newWireEncoder(160 + len(m.ID) + len(m.Function) + len(m.Queue) + len(m.Args) + len(m.ArgsRef) +
+		len(m.Traceparent) + len(m.Tracestate))
 	e.lit(`{"v":`)
 	e.int(int64(m.V))
 	e.lit(`,"id":`)
@@ -199,6 +200,8 @@ func appendMessage(m *Message) ([]byte, bool) {
 	e.int(int64(m.MaxAttempts))
 	e.lit(`,"created_at":`)
 	e.time(m.CreatedAt)
+	e.optStr(`,"traceparent":`, m.Traceparent)
+	e.optStr(`,"tracestate":`, m.Tracestate)
 	e.lit(`}`)
 	return e.b, e.ok
 }
@@ -208,7 +211,7 @@ func appendEvent(ev *Event) ([]byte, bool) {
 	size := 320
 	if ev != nil {
 		size += len(ev.TaskID) + len(ev.Function) + len(ev.Queue) + len(ev.Phase) + len(ev.Runner) +
-			len(ev.Error) + len(ev.Result) + len(ev.ResultRef)
+			len(ev.Error) + len(ev.Result) + len(ev.ResultRef) + len(ev.Traceparent) + len(ev.Tracestate)
 	}
 	e := newWireEncoder(size)
 	e.lit(`{"v":`)
@@ -239,6 +242,8 @@ func appendEvent(ev *Event) ([]byte, bool) {
 	e.optRaw(`,"result":`, ev.Result)
 	e.optStr(`,"result_ref":`, ev.ResultRef)
 	e.optTime(`,"next_attempt_at":`, ev.NextAttemptAt)
+	e.optStr(`,"traceparent":`, ev.Traceparent)
+	e.optStr(`,"tracestate":`, ev.Tracestate)
 	e.lit(`}}`)
 	return e.b, e.ok
 }
@@ -721,10 +726,10 @@ func (d *wireDecoder) raw(dst *json.RawMessage) bool {
 // against the struct tags).
 var (
 	messageKeys = []string{"v", "id", "function", "queue", "args", "args_ref", "timeout_ms", "max_attempts",
-		"created_at"}
+		"created_at", "traceparent", "tracestate"}
 	envelopeKeys = []string{"v", "event", "runner"}
 	eventKeys    = []string{"task_id", "function", "queue", "max_attempts", "created_at", "attempt", "phase",
-		"runner", "at", "started_at", "error", "result", "result_ref", "next_attempt_at"}
+		"runner", "at", "started_at", "error", "result", "result_ref", "next_attempt_at", "traceparent", "tracestate"}
 )
 
 // decodeMessage reads data into m, a zero Message, as json.Unmarshal
@@ -754,6 +759,10 @@ func decodeMessage(data []byte, m *Message) bool {
 			return d.int(&m.MaxAttempts)
 		case "created_at":
 			return d.time(&m.CreatedAt)
+		case "traceparent":
+			return d.str(&m.Traceparent)
+		case "tracestate":
+			return d.str(&m.Tracestate)
 		}
 		return d.unknown(key, messageKeys)
 	})
@@ -827,6 +836,10 @@ func (d *wireDecoder) event(e *Event) bool {
 			return d.str(&e.ResultRef)
 		case "next_attempt_at":
 			return d.time(&e.NextAttemptAt)
+		case "traceparent":
+			return d.str(&e.Traceparent)
+		case "tracestate":
+			return d.str(&e.Tracestate)
 		}
 		return d.unknown(key, eventKeys)
 	})
