@@ -15,6 +15,9 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/droverhq/drover/pkg/task"
 )
 
@@ -539,6 +542,11 @@ func (c *Client) newRequest(ctx context.Context, method, path string, body []byt
 	req.Header.Set("User-Agent", "drover-go-client")
 	if c.apiKey != "" {
 		req.Header.Set("Authorization", "Bearer "+c.apiKey)
+	}
+	// A span in ctx becomes the parent of what dispatch does for the
+	// request (W3C traceparent): a submitted task's trace starts there.
+	if trace.SpanContextFromContext(ctx).IsValid() {
+		propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	}
 	return req, nil
 }

@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/droverhq/drover/internal/metrics"
 	"github.com/droverhq/drover/pkg/task"
@@ -55,6 +58,13 @@ type Config struct {
 	// (attempts started, succeeded, failed, retried; run time). Runners
 	// of one process may share one.
 	Registerer prometheus.Registerer
+	// TracerProvider, if set, traces attempts: each function runs inside
+	// a "run <function>" span, a child of the trace context its task
+	// message carries, and its context carries that span, so that the
+	// spans a function starts nest under it; the attempt's events carry
+	// it on to the collector. Nil: no spans (a message's trace context
+	// is still passed on to the function and the events).
+	TracerProvider trace.TracerProvider
 }
 
 func (c *Config) defaults() {
@@ -108,6 +118,8 @@ type Runner struct {
 	cfg     Config
 	started time.Time
 	metrics *metrics.Runner
+	// tracer is nil when tracing is off.
+	tracer trace.Tracer
 
 	mu sync.Mutex
 	// held are the deliveries Process holds (their leases are extended),
@@ -136,6 +148,9 @@ func New(mux *Mux, events *task.Topic, archive *task.Archive, store *task.Store,
 		mux: mux, events: events, archive: archive, store: store,
 		log: log.With("runner", cfg.Name), cfg: cfg, started: time.Now().UTC(),
 		held: map[*job]struct{}{}, active: map[*job]struct{}{}, metrics: metrics.NewRunner(cfg.Registerer),
+	}
+	if cfg.TracerProvider != nil {
+		r.tracer = cfg.TracerProvider.Tracer("github.com/droverhq/drover/runner")
 	}
 	if store != nil {
 		r.checks = newStateChecks(store)
@@ -213,6 +228,15 @@ func (r *Runner) Process(ctx context.Context, d *task.Delivery) Outcome {
 	if err != nil {
 		return r.poison(ctx, d, m, err)
 	}
+	// The message's trace context, if any, is the parent of what runs
+	// under ctx: the attempt's span, or the function's own spans.
+	ctx = m.TraceContext(ctx)
+	var span trace.Span
+	if r.tracer != nil {
+		ctx, span = r.tracer.Start(ctx, "run "+m.Function, trace.WithSpanKind(trace.SpanKindConsumer),
+			trace.WithAttributes(attribute.String("drover.task_id", m.ID), attribute.String("drover.function", m.Function),
+				attribute.String("drover.queue", m.Queue), attribute.String("drover.runner", r.cfg.Name)))
+	}
 	now := time.Now().UTC()
 	j := &job{
 		id: m.ID, lease: d.Lease, ctx: ctx,
@@ -220,6 +244,10 @@ func (r *Runner) Process(ctx context.Context, d *task.Delivery) Outcome {
 		ev:  task.NewEvent(m, 0, r.cfg.Name, now),
 	}
 	log, ev := &j.log, &j.ev
+	if span != nil {
+		ev.SetTrace(ctx)
+		defer endRunSpan(span, ev)
+	}
 	ev.StartedAt = now
 	// Held from now on: the heartbeat extends the lease while the
 	// delivery waits for its start as well as while it runs.
@@ -327,6 +355,15 @@ func (r *Runner) Process(ctx context.Context, d *task.Delivery) Outcome {
 	default:
 		return r.retry(ctx, d, log, ev, err)
 	}
+}
+
+// endRunSpan ends an attempt's span with what its event says.
+func endRunSpan(span trace.Span, ev *task.Event) {
+	span.SetAttributes(attribute.Int("drover.attempt", ev.Attempt), attribute.String("drover.phase", string(ev.Phase)))
+	if ev.Phase == task.PhaseFailed || ev.Phase == task.PhaseRetrying {
+		span.SetStatus(codes.Error, ev.Error)
+	}
+	span.End()
 }
 
 // run calls the handler with j.task under the task's timeout, with the job

@@ -108,6 +108,7 @@ func runDev(ctx context.Context, e *devEnv, log *slog.Logger, register func(*run
 	var wg sync.WaitGroup
 	col := collector.New(res.Store, res.Archive, log)
 	col.Instrument(reg)
+	col.Trace(e.Collect.TracerProvider)
 	col.Workflow.Tasks = res.Tasks
 	colCtx, stopCol := context.WithCancel(context.WithoutCancel(ctx))
 	wg.Go(func() { _ = col.Run(colCtx, task.URLOpener(e.Collect.EventsSubscription)) })
@@ -120,7 +121,8 @@ func runDev(ctx context.Context, e *devEnv, log *slog.Logger, register func(*run
 		r := e.Runner.NewRunner(res, log, name, register)
 		runners.Go(func() { _ = r.Run(ctx, task.URLOpener(e.Runner.TasksSubscription)) })
 	}
-	srv := api.New(res.Tasks, res.Archive, res.Store, log, api.Config{APIKeys: e.Dispatch.APIKeys, Metrics: reg})
+	srv := api.New(res.Tasks, res.Archive, res.Store, log, api.Config{APIKeys: e.Dispatch.APIKeys, Metrics: reg,
+		TracerProvider: e.Dispatch.TracerProvider})
 	err = api.Serve(ctx, e.Dispatch.Addr, srv, log, ready)
 	runners.Wait()
 	// Let the collector apply the runners' last events before stopping.

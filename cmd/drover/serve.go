@@ -12,6 +12,7 @@ import (
 	"github.com/droverhq/drover/functions/dispatch/api"
 	_ "github.com/droverhq/drover/internal/drivers"
 	"github.com/droverhq/drover/internal/envconfig"
+	"github.com/droverhq/drover/internal/telemetry"
 	"github.com/droverhq/drover/runner/serve"
 )
 
@@ -116,6 +117,12 @@ func serveVerb(part string) func(ctx context.Context, args []string, stdout, std
 		}
 		log, _ := logCfg.Logger()
 		slog.SetDefault(log) // for the few library logs without a logger of their own (SQS deletes)
+		tracing, err := telemetry.SetupTracing(ctx, "drover-"+part)
+		if err != nil {
+			return fail(2, err)
+		}
+		defer telemetry.Flush(ctx, tracing, log)
+		e.Dispatch.TracerProvider, e.Runner.TracerProvider, e.Collect.TracerProvider = tracing.Provider, tracing.Provider, tracing.Provider
 		if err := run(log); err != nil {
 			return fail(1, err)
 		}

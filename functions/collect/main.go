@@ -43,6 +43,13 @@ func run(ctx context.Context) int {
 	}
 	log, _ := e.Log.Logger()
 	slog.SetDefault(log) // for the few library logs without a logger of their own (SQS deletes)
+	tracing, err := telemetry.SetupTracing(ctx, "drover-collect")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "drover collect: %v\n", err)
+		return 2
+	}
+	defer telemetry.Flush(ctx, tracing, log)
+	e.TracerProvider = tracing.Provider
 	if !lambda {
 		if err := collector.Run(ctx, &e, log); err != nil {
 			fmt.Fprintf(os.Stderr, "drover collect: %v\n", err)

@@ -42,6 +42,13 @@ func run(ctx context.Context) int {
 	}
 	log, _ := e.Log.Logger()
 	slog.SetDefault(log) // for the few library logs without a logger of their own (SQS deletes)
+	tracing, err := telemetry.SetupTracing(ctx, "drover-dispatch")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "drover dispatch: %v\n", err)
+		return 2
+	}
+	defer telemetry.Flush(ctx, tracing, log)
+	e.TracerProvider = tracing.Provider
 	if !e.Lambda {
 		if err := api.Run(ctx, &e, log, nil); err != nil {
 			fmt.Fprintf(os.Stderr, "drover dispatch: %v\n", err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/droverhq/drover/internal/envconfig"
 	"github.com/droverhq/drover/internal/metrics"
@@ -38,6 +39,9 @@ type Env struct {
 	// Registerer, if set, receives the runners' Prometheus metrics
 	// (drover dev shares one registry between its parts).
 	Registerer prometheus.Registerer `env:"-"`
+	// TracerProvider, if set, traces what the part does (nil: off);
+	// its main sets it from telemetry.SetupTracing.
+	TracerProvider trace.TracerProvider `env:"-"`
 }
 
 // Validate checks e, returning a one-line error that names the variable
@@ -111,7 +115,7 @@ func (e *Env) NewRunner(res *task.Resources, log *slog.Logger, name string, regi
 	}
 	return runner.New(mux, res.Events, res.Archive, res.Store, log, runner.Config{
 		Name: name, Concurrency: e.Concurrency, Heartbeat: e.Heartbeat, Lease: e.Lease, Grace: e.Grace,
-		StartedDelay: e.StartedDelay, Registerer: e.Registerer,
+		StartedDelay: e.StartedDelay, Registerer: e.Registerer, TracerProvider: e.TracerProvider,
 	})
 }
 

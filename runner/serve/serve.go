@@ -61,6 +61,13 @@ func run(ctx context.Context, register func(*runner.Mux)) int {
 	}
 	log, _ := e.Log.Logger()
 	slog.SetDefault(log) // for the few library logs without a logger of their own (SQS deletes)
+	tracing, err := telemetry.SetupTracing(ctx, "drover-runner")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "drover runner: %v\n", err)
+		return 2
+	}
+	defer telemetry.Flush(ctx, tracing, log)
+	e.TracerProvider = tracing.Provider
 	if !lambda {
 		if err := Run(ctx, &e, log, register); err != nil {
 			fmt.Fprintf(os.Stderr, "drover runner: %v\n", err)

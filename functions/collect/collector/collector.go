@@ -15,6 +15,9 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/droverhq/drover/internal/metrics"
 	"github.com/droverhq/drover/pkg/task"
@@ -32,6 +35,19 @@ type Collector struct {
 	// events are applied; it enqueues released steps on Workflow.Tasks,
 	// which must be set where workflows are used.
 	Workflow *task.Workflow
+	// tracer is nil when tracing is off (see Trace).
+	tracer trace.Tracer
+}
+
+// Trace makes the collector continue the traces its events carry: each
+// event with a trace context is applied inside a "collect <phase>" span,
+// a child of the attempt's span. Events without one start no span. Call
+// it before Run; a nil tp turns tracing off.
+func (c *Collector) Trace(tp trace.TracerProvider) {
+	c.tracer = nil
+	if tp != nil {
+		c.tracer = tp.Tracer("github.com/droverhq/drover/functions/collect")
+	}
 }
 
 // Instrument registers the collector's Prometheus metrics on reg
@@ -86,6 +102,10 @@ func (c *Collector) Process(ctx context.Context, ds []*task.Delivery) []*task.St
 			rHold = append(rHold, d)
 		}
 	}
+	var spans []trace.Span
+	if c.tracer != nil {
+		spans = c.startSpans(ctx, events)
+	}
 	written, linked, err := c.store.ApplyLinked(ctx, events)
 	if err == nil && len(linked) > 0 {
 		// Acked only once the workflow step is done: a crash in between
@@ -93,6 +113,12 @@ func (c *Collector) Process(ctx context.Context, ds []*task.Delivery) []*task.St
 		if err = c.Workflow.Advance(ctx, linked); err != nil {
 			err = fmt.Errorf("workflow step after %d ended tasks (first %s): %w", len(linked), linked[0].ID, err)
 		}
+	}
+	for _, span := range spans {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
 	}
 	if err != nil {
 		c.log.Error("could not apply events; they will come back", "events", len(events), "err", err)
@@ -121,6 +147,22 @@ func (c *Collector) Process(ctx context.Context, ds []*task.Delivery) []*task.St
 		c.log.Warn("could not record runner heartbeats", "err", failed)
 	}
 	return written
+}
+
+// startSpans starts the span of each event that carries a trace context.
+func (c *Collector) startSpans(ctx context.Context, events []*task.Event) []trace.Span {
+	var spans []trace.Span
+	for _, e := range events {
+		if e.Traceparent == "" {
+			continue
+		}
+		_, span := c.tracer.Start(e.TraceContext(ctx), "collect "+string(e.Phase), trace.WithSpanKind(trace.SpanKindConsumer),
+			trace.WithAttributes(attribute.String("drover.task_id", e.TaskID), attribute.String("drover.function", e.Function),
+				attribute.String("drover.queue", e.Queue), attribute.Int("drover.attempt", e.Attempt),
+				attribute.String("drover.phase", string(e.Phase))))
+		spans = append(spans, span)
+	}
+	return spans
 }
 
 func (c *Collector) poison(ctx context.Context, d *task.Delivery, cause error) {

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/droverhq/drover/internal/envconfig"
 	"github.com/droverhq/drover/internal/metrics"
 	"github.com/droverhq/drover/pkg/task"
@@ -27,6 +29,9 @@ type Env struct {
 	// group's callback, a chain's next step) once their predecessors
 	// are done; without it workflows stall at their first fan-in.
 	TasksTopic string `env:"DROVER_TASKS_TOPIC"`
+	// TracerProvider, if set, traces what the part does (nil: off);
+	// its main sets it from telemetry.SetupTracing.
+	TracerProvider trace.TracerProvider `env:"-"`
 }
 
 // Validate checks e, returning a one-line error that names the variable
@@ -60,6 +65,7 @@ func (e *Env) Open(ctx context.Context, log *slog.Logger) (*Collector, *task.Res
 	}
 	res.Store.Retention = e.Retention
 	col := New(res.Store, res.Archive, log)
+	col.Trace(e.TracerProvider)
 	if e.TasksTopic != "" {
 		if res.Tasks, err = task.OpenTopic(ctx, e.TasksTopic); err != nil {
 			res.Close(log)

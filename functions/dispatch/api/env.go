@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/droverhq/drover/internal/envconfig"
 	"github.com/droverhq/drover/internal/metrics"
 	"github.com/droverhq/drover/pkg/task"
@@ -29,6 +31,9 @@ type Env struct {
 	// Lambda is set when the process is a Lambda bootstrap: the function
 	// URL's IAM auth (or DROVER_API_KEYS) guards it, not a listen address.
 	Lambda bool `env:"-"`
+	// TracerProvider, if set, traces what the part does (nil: off);
+	// its main sets it from telemetry.SetupTracing.
+	TracerProvider trace.TracerProvider `env:"-"`
 }
 
 // Validate checks e, returning a one-line error that names the variable
@@ -96,7 +101,7 @@ func (e *Env) Open(ctx context.Context, log *slog.Logger) (*Server, *task.Resour
 	}
 	res.Store.Retention = e.Retention
 	reg := metrics.NewRegistry()
-	return New(res.Tasks, res.Archive, res.Store, log, Config{APIKeys: e.APIKeys, Metrics: reg}), res, nil
+	return New(res.Tasks, res.Archive, res.Store, log, Config{APIKeys: e.APIKeys, Metrics: reg, TracerProvider: e.TracerProvider}), res, nil
 }
 
 // Run serves the API until ctx is done. ready, if not nil, receives the

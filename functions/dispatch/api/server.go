@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/droverhq/drover/functions/dispatch/dashboard"
 	"github.com/droverhq/drover/internal/metrics"
@@ -67,6 +69,12 @@ type Config struct {
 	// request before another may try to fence it off (2m, at least
 	// 4 × SendTimeout). See task.Store.TakeOverKey.
 	KeyTakeover time.Duration
+	// TracerProvider, if set, traces submissions: each task submitted
+	// gets a "submit <function>" span, a child of the request's W3C
+	// traceparent header if it has one, whose context its message
+	// carries to the runner (docs/operations.md, Traces). Nil: no spans,
+	// no trace context.
+	TracerProvider trace.TracerProvider
 }
 
 func (c *Config) defaults() {
@@ -334,7 +342,7 @@ func (s *Server) submitOne(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	sts, err := s.submit(r.Context(), []task.Spec{spec})
+	sts, err := s.submit(s.traced(r), []task.Spec{spec})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -376,12 +384,21 @@ func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	sts, err := s.submit(r.Context(), specs)
+	sts, err := s.submit(s.traced(r), specs)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	writeStatusList(w, http.StatusAccepted, sts)
+}
+
+// traced returns r's context, carrying the W3C trace context of r's
+// traceparent and tracestate headers when tracing is on.
+func (s *Server) traced(r *http.Request) context.Context {
+	if s.cfg.TracerProvider == nil || r.Header.Get("Traceparent") == "" {
+		return r.Context()
+	}
+	return propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 }
 
 func (s *Server) taskID(w http.ResponseWriter, r *http.Request) (string, bool) {

@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/droverhq/drover/internal/metrics"
@@ -25,6 +28,8 @@ type Service struct {
 	log     *slog.Logger
 	cfg     Config
 	metrics *metrics.Dispatch
+	// tracer is nil when tracing is off.
+	tracer trace.Tracer
 }
 
 // NewService returns a Service that enqueues on tasks, archives large
@@ -38,6 +43,9 @@ func NewService(tasks *task.Topic, archive *task.Archive, store *task.Store, log
 	svc := &Service{tasks: tasks, archive: archive, store: store, log: log, cfg: cfg}
 	if cfg.Metrics != nil {
 		svc.metrics = metrics.NewDispatch(cfg.Metrics)
+	}
+	if cfg.TracerProvider != nil {
+		svc.tracer = cfg.TracerProvider.Tracer("github.com/droverhq/drover/functions/dispatch")
 	}
 	return svc
 }
@@ -118,7 +126,14 @@ func (s *Service) Submit(ctx context.Context, specs []task.Spec) ([]*task.Status
 		bodies [][]byte
 		delays []time.Duration
 		g      errgroup.Group
+		// spans, when tracing, are the tasks' submit spans, as idx.
+		spans []trace.Span
 	)
+	defer func() {
+		for _, sp := range spans {
+			sp.End()
+		}
+	}()
 	g.SetLimit(16)
 	for i, sp := range specs {
 		if !fresh[i] {
@@ -127,6 +142,13 @@ func (s *Service) Submit(ctx context.Context, specs []task.Spec) ([]*task.Status
 		m := &task.Message{
 			ID: sts[i].ID, Function: sp.Function, Queue: sp.Queue, Args: sp.Args,
 			TimeoutMS: time.Duration(sp.Timeout).Milliseconds(), MaxAttempts: sp.MaxAttempts, CreatedAt: now,
+		}
+		if s.tracer != nil {
+			tctx, span := s.tracer.Start(ctx, "submit "+sp.Function, trace.WithSpanKind(trace.SpanKindProducer),
+				trace.WithAttributes(attribute.String("drover.task_id", m.ID), attribute.String("drover.function", sp.Function),
+					attribute.String("drover.queue", sp.Queue)))
+			m.SetTrace(tctx)
+			spans = append(spans, span)
 		}
 		if len(sp.Args) > s.cfg.PayloadLimit {
 			m.Args, m.ArgsRef = nil, task.PayloadKey(m.ID)
@@ -145,6 +167,12 @@ func (s *Service) Submit(ctx context.Context, specs []task.Spec) ([]*task.Status
 		return nil, fmt.Errorf("archive payload: %w", err)
 	}
 	failed := s.tasks.SendAll(sctx, bodies, delays)
+	for k, span := range spans {
+		if err, bad := failed[k]; bad {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "not enqueued")
+		}
+	}
 	var created []*task.Status
 	for k, i := range idx {
 		if _, bad := failed[k]; !bad {
