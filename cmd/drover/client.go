@@ -51,7 +51,7 @@ was cancelled, 2 usage error, 3 API or connection error, 4 wait timed out.
 func clientCommands() map[string]*command {
 	return map[string]*command{
 		"submit": {
-			summary: "submit a task: submit <function> [args-json] [--wait]",
+			summary: "submit a task: submit <function> [args-json] [--wait], or many: submit --file tasks.jsonl [--wait]",
 			run:     runSubmit,
 		},
 		"status": {
@@ -63,7 +63,7 @@ func clientCommands() map[string]*command {
 			run:     runWait,
 		},
 		"ls": {
-			summary: "list tasks, newest first: ls [--state s] [--function f]",
+			summary: "list tasks, newest first, as a table: ls [--state s] [--function f] [--watch]",
 			run:     runList,
 		},
 		"cancel": {
@@ -90,7 +90,7 @@ func clientCommands() map[string]*command {
 }
 
 func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	v := newVerb("submit", "submit <function> [args-json | -] [flags]", stdout, stderr)
+	v := newVerb("submit", "submit <function> [args-json | -] [flags] | submit --file tasks.jsonl [flags]", stdout, stderr)
 	var (
 		spec           task.Spec
 		timeout, delay time.Duration
@@ -102,9 +102,31 @@ func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	v.fs.DurationVar(&delay, "delay", 0, "hold the task this long before its first attempt")
 	v.fs.StringVar(&spec.IdempotencyKey, "key", "", "idempotency key: submitting the same key again returns the first task")
 	v.fs.BoolVar(&wait, "wait", false, "wait until the task ends and print its final status")
-	pos, code, ok := v.parse(args, 1, 2)
+	file := v.fs.String("file", "", "submit the tasks of a JSON Lines file (\"-\": stdin), one POST /v1/tasks body a line, in batches of 1000; --queue, --timeout, --max-attempts and --delay fill what a line leaves unset")
+	pos, code, ok := v.parse(args, 0, 2)
 	if !ok {
 		return code
+	}
+	if *file != "" {
+		if len(pos) > 0 {
+			return v.usageError("%v", errNoFileArgs)
+		}
+		if spec.IdempotencyKey != "" {
+			return v.usageError("--key names one task: put idempotency_key on the file's lines instead")
+		}
+		specs, err := readSpecFile(*file, task.Spec{Queue: spec.Queue, Timeout: task.Duration(timeout),
+			MaxAttempts: spec.MaxAttempts, Delay: task.Duration(delay)})
+		if err != nil {
+			return v.usageError("%v", err)
+		}
+		c, code, ok := v.client()
+		if !ok {
+			return code
+		}
+		return v.submitFile(ctx, c, specs, wait)
+	}
+	if len(pos) == 0 {
+		return v.usageError("missing arguments")
 	}
 	spec.Function = pos[0]
 	if len(pos) == 2 {
@@ -196,46 +218,99 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	v.fs.StringVar(&opts.Queue, "queue", "", "only tasks of this queue")
 	v.fs.IntVar(&opts.Limit, "limit", 0, "tasks per page (server default)")
 	v.fs.StringVar(&opts.Cursor, "cursor", "", "continue from an earlier page's cursor")
+	watch := v.fs.Bool("watch", false, "redraw the list every --interval until interrupted")
+	interval := v.fs.Duration("interval", 2*time.Second, "with --watch: how often to redraw")
 	if _, code, ok := v.parse(args, 0, 0); !ok {
 		return code
 	}
 	if opts.Limit < 0 {
 		return v.usageError("--limit %d is negative", opts.Limit)
 	}
+	if *watch && (*interval < 100*time.Millisecond || v.json) {
+		return v.usageError("--watch needs an --interval of at least 100ms, and no --json")
+	}
 	c, code, ok := v.client()
 	if !ok {
 		return code
 	}
-	p, err := c.List(ctx, opts)
-	if err != nil {
-		return v.fail(err)
-	}
-	if v.json {
-		return v.printJSON(p)
-	}
-	if len(p.Tasks) == 0 {
-		fmt.Fprintln(stdout, "no tasks")
-	} else {
-		now := time.Now()
-		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tFUNCTION\tSTATE\tATTEMPT\tAGE\tRUNNER/ERROR")
-		for _, st := range p.Tasks {
-			note := st.Runner
-			if st.Error != "" {
-				note = oneLine(st.Error, 60)
-			}
-			if note == "" {
-				note = "-"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", st.ID, st.Function, st.State,
-				st.Attempt, st.MaxAttempts, age(now, st.CreatedAt), note)
+	if !*watch {
+		p, err := c.List(ctx, opts)
+		if err != nil {
+			return v.fail(err)
 		}
-		tw.Flush()
+		if v.json {
+			return v.printJSON(p)
+		}
+		writeTaskTable(stdout, p.Tasks, time.Now())
+		if p.NextCursor != "" {
+			fmt.Fprintf(stderr, "more: drover ls --cursor %s\n", p.NextCursor)
+		}
+		return exitOK
 	}
-	if p.NextCursor != "" {
-		fmt.Fprintf(stderr, "more: drover ls --cursor %s\n", p.NextCursor)
+	// --watch: on a terminal the screen is cleared before each table;
+	// elsewhere tables follow each other, a blank line apart.
+	clear := isTerminal(stdout)
+	tick := time.NewTicker(*interval)
+	defer tick.Stop()
+	for n := 0; ; n++ {
+		p, err := c.List(ctx, opts)
+		if ctx.Err() != nil {
+			return exitOK // interrupted: the end of watching
+		}
+		var b bytes.Buffer
+		switch {
+		case clear:
+			b.WriteString("\x1b[H\x1b[2J")
+		case n > 0:
+			b.WriteString("\n")
+		}
+		now := time.Now()
+		fmt.Fprintf(&b, "every %s, %s  (interrupt to stop)\n", *interval, now.Format(time.TimeOnly))
+		if err != nil {
+			// Kept watching: a dispatcher restarting comes back.
+			fmt.Fprintf(&b, "drover ls: %v\n", err)
+		} else {
+			writeTaskTable(&b, p.Tasks, now)
+		}
+		_, _ = stdout.Write(b.Bytes())
+		select {
+		case <-ctx.Done():
+			return exitOK
+		case <-tick.C:
+		}
 	}
-	return exitOK
+}
+
+// writeTaskTable writes tasks as an aligned table.
+func writeTaskTable(w io.Writer, tasks []*task.Status, now time.Time) {
+	if len(tasks) == 0 {
+		fmt.Fprintln(w, "no tasks")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tFUNCTION\tSTATE\tATTEMPT\tAGE\tRUNNER/ERROR")
+	for _, st := range tasks {
+		note := st.Runner
+		if st.Error != "" {
+			note = oneLine(st.Error, 60)
+		}
+		if note == "" {
+			note = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", st.ID, st.Function, st.State,
+			st.Attempt, st.MaxAttempts, age(now, st.CreatedAt), note)
+	}
+	tw.Flush()
+}
+
+// isTerminal reports whether w is a terminal (a character device).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 func runCancel(ctx context.Context, args []string, stdout, stderr io.Writer) int {
