@@ -91,8 +91,10 @@ func Defaults(dataDir string, visibility time.Duration, mode string) (URLs, erro
 		q := "dir=" + url.QueryEscape(filepath.Join(dir, StateDir))
 		u.TasksTopic += "&" + q
 		u.TasksSubscription += "&" + q
-		u.EventsTopic += "?" + q
-		u.EventsSubscription += "&" + q
+		// Events finish work already taken: they go on when the disk is
+		// low, while new tasks are refused (memq lowspace).
+		u.EventsTopic += "?lowspace=drain&" + q
+		u.EventsSubscription += "&lowspace=drain&" + q
 		u.Status = StatusURL("drover", "") + "&" + q
 	default:
 		return URLs{}, fmt.Errorf("DROVER_DURABILITY=%q: want %s or %s", mode, Durable, Memory)

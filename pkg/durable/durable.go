@@ -12,6 +12,12 @@
 // syncs the log once for every commit waiting on it (group commit), so
 // waiting costs latency, not throughput.
 //
+// A disk that fills is met before it is full: while the free space on the
+// engine's file system is under its reserve (Options.Reserve), Room
+// reports ErrNoSpace, and the queues refuse new work (sends, and receives
+// of tasks) until space is freed, while the writes that finish work
+// already taken go on into the reserve.
+//
 // A write or sync that fails (a full disk, an I/O error) fails the engine
 // for good: every later write returns ErrFailed wrapping the first
 // failure, the drivers refuse sends and receives, and nothing is half
@@ -40,6 +46,11 @@ type Options struct {
 	// FS is the file system, vfs.Default when nil (tests pass an
 	// in-memory one that can simulate a power cut).
 	FS vfs.FS
+	// Reserve is the free space (in bytes) the engine keeps on its file
+	// system: under it, Room refuses new work. Zero means a twentieth of
+	// the file system's size, at least 1 MiB and at most 256 MiB;
+	// negative, no reserve. An in-memory FS has none.
+	Reserve int64
 }
 
 // Engine is one open pebble database, shared by every driver opened on
@@ -50,6 +61,7 @@ type Engine struct {
 	refs int // guarded by registry.mu
 
 	failed atomic.Pointer[error]
+	space  *space
 
 	// closing is held for writing by the last Close, for reading by
 	// every commit: no commit reaches a closed database.
@@ -109,7 +121,11 @@ func Open(dir string, opts *Options) (*Engine, error) {
 		return nil, err
 	}
 	e.db = db
-
+	var free func(string) (int64, int64, error)
+	if fs == vfs.Default {
+		free = diskFree
+	}
+	e.space = newSpace(dir, opts.Reserve, free)
 	registry.engines[dir] = e
 	return e, nil
 }
@@ -202,6 +218,7 @@ func (e *Engine) Apply(b *Batch, sync bool) error {
 	if sync {
 		wo = pebble.Sync
 	}
+	e.space.wrote(b.b.Len())
 	if err := e.commit(func() error { return e.db.Apply(b.b, wo) }); err != nil {
 		return err
 	}

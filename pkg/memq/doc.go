@@ -23,6 +23,14 @@
 //   - maxbytes (topics): caps the bytes of message bodies the queue holds
 //     (sent, not yet acked) for this topic's sends; a batch that would pass
 //     it is refused whole with code ResourceExhausted (default 0: no cap).
+//   - dir: journals the queue in the durable engine (pkg/durable) of that
+//     directory, shared with every driver opened on it.
+//   - lowspace (durable queues): refuse (default) or drain. While the
+//     engine's file system has less free space than the engine's reserve,
+//     a refusing queue refuses sends whole (ResourceExhausted, nothing
+//     kept) and its subscriptions take nothing, until space is freed; a
+//     draining queue goes on (for messages that finish work already
+//     taken, like runners' events).
 //
 // Topics accept and ignore visibility and wait, and subscriptions
 // maxbytes, so one URL can serve both ends; any other parameter is an

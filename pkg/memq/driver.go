@@ -87,7 +87,10 @@ type URLOpener struct {
 // A dir parameter attaches the queue to the durable engine of that data
 // directory.
 func parseURL(u *url.URL, opts *SubscriptionOptions, topt *TopicOptions) (string, error) {
-	var dir string
+	var (
+		dir   string
+		drain bool
+	)
 	for param, vals := range u.Query() {
 		var dst *time.Duration
 		switch param {
@@ -97,6 +100,15 @@ func parseURL(u *url.URL, opts *SubscriptionOptions, topt *TopicOptions) (string
 				return "", fmt.Errorf("memq: %v: invalid maxbytes %q: want a number of bytes, 0 for no cap", u, vals[len(vals)-1])
 			}
 			topt.MaxBytes = n
+			continue
+		case "lowspace":
+			switch v := vals[len(vals)-1]; v {
+			case "refuse":
+			case "drain":
+				drain = true
+			default:
+				return "", fmt.Errorf("memq: %v: invalid lowspace %q: want refuse or drain", u, v)
+			}
 			continue
 		case "dir":
 			dir = vals[len(vals)-1]
@@ -131,6 +143,9 @@ func parseURL(u *url.URL, opts *SubscriptionOptions, topt *TopicOptions) (string
 		}
 		if err := Attach(name, eng); err != nil {
 			return "", fmt.Errorf("memq: %v: %w", u.Redacted(), err)
+		}
+		if drain {
+			getQueue(name).drain.Store(true)
 		}
 	}
 	return name, nil
@@ -366,6 +381,9 @@ func (q *queue) send(ms []*message, delays []time.Duration, now time.Time, maxBy
 	if err := q.engineErr(); err != nil {
 		return err
 	}
+	if err := q.room(); err != nil {
+		return err
+	}
 	q.mu.Lock()
 	if err := q.reserve(n, maxBytes); err != nil {
 		q.mu.Unlock()
@@ -453,6 +471,9 @@ func (s *subscription) ReceiveBatch(ctx context.Context, maxMessages int) ([]*dr
 	if err := s.usable(ctx); err != nil {
 		return nil, err
 	}
+	if s.lowSpace(ctx) {
+		return nil, nil
+	}
 	var out []*driver.Message
 	err := s.await(ctx, func(q *queue, now time.Time) { out = take(q, now, maxMessages, s.visibility, (*delivery).message) })
 	return out, err
@@ -464,6 +485,9 @@ func (s *subscription) ReceiveBatch(ctx context.Context, maxMessages int) ([]*dr
 func (s *subscription) ReceiveDirect(ctx context.Context, max int) ([]*taskdriver.Delivery, error) {
 	if err := s.usable(ctx); err != nil {
 		return nil, err
+	}
+	if s.lowSpace(ctx) {
+		return nil, nil
 	}
 	var out []*taskdriver.Delivery
 	err := s.await(ctx, func(q *queue, now time.Time) { out = take(q, now, max, s.visibility, (*delivery).direct) })

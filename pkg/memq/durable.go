@@ -1,6 +1,7 @@
 package memq
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"slices"
@@ -294,4 +295,42 @@ func Release(name string) error {
 		return fmt.Errorf("memq: release queue %q: %w", name, err)
 	}
 	return nil
+}
+
+// room is why a send to the queue is refused for want of disk space, or
+// nil: a durable queue refuses new messages (and its subscriptions take
+// none) while its engine's file system is under the engine's reserve,
+// unless it drains (lowspace=drain: a queue whose messages finish work
+// already taken, like runners' events). The send is refused whole.
+func (q *queue) room() error {
+	if q.eng == nil {
+		return nil
+	}
+	if q.drain.Load() {
+		return nil
+	}
+	if err := q.eng.Room(); err != nil {
+		return fmt.Errorf("%w: %w", taskdriver.ErrNotSent, taskdriver.Errorf(gcerrors.ResourceExhausted, "memq: queue %q: %v", q.name, err))
+	}
+	return nil
+}
+
+// lowSpaceWait is how long a receive waits, when the disk is low, before
+// it returns nothing (and its caller asks again).
+const lowSpaceWait = 200 * time.Millisecond
+
+// lowSpace reports, after a short wait, whether the subscription's queue
+// takes no work for want of disk space (see room): the runners stop taking
+// tasks, and take them again once space is freed.
+func (s *subscription) lowSpace(ctx context.Context) bool {
+	if s.q.room() == nil {
+		return false
+	}
+	t := time.NewTimer(min(s.wait, lowSpaceWait))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	return true
 }

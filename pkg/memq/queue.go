@@ -6,6 +6,7 @@ import (
 	"maps"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gocloud.dev/pubsub/driver"
@@ -124,6 +125,7 @@ type queue struct {
 	// eng, if not nil, journals the queue (see durable.go) under pfx;
 	// recovered counts what it held at load: ready, in flight, delayed.
 	eng       *durable.Engine
+	drain     atomic.Bool // a durable queue that goes on in low space (lowspace=drain)
 	pfx       []byte
 	recovered [3]int
 
