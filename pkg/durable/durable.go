@@ -29,8 +29,11 @@ package durable
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -62,6 +65,10 @@ type Engine struct {
 
 	failed atomic.Pointer[error]
 	space  *space
+	// recovered says what pebble replayed from its logs at open.
+	recovered []string
+	// corrupt is the path of the last file pebble found corrupt.
+	corrupt atomic.Pointer[string]
 
 	// closing is held for writing by the last Close, for reading by
 	// every commit: no commit reaches a closed database.
@@ -97,6 +104,7 @@ func Open(dir string, opts *Options) (*Engine, error) {
 		return e, nil
 	}
 	e := &Engine{dir: dir, refs: 1}
+	log := &pebbleLog{}
 	po := &pebble.Options{
 		FS:                 fs,
 		FormatMajorVersion: pebble.FormatNewest,
@@ -105,11 +113,14 @@ func Open(dir string, opts *Options) (*Engine, error) {
 		// never reach an sstable.
 		MemTableSize:                64 << 20,
 		MemTableStopWritesThreshold: 4,
-		Logger:                      fatalPanics{},
+		Logger:                      log,
 		ErrorIfNotPristine:          false,
 	}
 	po.EventListener = &pebble.EventListener{
 		BackgroundError: func(err error) { e.fail(fmt.Errorf("background: %w", err)) },
+		// A corrupt block fails the read that met it (pebble's default
+		// would exit): the error names the file.
+		DataCorruption: func(info pebble.DataCorruptionInfo) { e.corrupt.Store(&info.Path) },
 	}
 	if fs == vfs.Default {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -121,6 +132,10 @@ func Open(dir string, opts *Options) (*Engine, error) {
 		return nil, err
 	}
 	e.db = db
+	e.recovered = log.replays()
+	for _, r := range e.recovered {
+		slog.Default().Info("durable: recovered from the write-ahead log", "dir", dir, "replay", r)
+	}
 	var free func(string) (int64, int64, error)
 	if fs == vfs.Default {
 		free = diskFree
@@ -139,15 +154,29 @@ func openPebble(dir string, po *pebble.Options) (db *pebble.DB, err error) {
 			if !ok {
 				panic(r)
 			}
-			db, err = nil, fmt.Errorf("open data dir %s: %s", dir, f)
+			db, err = nil, fmt.Errorf("open data dir %s: %s", dir, oneLine(string(f)))
 		}
 	}()
 	db, err = pebble.Open(dir, po)
 	if err != nil {
-		return nil, fmt.Errorf("open data dir %s: %w", dir, err)
+		return nil, fmt.Errorf("open data dir %s: %s", dir, oneLine(err.Error()))
 	}
 	return db, nil
 }
+
+// oneLine keeps an error's first line: pebble's can carry details and
+// stacks on the lines after it.
+func oneLine(s string) string {
+	first, _, _ := strings.Cut(s, "\n")
+	return strings.TrimSpace(first)
+}
+
+// Recovered says what the engine replayed from its write-ahead logs when
+// it opened, one line per log: how many batches and keys, and up to which
+// offset. Whatever a log held past that offset could not be read (a
+// write cut short by a crash, a recycled log's old bytes, or damage) and
+// is not in the engine.
+func (e *Engine) Recovered() []string { return slices.Clone(e.recovered) }
 
 // Dir is the engine's directory.
 func (e *Engine) Dir() string { return e.dir }
@@ -270,7 +299,7 @@ func (e *Engine) Scan(prefix []byte, fn func(key, value []byte) error) error {
 		v, err := it.ValueAndErr()
 		if err != nil {
 			it.Close()
-			return fmt.Errorf("scan %s: %w", e.dir, err)
+			return e.scanErr(err)
 		}
 		if err := fn(it.Key(), v); err != nil {
 			it.Close()
@@ -278,9 +307,18 @@ func (e *Engine) Scan(prefix []byte, fn func(key, value []byte) error) error {
 		}
 	}
 	if err := it.Close(); err != nil {
-		return fmt.Errorf("scan %s: %w", e.dir, err)
+		return e.scanErr(err)
 	}
 	return nil
+}
+
+// scanErr is a failed read's error, on one line, naming the corrupt file
+// if pebble found one.
+func (e *Engine) scanErr(err error) error {
+	if p := e.corrupt.Load(); p != nil {
+		return fmt.Errorf("read data dir %s: corrupt file %s: %s", e.dir, *p, oneLine(err.Error()))
+	}
+	return fmt.Errorf("read data dir %s: %s", e.dir, oneLine(err.Error()))
 }
 
 // DeletePrefix removes every key with prefix (a range tombstone).
@@ -306,15 +344,32 @@ func prefixEnd(p []byte) []byte {
 	return nil
 }
 
-// fatal is what fatalPanics panics with.
+// fatal is what pebbleLog.Fatalf panics with.
 type fatal string
 
-// fatalPanics is pebble's logger: quiet, and Fatalf panics (recovered by
-// commit and Open) where pebble's default logger would exit the process.
-type fatalPanics struct{}
+// pebbleLog is pebble's logger: quiet but for what it says it replayed
+// from its logs at open, and Fatalf panics (recovered by commit and Open)
+// where pebble's default logger would exit the process.
+type pebbleLog struct {
+	mu       sync.Mutex
+	replayed []string
+}
 
-func (fatalPanics) Infof(string, ...any)  {}
-func (fatalPanics) Errorf(string, ...any) {}
-func (fatalPanics) Fatalf(format string, args ...any) {
+func (l *pebbleLog) Infof(format string, args ...any) {
+	if strings.Contains(format, "stopped reading at offset") {
+		l.mu.Lock()
+		l.replayed = append(l.replayed, fmt.Sprintf(format, args...))
+		l.mu.Unlock()
+	}
+}
+
+func (l *pebbleLog) replays() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.replayed)
+}
+
+func (*pebbleLog) Errorf(string, ...any) {}
+func (*pebbleLog) Fatalf(format string, args ...any) {
 	panic(fatal(fmt.Sprintf(format, args...)))
 }
