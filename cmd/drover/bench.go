@@ -28,6 +28,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.SetOutput(stderr)
 	var o bench.Options
 	fs.StringVar(&o.Backend, "backend", bench.Embedded, "embedded (in-process) or env (DROVER_* and AWS_* from the environment; make bench-moto runs it on a moto_server with a fresh stack)")
+	fs.StringVar(&o.Durability, "durability", "memory", "the embedded backend's queues and status store: memory, or durable (journaled in one storage engine on disk, as drover dev runs by default)")
+	fs.StringVar(&o.DataDir, "data-dir", "", "the durable embedded backend's data directory (default: a new temporary one, removed at the end)")
 	fs.IntVar(&o.Tasks, "tasks", 100000, "tasks in the burn-down and steady phases")
 	rates := fs.String("rates", "100,1000,15000", "offered rates of the open-loop phases, tasks/s, comma-separated (empty: none)")
 	fs.DurationVar(&o.Duration, "duration", 5*time.Second, "how long each open-loop rate is offered")

@@ -30,7 +30,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"path"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
@@ -46,6 +49,7 @@ import (
 	"github.com/droverhq/drover/functions/dispatch/api"
 	"github.com/droverhq/drover/internal/embedded"
 	"github.com/droverhq/drover/internal/envconfig"
+	"github.com/droverhq/drover/pkg/memq"
 	"github.com/droverhq/drover/pkg/task"
 	"github.com/droverhq/drover/runner"
 	"github.com/droverhq/drover/runner/serve"
@@ -60,6 +64,12 @@ const (
 // Options configure Run. Zero values take the defaults in parentheses.
 type Options struct {
 	Backend string // Embedded or Env (Embedded)
+	// Durability of the embedded backend: embedded.Memory (the default
+	// here) or embedded.Durable, its queues and status store journaled in
+	// one storage engine in DataDir (a new temporary directory when
+	// empty, removed at the end), as drover dev runs by default.
+	Durability string
+	DataDir    string
 	// Tasks is the size of the burn-down and steady phases (100000).
 	Tasks int
 	// Rates are the offered rates of the open-loop phases, tasks/s.
@@ -105,6 +115,9 @@ type Options struct {
 func (o *Options) defaults() {
 	if o.Backend == "" {
 		o.Backend = Embedded
+	}
+	if o.Durability == "" {
+		o.Durability = embedded.Memory
 	}
 	if o.Tasks <= 0 {
 		o.Tasks = 100000
@@ -186,6 +199,7 @@ type Phase struct {
 // Report is the outcome of Run.
 type Report struct {
 	Backend     string `json:"backend"`
+	Durability  string `json:"durability,omitempty"`
 	Runners     int    `json:"runners"`
 	Concurrency int    `json:"concurrency"`
 	Clients     int    `json:"clients"`
@@ -244,6 +258,7 @@ type benchEnv struct {
 	TasksTopic         string        `env:"DROVER_TASKS_TOPIC"`
 	EventsSubscription string        `env:"DROVER_EVENTS_SUBSCRIPTION"`
 	Retention          time.Duration `env:"DROVER_RETENTION" envDefault:"168h"`
+	tmpDir             string        // the durable embedded backend's, removed at the end
 }
 
 // benchConfig returns the configuration of the backend.
@@ -264,6 +279,26 @@ func benchConfig(o *Options) (*benchEnv, error) {
 			Visibility:        30 * time.Second,
 			Grace:             5 * time.Second,
 			Log:               envconfig.Log{Level: "warn"},
+		}
+		switch o.Durability {
+		case embedded.Memory:
+		case embedded.Durable:
+			dir := o.DataDir
+			if dir == "" {
+				tmp, err := os.MkdirTemp("", "drover-bench-")
+				if err != nil {
+					return nil, err
+				}
+				dir, c.tmpDir = tmp, tmp
+			}
+			q := "dir=" + url.QueryEscape(filepath.Join(dir, embedded.StateDir))
+			c.TasksTopic += "?" + q
+			c.Runner.TasksSubscription += "&" + q
+			c.Runner.EventsTopic += "?lowspace=drain&" + q
+			c.EventsSubscription += "&lowspace=drain&" + q
+			c.Runner.Status += "&" + q
+		default:
+			return nil, fmt.Errorf("durability %q: want %s or %s", o.Durability, embedded.Durable, embedded.Memory)
 		}
 	case Env:
 		if err := envconfig.Parse(c); err != nil {
@@ -353,6 +388,27 @@ func (s *system) close() {
 	s.stop()
 	s.wg.Wait()
 	s.deps.Close(s.log)
+	// The durable queues give back their engine (closed with the store's
+	// reference), then the temporary data dir goes.
+	for _, u := range []string{s.cfg.TasksTopic, s.cfg.Runner.EventsTopic} {
+		if name, ok := memqName(u); ok {
+			if err := memq.Release(name); err != nil {
+				s.log.Error("bench: release queue", "queue", name, "err", err)
+			}
+		}
+	}
+	if s.cfg.tmpDir != "" {
+		_ = os.RemoveAll(s.cfg.tmpDir)
+	}
+}
+
+// memqName is the queue of a durable memq URL.
+func memqName(raw string) (string, bool) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "memq" || u.Query().Get("dir") == "" {
+		return "", false
+	}
+	return path.Join(u.Host, u.Path), true
 }
 
 // tracker matches terminal documents to the due times of their tasks.
@@ -603,6 +659,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep := &Report{
 		Backend: o.Backend, Runners: o.Runners, Concurrency: o.Concurrency, Clients: o.Clients, Linger: o.Linger,
 		GOMAXPROCS: runtime.GOMAXPROCS(0), Start: time.Now().UTC(),
+	}
+	if o.Backend == Embedded {
+		rep.Durability = o.Durability
 	}
 	if o.CountRequests {
 		stop, err := startCounting(&o)

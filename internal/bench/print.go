@@ -9,7 +9,11 @@ import (
 
 // Print writes the report as tables for people.
 func (r *Report) Print(w io.Writer) {
-	fmt.Fprintf(w, "drover bench: backend %s, %d runners × %d, %d clients, GOMAXPROCS %d", r.Backend, r.Runners, r.Concurrency, r.Clients, r.GOMAXPROCS)
+	backend := r.Backend
+	if r.Durability != "" {
+		backend += " (" + r.Durability + ")"
+	}
+	fmt.Fprintf(w, "drover bench: backend %s, %d runners × %d, %d clients, GOMAXPROCS %d", backend, r.Runners, r.Concurrency, r.Clients, r.GOMAXPROCS)
 	if r.Linger > 0 {
 		fmt.Fprintf(w, ", clients linger %s", r.Linger)
 	}
