@@ -11,7 +11,7 @@ TEST_TIMEOUT ?= 45m
 # summaries only (go test prints its normal output either way).
 TEST_FLAGS ?= -race -count=1 -timeout $(TEST_TIMEOUT)
 
-.PHONY: run install build lambda test test-short lint tools chromium screenshots bench bench-moto clean fmt
+.PHONY: run install build lambda test test-short lint tools chromium screenshots bench bench-moto bench-peers clean fmt
 
 GOBIN_DIR := $(or $(shell $(GO) env GOBIN),$(shell $(GO) env GOPATH)/bin)
 
@@ -81,6 +81,13 @@ screenshots: chromium
 
 bench:
 	$(GO) run ./cmd/drover bench
+
+# Drover's embedded default (durable and in memory) beside asynq (Redis,
+# AOF everysec) and River (PostgreSQL, SQLite) on the same no-op workload,
+# in one run, one table (bench/peers: its own Go module, never a
+# dependency of Drover). Needs redis-server and postgresql installed.
+bench-peers:
+	bench/peers/run.sh
 
 # The same bench against a moto_server it starts, with the raw AWS SDK's
 # ceilings and the AWS requests per task.
