@@ -54,7 +54,7 @@ runuser -u postgres -- "$pgbin/createdb" -h 127.0.0.1 -p "$pport" -U postgres ri
 for _ in $(seq 50); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
 drover() { # durability
-	"$tmp/drover" bench --durability "$1" --tasks "$TASKS" --rates "$RATE" --duration "$DURATION" --no-steady --json >"$tmp/drover-$1.json"
+	"$tmp/drover" bench --durability "$1" --tasks "$TASKS" --rates "$RATE" --duration "$DURATION" --drain 30m --no-steady --json >"$tmp/drover-$1.json"
 }
 drover durable
 drover memory
