@@ -28,6 +28,14 @@ type Env struct {
 	Retention  time.Duration `env:"DROVER_RETENTION" envDefault:"168h"`
 	Log        envconfig.Log
 
+	// APIKeysSecret is the ARN of a Secrets Manager secret or an SSM
+	// parameter holding the keys (a JSON array of strings, or keys
+	// separated by commas or newlines), read at start and again every
+	// APIKeysRefresh (0: only at start) and, at most every 30s, when a
+	// request's key matches none; instead of DROVER_API_KEYS.
+	APIKeysSecret  string        `env:"DROVER_API_KEYS_SECRET"`
+	APIKeysRefresh time.Duration `env:"DROVER_API_KEYS_REFRESH" envDefault:"5m"`
+
 	// Lambda is set when the process is a Lambda bootstrap: the function
 	// URL's IAM auth (or DROVER_API_KEYS) guards it, not a listen address.
 	Lambda bool `env:"-"`
@@ -54,12 +62,23 @@ func (e *Env) Validate() error {
 		}
 	}
 	e.APIKeys = keys
-	if len(e.APIKeys) == 0 && !loopback(e.Addr) && !e.Lambda {
-		return fmt.Errorf("DROVER_ADDR=%s listens beyond loopback, so DROVER_API_KEYS must be set", e.Addr)
+	if e.APIKeysSecret != "" {
+		if len(e.APIKeys) > 0 {
+			return fmt.Errorf("DROVER_API_KEYS_SECRET and DROVER_API_KEYS are both set: set one")
+		}
+		if _, err := parseSecretRef(e.APIKeysSecret); err != nil {
+			return err
+		}
+		if e.APIKeysRefresh < 0 {
+			return fmt.Errorf("DROVER_API_KEYS_REFRESH=%s must not be negative", e.APIKeysRefresh)
+		}
+	}
+	if len(e.APIKeys) == 0 && e.APIKeysSecret == "" && !loopback(e.Addr) && !e.Lambda {
+		return fmt.Errorf("DROVER_ADDR=%s listens beyond loopback, so DROVER_API_KEYS or DROVER_API_KEYS_SECRET must be set", e.Addr)
 	}
 	for _, k := range e.APIKeys {
-		if len(k) < 16 {
-			return fmt.Errorf("DROVER_API_KEYS: every key must be at least 16 characters")
+		if len(k) < minKeyLen {
+			return fmt.Errorf("DROVER_API_KEYS: every key must be at least %d characters", minKeyLen)
 		}
 	}
 	if e.Retention < 0 {
@@ -81,9 +100,18 @@ func loopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// Open opens the tasks topic, the archive and the status store and
-// returns the API over them, with what to close at the end.
+// Open reads the API keys' secret, if any, opens the tasks topic, the
+// archive and the status store and returns the API over them, with what
+// to close at the end.
 func (e *Env) Open(ctx context.Context, log *slog.Logger) (*Server, *task.Resources, error) {
+	cfg := Config{APIKeys: e.APIKeys, Metrics: metrics.NewRegistry()}
+	if e.APIKeysSecret != "" {
+		load, keys, err := e.loadAPIKeys(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg.APIKeys, cfg.APIKeysLoader, cfg.APIKeysRefresh = keys, load, e.APIKeysRefresh
+	}
 	res := &task.Resources{}
 	var err error
 	fail := func(name string, err error) (*Server, *task.Resources, error) {
@@ -100,8 +128,28 @@ func (e *Env) Open(ctx context.Context, log *slog.Logger) (*Server, *task.Resour
 		return fail("DROVER_STATUS", err)
 	}
 	res.Store.Retention = e.Retention
-	reg := metrics.NewRegistry()
-	return New(res.Tasks, res.Archive, res.Store, log, Config{APIKeys: e.APIKeys, Metrics: reg, TracerProvider: e.TracerProvider}), res, nil
+	cfg.TracerProvider = e.TracerProvider
+	return New(res.Tasks, res.Archive, res.Store, log, cfg), res, nil
+}
+
+// loadAPIKeys reads DROVER_API_KEYS_SECRET once (a process that cannot
+// read its keys does not start) and returns the loader for later reads.
+func (e *Env) loadAPIKeys(ctx context.Context) (KeyLoader, []string, error) {
+	ref, err := parseSecretRef(e.APIKeysSecret)
+	if err != nil {
+		return nil, nil, err
+	}
+	load, err := secretLoader(ctx, ref)
+	if err != nil {
+		return nil, nil, fmt.Errorf("DROVER_API_KEYS_SECRET: %w", err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	keys, err := load(rctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("DROVER_API_KEYS_SECRET: %w", err)
+	}
+	return load, keys, nil
 }
 
 // Run serves the API until ctx is done. ready, if not nil, receives the

@@ -15,7 +15,7 @@ import (
 func TestEnv(t *testing.T) {
 	base := map[string]string{
 		"DROVER_TASKS_TOPIC": "memq://env-test-tasks", "DROVER_BUCKET": "mem://", "DROVER_STATUS": "mem://env-test/id",
-		"DROVER_ADDR": "127.0.0.1:8080", "DROVER_API_KEYS": "",
+		"DROVER_ADDR": "127.0.0.1:8080", "DROVER_API_KEYS": "", "DROVER_API_KEYS_SECRET": "", "DROVER_API_KEYS_REFRESH": "",
 	}
 	key := "key-0123456789abcdef"
 	cases := []struct {
@@ -34,6 +34,10 @@ func TestEnv(t *testing.T) {
 		{"IPv6 loopback, no keys", map[string]string{"DROVER_ADDR": "[::1]:8080"}, ""},
 		{"localhost, no keys", map[string]string{"DROVER_ADDR": "localhost:8080"}, ""},
 		{"short key", map[string]string{"DROVER_API_KEYS": key + ",short"}, "DROVER_API_KEYS"},
+		{"keys and a secret", map[string]string{"DROVER_API_KEYS": key, "DROVER_API_KEYS_SECRET": "arn:aws:ssm:us-east-1:123456789012:parameter/k"}, "DROVER_API_KEYS_SECRET"},
+		{"secret not an ARN", map[string]string{"DROVER_API_KEYS_SECRET": "/drover/api-keys"}, "DROVER_API_KEYS_SECRET"},
+		{"secret of another service", map[string]string{"DROVER_API_KEYS_SECRET": "arn:aws:s3:::bucket/keys"}, "DROVER_API_KEYS_SECRET"},
+		{"negative key refresh", map[string]string{"DROVER_API_KEYS_SECRET": "arn:aws:ssm:us-east-1:123456789012:parameter/k", "DROVER_API_KEYS_REFRESH": "-1s"}, "DROVER_API_KEYS_REFRESH"},
 		{"negative retention", map[string]string{"DROVER_RETENTION": "-1h"}, "DROVER_RETENTION"},
 		{"retention not a duration", map[string]string{"DROVER_RETENTION": "a week"}, "DROVER_RETENTION"},
 		{"log level", map[string]string{"DROVER_LOG_LEVEL": "loud"}, "DROVER_LOG_LEVEL"},

@@ -9,8 +9,6 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,8 +30,15 @@ import (
 
 // Config tunes the API. Zero values take the defaults in parentheses.
 type Config struct {
-	// APIKeys are the accepted bearer tokens; empty disables auth.
+	// APIKeys are the accepted bearer tokens; empty disables auth
+	// unless APIKeysLoader is set.
 	APIKeys []string
+	// APIKeysLoader, if set, reloads the keys (from a secret) once they
+	// are older than APIKeysRefresh (0: never), and for a token that
+	// matches none at most every 30s; APIKeys are the keys it gave at
+	// start.
+	APIKeysLoader  KeyLoader
+	APIKeysRefresh time.Duration
 	// MaxBody caps a request body (16 MiB).
 	MaxBody int64
 	// PayloadLimit is the largest args kept inline in the task message;
@@ -129,10 +134,9 @@ type Server struct {
 	cfg     Config
 	mux     *http.ServeMux
 	flow    *task.Workflow
-	// keyHashes are the SHA-256 sums of cfg.APIKeys, compared in constant
-	// time (equal lengths) against the token's.
-	keyHashes [][sha256.Size]byte
-	inflight  inflight
+	// keys are the accepted API keys, fixed or read from a secret.
+	keys     *apiKeys
+	inflight inflight
 }
 
 // New returns a Server whose submit endpoints call a Service over tasks,
@@ -148,9 +152,7 @@ func New(tasks *task.Topic, archive *task.Archive, store *task.Store, log *slog.
 		tasks: tasks, archive: archive, store: store, log: log, cfg: cfg, mux: http.NewServeMux(),
 		flow: &task.Workflow{Store: store, Archive: archive, Tasks: tasks, PayloadLimit: cfg.PayloadLimit, Log: log},
 	}
-	for _, k := range cfg.APIKeys {
-		s.keyHashes = append(s.keyHashes, sha256.Sum256([]byte(k)))
-	}
+	s.keys = newAPIKeys(cfg.APIKeys, cfg.APIKeysLoader, cfg.APIKeysRefresh, log)
 	s.inflight.limit = cfg.MaxInflight
 	s.mux.HandleFunc("POST /v1/tasks", s.authed(s.submitOne))
 	s.mux.HandleFunc("POST /v1/tasks/batch", s.authed(s.submitBatch))
@@ -241,13 +243,13 @@ func (s *statusSniffer) Write(b []byte) (int, error) {
 }
 
 func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
-	if len(s.keyHashes) == 0 {
+	if !s.keys.enabled() {
 		return h
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		// Decided from the headers alone: no body is read, and the
 		// connection is closed rather than drained for reuse.
-		if !s.validToken(r.Header.Get("Authorization")) {
+		if !s.validToken(r.Context(), r.Header.Get("Authorization")) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="drover"`)
 			writeProblem(closing(w), http.StatusUnauthorized, probAuth, "a valid API key is required: Authorization: Bearer <key>")
 			return
@@ -257,19 +259,13 @@ func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
 }
 
 // validToken reports whether the Authorization header value carries one
-// of the API keys. Every key is compared, over hashes of equal length, so
-// neither which key matched nor its length shows in the time taken.
-func (s *Server) validToken(header string) bool {
+// of the API keys (see apiKeys).
+func (s *Server) validToken(ctx context.Context, header string) bool {
 	scheme, token, ok := strings.Cut(header, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return false
 	}
-	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	match := 0
-	for i := range s.keyHashes {
-		match |= subtle.ConstantTimeCompare(sum[:], s.keyHashes[i][:])
-	}
-	return match == 1
+	return s.keys.valid(ctx, strings.TrimSpace(token))
 }
 
 // closing marks the response as the connection's last and stops reading
