@@ -79,9 +79,13 @@ func (e *devEnv) validate() error {
 // collector in one process, sharing one set of resources. register adds
 // the caller's functions to the runners.
 func runDev(ctx context.Context, e *devEnv, log *slog.Logger, register func(*runner.Mux), ready func(net.Addr)) error {
+	// The API's keys first (from DROVER_API_KEYS_SECRET if set).
+	apiCfg, err := e.Dispatch.Config(ctx)
+	if err != nil {
+		return err
+	}
 	res := &task.Resources{}
 	defer res.Close(log)
-	var err error
 	if res.Tasks, err = task.OpenTopic(ctx, e.Dispatch.TasksTopic); err != nil {
 		return fmt.Errorf("DROVER_TASKS_TOPIC: %w", err)
 	}
@@ -121,8 +125,8 @@ func runDev(ctx context.Context, e *devEnv, log *slog.Logger, register func(*run
 		r := e.Runner.NewRunner(res, log, name, register)
 		runners.Go(func() { _ = r.Run(ctx, task.URLOpener(e.Runner.TasksSubscription)) })
 	}
-	srv := api.New(res.Tasks, res.Archive, res.Store, log, api.Config{APIKeys: e.Dispatch.APIKeys, Metrics: reg,
-		TracerProvider: e.Dispatch.TracerProvider})
+	apiCfg.Metrics, apiCfg.TracerProvider = reg, e.Dispatch.TracerProvider
+	srv := api.New(res.Tasks, res.Archive, res.Store, log, apiCfg)
 	err = api.Serve(ctx, e.Dispatch.Addr, srv, log, ready)
 	runners.Wait()
 	// Let the collector apply the runners' last events before stopping.

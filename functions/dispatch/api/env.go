@@ -104,16 +104,12 @@ func loopback(addr string) bool {
 // archive and the status store and returns the API over them, with what
 // to close at the end.
 func (e *Env) Open(ctx context.Context, log *slog.Logger) (*Server, *task.Resources, error) {
-	cfg := Config{APIKeys: e.APIKeys, Metrics: metrics.NewRegistry()}
-	if e.APIKeysSecret != "" {
-		load, keys, err := e.loadAPIKeys(ctx)
-		if err != nil {
-			return nil, nil, err
-		}
-		cfg.APIKeys, cfg.APIKeysLoader, cfg.APIKeysRefresh = keys, load, e.APIKeysRefresh
+	cfg, err := e.Config(ctx)
+	if err != nil {
+		return nil, nil, err
 	}
+	cfg.Metrics = metrics.NewRegistry()
 	res := &task.Resources{}
-	var err error
 	fail := func(name string, err error) (*Server, *task.Resources, error) {
 		res.Close(log)
 		return nil, nil, fmt.Errorf("%s: %w", name, err)
@@ -130,6 +126,22 @@ func (e *Env) Open(ctx context.Context, log *slog.Logger) (*Server, *task.Resour
 	res.Store.Retention = e.Retention
 	cfg.TracerProvider = e.TracerProvider
 	return New(res.Tasks, res.Archive, res.Store, log, cfg), res, nil
+}
+
+// Config returns the API's configuration from e: its API keys, read
+// from DROVER_API_KEYS_SECRET when it is set (see loadAPIKeys). Every
+// process that serves the API builds its Config here, so that none serves
+// it without the keys it was given.
+func (e *Env) Config(ctx context.Context) (Config, error) {
+	cfg := Config{APIKeys: e.APIKeys}
+	if e.APIKeysSecret != "" {
+		load, keys, err := e.loadAPIKeys(ctx)
+		if err != nil {
+			return Config{}, err
+		}
+		cfg.APIKeys, cfg.APIKeysLoader, cfg.APIKeysRefresh = keys, load, e.APIKeysRefresh
+	}
+	return cfg, nil
 }
 
 // loadAPIKeys reads DROVER_API_KEYS_SECRET once (a process that cannot
