@@ -77,7 +77,7 @@ chromium:
 
 # Re-takes the dashboard screenshots in docs/screenshots from the browser test.
 screenshots: chromium
-	DROVER_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestDashboard$$' ./cmd/drover
+	DROVER_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestDashboard$$|TestDashboardGroups$$' ./cmd/drover
 
 bench:
 	$(GO) run ./cmd/drover bench

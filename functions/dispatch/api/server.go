@@ -160,6 +160,8 @@ func New(tasks *task.Topic, archive *task.Archive, store *task.Store, log *slog.
 	s.mux.HandleFunc("GET /v1/tasks/{id}", s.authed(s.get))
 	s.mux.HandleFunc("DELETE /v1/tasks/{id}", s.authed(s.cancel))
 	s.mux.HandleFunc("GET /v1/tasks/{id}/result", s.authed(s.result))
+	s.mux.HandleFunc("GET /v1/tasks/{id}/args", s.authed(s.args))
+	s.mux.HandleFunc("GET /v1/tasks/{id}/logs/{attempt}/{stream}", s.authed(s.logs))
 	s.mux.HandleFunc("GET /v1/runners", s.authed(s.runners))
 	s.mux.HandleFunc("GET /v1/stats", s.authed(s.stats))
 	s.mux.HandleFunc("POST /v1/groups", s.authed(s.submitGroup))

@@ -135,6 +135,8 @@ function route() {
   if (path === "/" || path === "") render = () => overview(seq);
   else if (path === "/tasks") { page = "tasks"; render = () => tasks(seq, params); }
   else if (path.startsWith("/task/")) { page = "tasks"; render = () => detail(seq, decodeURIComponent(path.slice(6))); }
+  else if (path === "/groups") { page = "groups"; render = () => groups(seq); }
+  else if (path.startsWith("/group/")) { page = "groups"; render = () => groupDetail(seq, decodeURIComponent(path.slice(7)), params); }
   else if (path === "/runners") { page = "runners"; render = () => runners(seq); }
   else if (path === "/deadletters") { page = "deadletters"; render = () => deadLetters(seq, params); }
   else render = async () => { main.replaceChildren(el("h1", {}, "Not found"), el("p", {}, el("a", { href: "#/" }, "Overview"))); };
@@ -339,6 +341,53 @@ async function retryTask(id) {
 // --- task detail -----------------------------------------------------------
 
 async function detail(seq, id) {
+  // Arguments and opened logs are read once, not at every refresh.
+  let args = null;
+  const logs = new Map(); // "attempt/stream" → text or error
+  const argsBox = () => {
+    if (args === null) return el("p", { class: "muted" }, "loading…");
+    if (args.error) return el("p", { class: "muted", id: "args-none" }, args.error);
+    return el("pre", { id: "args" }, args.text);
+  };
+  const loadArgs = async () => {
+    try {
+      const resp = await fetchAuthed("/v1/tasks/" + encodeURIComponent(id) + "/args");
+      const text = await resp.text();
+      if (resp.ok) {
+        let shown = text;
+        try { shown = JSON.stringify(JSON.parse(text), null, 2); } catch (_) { /* as is */ }
+        args = { text: clipText(shown) };
+      } else {
+        let doc = null; try { doc = JSON.parse(text); } catch (_) { /* not JSON */ }
+        args = { error: (doc && doc.detail) || resp.statusText };
+      }
+    } catch (err) { args = { error: String(err.message || err) }; }
+  };
+  const openLog = async (attempt, stream) => {
+    const key = attempt + "/" + stream;
+    try {
+      const resp = await fetchAuthed(`/v1/tasks/${encodeURIComponent(id)}/logs/${attempt}/${stream}`);
+      const text = await resp.text();
+      if (resp.ok) logs.set(key, { text: clipText(text) || "(empty)" });
+      else { let doc = null; try { doc = JSON.parse(text); } catch (_) { /* not JSON */ } logs.set(key, { error: (doc && doc.detail) || resp.statusText }); }
+    } catch (err) { logs.set(key, { error: String(err.message || err) }); }
+    if (seq === renderSeq) await load();
+  };
+  const logsBox = (t) => {
+    if (t.function !== "exec") return el("p", { class: "muted", id: "logs-none" }, "Only exec tasks keep logs (stdout and stderr of each attempt).");
+    if (!t.attempt) return el("p", { class: "muted", id: "logs-none" }, "No attempt has run yet.");
+    const items = [];
+    for (let a = 1; a <= t.attempt; a++) {
+      for (const stream of ["stdout", "stderr"]) {
+        const got = logs.get(a + "/" + stream);
+        items.push(el("div", { class: "log", "data-log": a + "/" + stream },
+          el("button", { class: "link-btn", onclick: () => openLog(a, stream) }, `attempt ${a} ${stream}`),
+          got ? (got.error ? el("p", { class: "muted" }, got.error) : el("pre", {}, got.text)) : null));
+      }
+    }
+    return el("div", { id: "logs" }, items);
+  };
+  await loadArgs();
   const load = async () => {
     const t = await api("GET", "/v1/tasks/" + encodeURIComponent(id));
     if (seq !== renderSeq) return;
@@ -351,6 +400,10 @@ async function detail(seq, id) {
     const retryOf = (t.idempotency_key || "").startsWith("retry:") ? t.idempotency_key.slice(6) : "";
     if (retryOf) fields.push(["retry of", el("a", { href: "#/task/" + encodeURIComponent(retryOf), class: "mono", id: "retry-of" }, retryOf)]);
     if (t.next_attempt_at && t.state === "retrying") fields.push(["next attempt", t.next_attempt_at]);
+    if (t.group) fields.push(["group", el("span", {}, el("a", { href: "#/group/" + encodeURIComponent(t.group.id), class: "mono", id: "group-link" }, t.group.id), ` member ${t.group.index}`)]);
+    if (t.callback_of) fields.push(["callback of group", el("a", { href: "#/group/" + encodeURIComponent(t.callback_of), class: "mono", id: "callback-of" }, t.callback_of)]);
+    if (t.previous) fields.push(["chain: previous step", el("a", { href: "#/task/" + encodeURIComponent(t.previous), class: "mono", id: "chain-previous" }, t.previous)]);
+    if (t.next) fields.push(["chain: next step", el("a", { href: "#/task/" + encodeURIComponent(t.next), class: "mono", id: "chain-next" }, t.next)]);
     const actions = el("div", { class: "actions" });
     if (!TERMINAL.has(t.state)) actions.append(el("button", { class: "danger", id: "cancel", onclick: () => cancelTask(t.id) }, "Cancel task"));
     if (t.state === "failed" || t.state === "cancelled") actions.append(el("button", { class: "primary", id: "retry", onclick: () => retryTask(t.id) }, "Retry as a new task"));
@@ -366,7 +419,9 @@ async function detail(seq, id) {
       actions,
       el("dl", { class: "fields" }, fields.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
       el("h2", {}, "Timeline"), timeline(t),
-      el("h2", {}, "Result"), result);
+      el("h2", {}, "Arguments"), argsBox(),
+      el("h2", {}, "Result"), result,
+      el("h2", {}, "Logs"), logsBox(t));
   };
   await load();
   every(load);
@@ -381,11 +436,22 @@ function timeline(t) {
   return el("ol", { class: "timeline" }, items);
 }
 
-async function download(id) {
+// fetchAuthed GETs path with the API key, for bodies that are not JSON.
+function fetchAuthed(path) {
   const headers = {};
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) headers["Authorization"] = "Bearer " + token;
-  const resp = await fetch("/v1/tasks/" + encodeURIComponent(id) + "/result", { headers });
+  return fetch(path, { headers, cache: "no-store" });
+}
+
+// clipText keeps the first 256 KiB of a text for display.
+function clipText(s) {
+  const max = 256 << 10;
+  return s.length > max ? s.slice(0, max) + "\n… (" + (s.length - max) + " more characters)" : s;
+}
+
+async function download(id) {
+  const resp = await fetchAuthed("/v1/tasks/" + encodeURIComponent(id) + "/result");
   if (!resp.ok) { toast("Download failed: " + resp.status); return; }
   const url = URL.createObjectURL(await resp.blob());
   const a = el("a", { href: url, download: id + "-result" });
@@ -404,12 +470,126 @@ async function runners(seq) {
     const rs = (doc.runners || []).sort((a, b) => (a.name || a.id).localeCompare(b.name || b.id));
     if (!rs.length) { box.replaceChildren(el("p", { class: "muted empty" }, "No runners seen recently.")); return; }
     box.replaceChildren(el("table", { id: "runner-table" },
-      el("thead", {}, el("tr", {}, ["name", "host", "functions", "in flight", "started", "last seen"].map((h) => el("th", {}, h)))),
+      el("thead", {}, el("tr", {}, ["name", "host", "functions", "traits", "in flight", "exec", "started", "last seen"].map((h, i) =>
+        el("th", { class: i === 5 ? "hide-narrow" : (i === 4 ? "num" : undefined) }, h)))),
       el("tbody", {}, rs.map((r) => el("tr", { "data-id": r.id },
         el("td", {}, r.name || r.id), el("td", {}, r.host || "-"),
         el("td", { class: "wrap" }, (r.functions || []).join(", ")),
-        el("td", { class: "num" }, `${r.active}/${r.concurrency}`), el("td", {}, ago(r.started_at) + " ago"),
+        el("td", { class: "wrap traits" }, traits(r.traits)),
+        el("td", { class: "num in-flight" }, el("span", {}, `${r.active}/${r.concurrency}`),
+          meter(r.concurrency ? r.active / r.concurrency : 0, "")),
+        el("td", { class: "wrap hide-narrow" }, r.exec || "-"),
+        el("td", {}, ago(r.started_at) + " ago"),
         el("td", {}, ago(r.seen_at) + " ago"))))));
+  };
+  await load();
+  every(load);
+}
+
+// traits renders a runner's traits, whichever shape the API gives them
+// (a map of names to values, or a list); "-" without any.
+function traits(tr) {
+  if (!tr) return "-";
+  const items = Array.isArray(tr) ? tr.map(String) : Object.entries(tr).map(([k, v]) => v === true || v === "" ? k : `${k}=${v}`);
+  if (!items.length) return "-";
+  return items.sort().map((x) => el("span", { class: "tag" }, x));
+}
+
+// --- groups ----------------------------------------------------------------
+
+// groups lists the groups among the newest tasks (the API has no list of
+// groups) and opens any group by ID.
+async function groups(seq) {
+  const form = el("form", { class: "filters", id: "group-form" },
+    el("label", {}, "group ID", el("input", { name: "id", id: "group-id", placeholder: "01J…", size: 28, class: "mono" })),
+    el("button", { type: "submit", class: "primary" }, "Open"));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const id = new FormData(form).get("id").trim();
+    if (id) location.hash = "#/group/" + encodeURIComponent(id);
+  });
+  const box = el("div", { class: "scroll" });
+  main.replaceChildren(el("h1", {}, "Groups and chains"), form,
+    el("p", { class: "muted" }, "Groups and chains that the newest 1,000 tasks belong to."), box);
+  const load = async () => {
+    const page = await api("GET", "/v1/tasks?limit=1000");
+    if (seq !== renderSeq) return;
+    const seen = new Map(), chains = [];
+    for (const t of page.tasks) {
+      const gid = t.group ? t.group.id : t.callback_of;
+      if (gid && !seen.has(gid)) seen.set(gid, t.created_at);
+      if (t.next && !t.previous) chains.push(t);
+    }
+    const gs = await Promise.all([...seen.keys()].slice(0, 50).map((id) =>
+      api("GET", "/v1/groups/" + encodeURIComponent(id) + "?limit=0").catch(() => null)));
+    if (seq !== renderSeq) return;
+    const rows = gs.filter(Boolean).sort((a, b) => b.created_at.localeCompare(a.created_at));
+    const parts = [];
+    if (!rows.length && !chains.length) parts.push(el("p", { class: "muted empty", id: "no-groups" }, "No groups or chains among the newest tasks."));
+    if (rows.length) parts.push(el("h2", {}, "Groups"), el("table", { id: "group-table" },
+      el("thead", {}, el("tr", {}, ["group", "state", "progress", "callback", "created"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, rows.map((g) => el("tr", { "data-id": g.id, "data-state": g.state },
+        el("td", { class: "mono" }, el("a", { href: "#/group/" + g.id }, g.id)),
+        el("td", {}, stateCell(g.state)), el("td", {}, progressBar(g)),
+        el("td", {}, g.callback ? [el("a", { href: "#/task/" + g.callback, class: "mono" }, g.callback.slice(-8)), " ", stateCell(g.callback_state || "waiting")] : "-"),
+        el("td", {}, ago(g.created_at) + " ago"))))));
+    if (chains.length) parts.push(el("h2", {}, "Chains (first steps)"), el("table", { id: "chain-table" },
+      el("thead", {}, el("tr", {}, ["first step", "function", "state", "next step", "created"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, chains.map((t) => el("tr", { "data-id": t.id },
+        el("td", { class: "mono" }, el("a", { href: "#/task/" + t.id }, t.id)), el("td", {}, t.function),
+        el("td", {}, stateCell(t.state)), el("td", { class: "mono" }, el("a", { href: "#/task/" + t.next }, t.next)),
+        el("td", {}, ago(t.created_at) + " ago"))))));
+    box.replaceChildren(...parts);
+  };
+  await load();
+  every(load);
+}
+
+function progressBar(g) {
+  return el("span", { class: "progress", title: `${g.done} of ${g.size} done` },
+    meter(g.size ? g.done / g.size : 0, "wide"), ` ${g.done}/${g.size}`);
+}
+
+// meter is a bar filled to frac (0..1). Its width is set through the
+// CSSOM: the Content-Security-Policy refuses style attributes.
+function meter(frac, cls) {
+  const fill = el("i");
+  fill.style.width = Math.round(100 * Math.min(1, Math.max(0, frac))) + "%";
+  return el("span", { class: "meter " + cls }, fill);
+}
+
+async function groupDetail(seq, id, params) {
+  const cursor = parseInt(params.get("cursor") || "0", 10) || 0;
+  const load = async () => {
+    const g = await api("GET", `/v1/groups/${encodeURIComponent(id)}?limit=50&cursor=${cursor}`);
+    if (seq !== renderSeq) return;
+    const cards = STATES.map((s) => el("div", { class: "card", id: "group-count-" + s, "data-count": (g.counts || {})[s] || 0 },
+      el("span", { class: "n s-" + s }, (g.counts || {})[s] || 0), el("span", { class: "l" }, s)));
+    const actions = el("div", { class: "actions" });
+    if (!TERMINAL.has(g.state)) actions.append(el("button", { class: "danger", id: "cancel-group", onclick: async () => {
+      try { await api("DELETE", "/v1/groups/" + encodeURIComponent(g.id)); toast("Cancelled group " + g.id); } catch (err) { if (err.status !== 401) toast("Cancel failed: " + err.message); }
+      route();
+    } }, "Cancel group"));
+    const nav = [];
+    if (cursor > 0) nav.push(el("a", { href: `#/group/${g.id}?cursor=${Math.max(0, cursor - 50)}`, id: "prev-page" }, "← earlier members"));
+    if (g.next_cursor) nav.push(el("a", { href: `#/group/${g.id}?cursor=${g.next_cursor}`, id: "next-page" }, "later members →"));
+    main.replaceChildren(
+      el("p", {}, el("a", { href: "#/groups" }, "← groups")),
+      el("h1", {}, "Group ", el("span", { class: "mono" }, g.id)), actions,
+      el("dl", { class: "fields" }, [["state", stateCell(g.state)], ["members", g.size], ["done", progressBar(g)],
+        ["on failure", g.on_failure || "-"], ["created", g.created_at],
+        ["callback", g.callback ? el("span", {}, el("a", { href: "#/task/" + g.callback, class: "mono", id: "group-callback" }, g.callback), " ", stateCell(g.callback_state || "waiting")) : "none"]]
+        .map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
+      el("div", { class: "cards" }, cards),
+      el("h2", {}, `Members ${g.cursor}–${g.cursor + (g.members || []).length - 1}`),
+      el("div", { class: "scroll" }, el("table", { id: "member-table" },
+        el("thead", {}, el("tr", {}, el("th", { class: "num" }, "#"), el("th", {}, "ID"), el("th", {}, "function"), el("th", {}, "state"),
+          el("th", { class: "num" }, "attempt"), el("th", { class: "hide-narrow" }, "runner / error"))),
+        el("tbody", { id: "member-rows" }, (g.members || []).map((t) => el("tr", { "data-id": t.id, "data-state": t.state },
+          el("td", { class: "num" }, t.group ? t.group.index : ""), el("td", { class: "mono" }, el("a", { href: "#/task/" + t.id }, t.id)),
+          el("td", {}, t.function), el("td", {}, stateCell(t.state)), el("td", { class: "num" }, `${t.attempt}/${t.max_attempts}`),
+          t.error ? el("td", { class: "err hide-narrow" }, t.error.slice(0, 120)) : el("td", { class: "hide-narrow" }, t.runner || "-")))))),
+      el("div", { class: "pager" }, ...nav));
   };
   await load();
   every(load);
