@@ -77,7 +77,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.stream(w, r, id, task.PrefixLogs+id+"/"+strconv.Itoa(attempt)+"/"+stream, "text/plain; charset=utf-8",
+	s.stream(w, r, id, task.LogKey(id, attempt, stream), "text/plain; charset=utf-8",
 		"task %s has no "+stream+" log for attempt "+strconv.Itoa(attempt)+" (only exec keeps logs)")
 }
 
