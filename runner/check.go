@@ -15,7 +15,7 @@ import (
 // tasks) into one call per round (package coalesce): an idle runner
 // writes at once and a busy one in batches, with no timer.
 type stateChecks struct {
-	store  *task.Store
+	store  Statuses
 	rounds coalesce.Rounds[*stateCheck]
 
 	// The rounds' context (see roundCtx), used only by read, which
@@ -32,7 +32,7 @@ const (
 	roundCtxReuse = time.Second
 )
 
-func newStateChecks(store *task.Store) *stateChecks {
+func newStateChecks(store Statuses) *stateChecks {
 	c := &stateChecks{store: store}
 	c.rounds.Run = c.read
 	return c

@@ -112,7 +112,7 @@ type Runner struct {
 	mux     *Mux
 	events  *task.Topic
 	archive *task.Archive
-	store   *task.Store
+	store   Statuses
 	checks  *stateChecks
 	log     *slog.Logger
 	cfg     Config
@@ -137,10 +137,23 @@ type Runner struct {
 	announcing atomic.Bool
 }
 
+// Statuses is what a runner reads and writes of task statuses: the start
+// of each execution (see task.Store.StartMany, which numbers attempts)
+// and, at each heartbeat, the states of the tasks it runs (a cancelled
+// one is stopped). *task.Store is one; a remote runner's is its dispatch
+// API (package httpq), and GetMany need only fill ID and State.
+type Statuses interface {
+	StartMany(ctx context.Context, evs []*task.Event) ([]task.Started, error)
+	GetMany(ctx context.Context, ids []string) ([]*task.Status, error)
+}
+
 // New returns a Runner for the functions in mux. store may be nil, in which
-// case cancellation is not checked.
-func New(mux *Mux, events *task.Topic, archive *task.Archive, store *task.Store, log *slog.Logger, cfg Config) *Runner {
+// case cancellation is not checked and attempts are counted by deliveries.
+func New(mux *Mux, events *task.Topic, archive *task.Archive, store Statuses, log *slog.Logger, cfg Config) *Runner {
 	cfg.defaults()
+	if s, ok := store.(*task.Store); ok && s == nil {
+		store = nil // a nil *task.Store is no store
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -64,8 +64,8 @@ func (e *devEnv) embed() error {
 
 // validate checks every part's settings.
 func (e *devEnv) validate() error {
-	if e.Runners < 1 {
-		return fmt.Errorf("DROVER_RUNNERS=%d: need at least 1", e.Runners)
+	if e.Runners < 0 {
+		return fmt.Errorf("DROVER_RUNNERS=%d: need 0 (remote runners only) or more", e.Runners)
 	}
 	for _, v := range []func() error{e.Dispatch.Validate, e.Runner.Validate, e.Collect.Validate} {
 		if err := v(); err != nil {
@@ -127,7 +127,9 @@ func runDev(ctx context.Context, e *devEnv, log *slog.Logger, register func(*run
 	}
 	apiCfg.Metrics, apiCfg.TracerProvider = reg, e.Dispatch.TracerProvider
 	srv := api.New(res.Tasks, res.Archive, res.Store, log, apiCfg)
+	srv.ServeLeases(task.URLOpener(e.Runner.TasksSubscription), res.Events, api.LeaseConfig{}) // remote runners
 	err = api.Serve(ctx, e.Dispatch.Addr, srv, log, ready)
+	srv.Close()
 	runners.Wait()
 	// Let the collector apply the runners' last events before stopping.
 	time.Sleep(200 * time.Millisecond)

@@ -419,7 +419,7 @@ func TestDevEnvParse(t *testing.T) {
 	if !strings.HasPrefix(e.Dispatch.TasksTopic, "memq://") || !strings.HasPrefix(e.Dispatch.Status, "memstore://") || e.Runner.Heartbeat != time.Second {
 		t.Errorf("embedded defaults not filled: topic %q, status %q, heartbeat %s", e.Dispatch.TasksTopic, e.Dispatch.Status, e.Runner.Heartbeat)
 	}
-	t.Setenv("DROVER_RUNNERS", "0")
+	t.Setenv("DROVER_RUNNERS", "-1")
 	var bad devEnv
 	if err := envconfig.Parse(&bad); err != nil {
 		t.Fatal(err)
@@ -427,7 +427,7 @@ func TestDevEnvParse(t *testing.T) {
 	if err := bad.embed(); err != nil {
 		t.Fatal(err)
 	}
-	if err := bad.validate(); err == nil || !strings.Contains(err.Error(), "DROVER_RUNNERS=0") {
-		t.Errorf("validate with no runners = %v; want DROVER_RUNNERS named", err)
+	if err := bad.validate(); err == nil || !strings.Contains(err.Error(), "DROVER_RUNNERS=-1") {
+		t.Errorf("validate with -1 runners = %v; want DROVER_RUNNERS named", err)
 	}
 }

@@ -19,7 +19,8 @@ func TestDevEnv(t *testing.T) {
 		wantVar string // "" for a configuration that starts
 	}{
 		{"defaults", nil, ""},
-		{"no runners", map[string]string{"DROVER_RUNNERS": "0"}, "DROVER_RUNNERS"},
+		{"no local runners (remote ones only)", map[string]string{"DROVER_RUNNERS": "0"}, ""},
+		{"negative runners", map[string]string{"DROVER_RUNNERS": "-1"}, "DROVER_RUNNERS"},
 		{"runners not a number", map[string]string{"DROVER_RUNNERS": "two"}, "DROVER_RUNNERS"},
 		{"all interfaces, no keys", map[string]string{"DROVER_ADDR": "0.0.0.0:8080"}, "DROVER_API_KEYS"},
 		{"visibility under two heartbeats", map[string]string{"DROVER_VISIBILITY": "1500ms"}, "DROVER_VISIBILITY"},

@@ -27,7 +27,7 @@ func serverCommands() map[string]*command {
 			run:     serveVerb("dispatch"),
 		},
 		"runner": {
-			summary: "run a runner with the built-in functions as a long-lived process (VM mode)",
+			summary: "run a runner with the built-in functions as a long-lived process (VM mode); --server URL: a remote runner over the dispatch API (key in DROVER_API_KEY)",
 			run:     serveVerb("runner"),
 		},
 		"collect": {
@@ -46,6 +46,10 @@ func serveVerb(part string) func(ctx context.Context, args []string, stdout, std
 		addr := fs.String("addr", "", "HTTP listen address (DROVER_ADDR)")
 		runners := fs.Int("runners", 0, "runners to start in dev mode (DROVER_RUNNERS)")
 		conc := fs.Int("concurrency", 0, "tasks each runner runs at once (DROVER_CONCURRENCY)")
+		var server *string
+		if part == "runner" {
+			server = fs.String("server", "", "run a remote runner over the dispatch API at this http(s) URL, with the key in DROVER_API_KEY (DROVER_SERVER)")
+		}
 		if err := fs.Parse(args); err != nil {
 			return 2
 		}
@@ -85,6 +89,9 @@ func serveVerb(part string) func(ctx context.Context, args []string, stdout, std
 		}
 		if *conc > 0 {
 			e.Runner.Concurrency = *conc
+		}
+		if server != nil && *server != "" {
+			e.Runner.Server = *server
 		}
 		var err error
 		switch part {

@@ -263,6 +263,17 @@ func OpenSubscription(ctx context.Context, rawURL string) (*Subscription, error)
 	return sub, nil
 }
 
+// NewSubscription wraps an open subscription (one a driver built without
+// a URL, such as package httpq's); url is only used in messages.
+func NewSubscription(s *pubsub.Subscription, url string) *Subscription {
+	sub := &Subscription{sub: s, url: redactURL(url)}
+	var dr driver.DirectReceiver
+	if s.As(&dr) {
+		sub.direct = dr
+	}
+	return sub
+}
+
 // extensionOf returns the queue extension registered for rawURL's scheme.
 func extensionOf(rawURL string) driver.QueueExtension {
 	scheme, _, ok := strings.Cut(rawURL, "://")

@@ -2,15 +2,19 @@ package serve
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/droverhq/drover/client"
 	"github.com/droverhq/drover/internal/envconfig"
 	"github.com/droverhq/drover/internal/metrics"
+	"github.com/droverhq/drover/pkg/httpq"
 	"github.com/droverhq/drover/pkg/task"
 	"github.com/droverhq/drover/runner"
 )
@@ -28,6 +32,12 @@ type Env struct {
 	Visibility        time.Duration `env:"DROVER_VISIBILITY" envDefault:"30s"`
 	Grace             time.Duration `env:"DROVER_GRACE" envDefault:"30s"`
 	RunnerName        string        `env:"DROVER_RUNNER_NAME"`
+	// Server, if set (drover runner --server), makes this a remote
+	// runner: it takes tasks, publishes events and reaches the archive
+	// and statuses through the dispatch API at this http(s) URL (package
+	// httpq), with APIKey; the four URLs above are not used.
+	Server string `env:"DROVER_SERVER"`
+	APIKey string `env:"DROVER_API_KEY"`
 	// StartedDelay is how long a task runs before its runner publishes
 	// its "started" event (runner.Config.StartedDelay: 0 is the 20ms
 	// default, negative publishes at once). The Lambda runner publishes
@@ -47,12 +57,17 @@ type Env struct {
 // Validate checks e, returning a one-line error that names the variable
 // to change.
 func (e *Env) Validate() error {
+	if e.Server != "" {
+		if _, err := httpq.New(e.Server, httpq.Options{}); err != nil {
+			return fmt.Errorf("--server / DROVER_SERVER: %w", err)
+		}
+	}
 	for _, v := range []struct{ name, val string }{
 		{"DROVER_TASKS_SUBSCRIPTION", e.TasksSubscription}, {"DROVER_EVENTS_TOPIC", e.EventsTopic},
 		{"DROVER_BUCKET", e.Bucket}, {"DROVER_STATUS", e.Status},
 	} {
-		if v.val == "" {
-			return fmt.Errorf("%s is required for drover runner (see README: Configuration)", v.name)
+		if v.val == "" && e.Server == "" {
+			return fmt.Errorf("%s is required for drover runner (see README: Configuration), or --server URL for a remote runner", v.name)
 		}
 	}
 	if err := e.ValidateTuning(); err != nil {
@@ -108,34 +123,78 @@ func (e *Env) Open(ctx context.Context, log *slog.Logger) (*task.Resources, erro
 // Store) with the built-in functions and those register adds (may be
 // nil).
 func (e *Env) NewRunner(res *task.Resources, log *slog.Logger, name string, register func(*runner.Mux)) *runner.Runner {
+	return e.newRunner(res, res.Store, log, name, register)
+}
+
+func (e *Env) newRunner(res *task.Resources, store runner.Statuses, log *slog.Logger, name string, register func(*runner.Mux)) *runner.Runner {
 	mux := runner.NewMux()
 	runner.RegisterBuiltins(mux, res.Archive.Bucket())
 	if register != nil {
 		register(mux)
 	}
-	return runner.New(mux, res.Events, res.Archive, res.Store, log, runner.Config{
+	return runner.New(mux, res.Events, res.Archive, store, log, runner.Config{
 		Name: name, Concurrency: e.Concurrency, Heartbeat: e.Heartbeat, Lease: e.Lease, Grace: e.Grace,
 		StartedDelay: e.StartedDelay, Registerer: e.Registerer, TracerProvider: e.TracerProvider,
 	})
 }
 
-// Run runs one runner process until ctx is done.
+// Run runs one runner process until ctx is done: a remote runner if
+// e.Server is set.
 func Run(ctx context.Context, e *Env, log *slog.Logger, register func(*runner.Mux)) error {
-	res, err := e.Open(ctx, log)
+	var (
+		res   *task.Resources
+		open  task.Opener
+		store runner.Statuses
+		err   error
+	)
+	if e.Server != "" {
+		res, open, store, err = e.openRemote(ctx, log)
+	} else {
+		if res, err = e.Open(ctx, log); err == nil {
+			store = res.Store
+			if open, err = task.CheckedOpener(ctx, "DROVER_TASKS_SUBSCRIPTION", e.TasksSubscription); err != nil {
+				res.Close(log)
+			}
+		}
+	}
 	if err != nil {
 		return err
 	}
 	defer res.Close(log)
-	open, err := task.CheckedOpener(ctx, "DROVER_TASKS_SUBSCRIPTION", e.TasksSubscription)
-	if err != nil {
-		return err
-	}
 	if e.MetricsAddr != "" {
 		reg := metrics.NewRegistry()
 		e.Registerer = reg
 		go func() { _ = metrics.Serve(ctx, e.MetricsAddr, reg, log, nil) }()
 	}
-	r := e.NewRunner(res, log, e.RunnerName, register)
-	log.Info("runner started", "runner", r.Name(), "concurrency", e.Concurrency)
+	r := e.newRunner(res, store, log, e.RunnerName, register)
+	log.Info("runner started", "runner", r.Name(), "concurrency", e.Concurrency, "server", e.Server)
 	return r.Run(ctx, open)
+}
+
+// openRemote returns a remote runner's transport: the dispatch API at
+// e.Server, checked once now so that a wrong URL or key stops the
+// process at start.
+func (e *Env) openRemote(ctx context.Context, log *slog.Logger) (*task.Resources, task.Opener, runner.Statuses, error) {
+	hb := e.Heartbeat
+	if hb <= 0 {
+		hb = 5 * time.Second
+	}
+	lease := e.Lease
+	if lease <= 0 {
+		lease = 6 * hb
+	}
+	rem, err := httpq.New(e.Server, httpq.Options{APIKey: e.APIKey, Lease: lease, Log: log})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("--server / DROVER_SERVER: %w", err)
+	}
+	check, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := rem.Check(check); err != nil {
+		hint := ""
+		if ce := (*client.Error)(nil); errors.As(err, &ce) && ce.Status == http.StatusUnauthorized {
+			hint = " (set DROVER_API_KEY to one of the dispatcher's DROVER_API_KEYS)"
+		}
+		return nil, nil, nil, fmt.Errorf("remote runner: %w%s", err, hint)
+	}
+	return rem.Resources(), rem.Opener(), rem.Statuses(), nil
 }

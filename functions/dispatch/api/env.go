@@ -27,6 +27,11 @@ type Env struct {
 	APIKeys    []string      `env:"DROVER_API_KEYS" envSeparator:","`
 	Retention  time.Duration `env:"DROVER_RETENTION" envDefault:"168h"`
 	Log        envconfig.Log
+	// TasksSubscription and EventsTopic, when both are set, make a
+	// long-lived dispatcher serve the lease endpoints for remote runners
+	// (drover runner --server).
+	TasksSubscription string `env:"DROVER_TASKS_SUBSCRIPTION"`
+	EventsTopic       string `env:"DROVER_EVENTS_TOPIC"`
 
 	// APIKeysSecret is the ARN of a Secrets Manager secret or an SSM
 	// parameter holding the keys (a JSON array of strings, or keys
@@ -125,7 +130,19 @@ func (e *Env) Open(ctx context.Context, log *slog.Logger) (*Server, *task.Resour
 	}
 	res.Store.Retention = e.Retention
 	cfg.TracerProvider = e.TracerProvider
-	return New(res.Tasks, res.Archive, res.Store, log, cfg), res, nil
+	srv := New(res.Tasks, res.Archive, res.Store, log, cfg)
+	if e.TasksSubscription != "" && e.EventsTopic != "" && !e.Lambda {
+		if res.Events, err = task.OpenTopic(ctx, e.EventsTopic); err != nil {
+			return fail("DROVER_EVENTS_TOPIC", err)
+		}
+		open, err := task.CheckedOpener(ctx, "DROVER_TASKS_SUBSCRIPTION", e.TasksSubscription)
+		if err != nil {
+			res.Close(log)
+			return nil, nil, err
+		}
+		srv.ServeLeases(open, res.Events, LeaseConfig{})
+	}
+	return srv, res, nil
 }
 
 // Config returns the API's configuration from e: its API keys, read
@@ -172,6 +189,7 @@ func Run(ctx context.Context, e *Env, log *slog.Logger, ready func(net.Addr)) er
 		return err
 	}
 	defer res.Close(log)
+	defer srv.Close()
 	return Serve(ctx, e.Addr, srv, log, ready)
 }
 

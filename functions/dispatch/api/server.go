@@ -137,6 +137,8 @@ type Server struct {
 	// keys are the accepted API keys, fixed or read from a secret.
 	keys     *apiKeys
 	inflight inflight
+	// leases, if set (ServeLeases), serves remote runners.
+	leases *leases
 }
 
 // New returns a Server whose submit endpoints call a Service over tasks,
