@@ -18,23 +18,23 @@ const remoteKey = "e2e-remote-runner-key-0123456789"
 // remoteRunner starts `drover runner --server url` as name: a process
 // whose only way to Drover is the dispatch API (no queue, bucket or store
 // variables at all).
-func remoteRunner(t *testing.T, name, url, key string, procs *[]*proctest.Proc) *proctest.Proc {
+func remoteRunner(t *testing.T, name, url, key string, lease time.Duration, procs *[]*proctest.Proc) *proctest.Proc {
 	t.Helper()
 	p := proctest.Start(t, name, droverBin, []string{"runner", "--server", url}, []string{
 		"DROVER_API_KEY=" + key, "DROVER_RUNNER_NAME=" + name, "DROVER_CONCURRENCY=8",
-		"DROVER_HEARTBEAT=1s", "DROVER_LEASE=4s", "DROVER_GRACE=2s", "DROVER_LOG_LEVEL=info",
+		"DROVER_HEARTBEAT=1s", "DROVER_LEASE=" + lease.String(), "DROVER_GRACE=2s", "DROVER_LOG_LEVEL=info",
 	})
 	*procs = append(*procs, p)
 	return p
 }
 
 // killRemote is acceptance 4 of issue 16 on whatever dispatcher c
-// reaches at url: two remote runners take 500 tasks; one is killed -9
+// reaches at url: two remote runners (leases of lease) take 500 tasks; one is killed -9
 // while it runs some; all 500 succeed, and every task that ran again did
 // so on the survivor, after its lease on the victim ended.
-func killRemote(t *testing.T, c *client.Client, url string, procs *[]*proctest.Proc) {
-	victim := remoteRunner(t, "victim", url, remoteKey, procs)
-	remoteRunner(t, "survivor", url, remoteKey, procs)
+func killRemote(t *testing.T, c *client.Client, url string, lease time.Duration, procs *[]*proctest.Proc) {
+	victim := remoteRunner(t, "victim", url, remoteKey, lease, procs)
+	remoteRunner(t, "survivor", url, remoteKey, lease, procs)
 
 	specs := make([]task.Spec, 500)
 	for i := range specs {
@@ -128,5 +128,5 @@ func TestRemoteRunnersDev(t *testing.T) {
 		t.Errorf("bad key output %q; want the 401 and DROVER_API_KEY named", out)
 	}
 
-	killRemote(t, c, url, &procs)
+	killRemote(t, c, url, 4*time.Second, &procs)
 }

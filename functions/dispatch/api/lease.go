@@ -462,32 +462,15 @@ func (s *Server) startTasks(w http.ResponseWriter, r *http.Request) {
 		evs[i], _, _ = task.DecodeEvent(b)
 	}
 	// A task named twice (a runner holding two deliveries of it) is
-	// started in turn: a store's batch may not name a document twice.
-	out := make([]Started, len(evs))
-	for pending := seqInts(len(evs)); len(pending) > 0; {
-		var round, later []int
-		seen := map[string]bool{}
-		for _, i := range pending {
-			if seen[evs[i].TaskID] {
-				later = append(later, i)
-				continue
-			}
-			seen[evs[i].TaskID] = true
-			round = append(round, i)
-		}
-		batch := make([]*task.Event, len(round))
-		for k, i := range round {
-			batch[k] = evs[i]
-		}
-		res, err := s.store.StartMany(r.Context(), batch)
-		if err != nil {
-			s.fail(w, r, fmt.Errorf("record the start of %d tasks (first %s, runner %s): %w", len(batch), batch[0].TaskID, batch[0].Runner, err))
-			return
-		}
-		for k, i := range round {
-			out[i] = Started{Attempt: res[k].Attempt, State: res[k].State, GaveUp: res[k].GaveUp}
-		}
-		pending = later
+	// started in turn: StartMany decides the second in its next round.
+	res, err := s.store.StartMany(r.Context(), evs)
+	if err != nil {
+		s.fail(w, r, fmt.Errorf("record the start of %d tasks (first %s, runner %s): %w", len(evs), evs[0].TaskID, evs[0].Runner, err))
+		return
+	}
+	out := make([]Started, len(res))
+	for i, st := range res {
+		out[i] = Started{Attempt: st.Attempt, State: st.State, GaveUp: st.GaveUp}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"started": out})
 }
@@ -535,12 +518,4 @@ func (s *Server) decodeInto(w http.ResponseWriter, r *http.Request, v any) bool 
 		return false
 	}
 	return true
-}
-
-func seqInts(n int) []int {
-	out := make([]int, n)
-	for i := range out {
-		out[i] = i
-	}
-	return out
 }
