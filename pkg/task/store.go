@@ -285,6 +285,16 @@ func (s *Store) expiry(st *Status) {
 // CreateMany writes the first documents of new tasks. A task whose document
 // already exists (its events overtook the dispatcher) is left as it is.
 func (s *Store) CreateMany(ctx context.Context, sts []*Status) error {
+	for _, st := range sts {
+		st.State = Queued
+	}
+	return s.createAll(ctx, sts, true)
+}
+
+// createAll writes the first documents of tasks as given (phase
+// submitted), in the batches of writeAll. A document that exists already
+// is an error unless existing is true.
+func (s *Store) createAll(ctx context.Context, sts []*Status, existing bool) error {
 	if len(sts) == 0 {
 		return nil
 	}
@@ -293,9 +303,11 @@ func (s *Store) CreateMany(ctx context.Context, sts []*Status) error {
 	for i, st := range sts {
 		st.Kind = KindTask
 		st.Phase = PhaseSubmitted
-		st.State = Queued
 		st.EventAt = st.CreatedAt
 		st.DocstoreRevision = nil
+		if st.Group != nil {
+			st.GroupID, st.GroupIndex = st.Group.ID, st.Group.Index
+		}
 		s.expiry(st)
 		docs[i], create[i] = st, true
 	}
@@ -304,7 +316,7 @@ func (s *Store) CreateMany(ctx context.Context, sts []*Status) error {
 		return fmt.Errorf("create %d statuses: %w", len(sts), err)
 	}
 	for i, err := range errs {
-		if err != nil && driver.Code(err) != gcerrors.AlreadyExists {
+		if err != nil && !(existing && driver.Code(err) == gcerrors.AlreadyExists) {
 			return fmt.Errorf("create status %s: %w", sts[i].ID, err)
 		}
 	}

@@ -781,33 +781,5 @@ func (s *Store) DeleteGroup(ctx context.Context, id string) error {
 // given (queued members and first steps, waiting later steps), failing if
 // any exists already.
 func (s *Store) CreateSteps(ctx context.Context, sts []*Status) error {
-	if len(sts) == 0 {
-		return nil
-	}
-	docs := make([]any, len(sts))
-	create := make([]bool, len(sts))
-	for i, st := range sts {
-		st.Kind = KindTask
-		st.Phase = PhaseSubmitted
-		st.EventAt = st.CreatedAt
-		st.DocstoreRevision = nil
-		if st.Group != nil {
-			st.GroupID, st.GroupIndex = st.Group.ID, st.Group.Index
-		}
-		s.expiry(st)
-		docs[i], create[i] = st, true
-	}
-	for lo := 0; lo < len(docs); lo += 1000 {
-		hi := min(lo+1000, len(docs))
-		errs, err := s.writeAll(ctx, docs[lo:hi], create[lo:hi])
-		if err != nil {
-			return fmt.Errorf("create %d statuses: %w", hi-lo, err)
-		}
-		for i, err := range errs {
-			if err != nil {
-				return fmt.Errorf("create status %s: %w", sts[lo+i].ID, err)
-			}
-		}
-	}
-	return nil
+	return s.createAll(ctx, sts, false)
 }
