@@ -143,3 +143,58 @@ func TestLambdaMargin(t *testing.T) {
 		}
 	}
 }
+
+// TestGiveUpWaitsForLastAttempt: a delivery of a task whose attempts are
+// all started without an outcome gives up only once the last attempt
+// cannot be running any more (its start plus the task's timeout plus
+// giveUpGrace). Before that the delivery is a duplicate of an attempt
+// still running elsewhere (moto and SQS deliver a message to concurrent
+// receivers): it is handed back, and nothing is reported, so that the
+// attempt's own outcome stands (CI: a "fail" task ended "gave up" instead
+// of its function's error).
+func TestGiveUpWaitsForLastAttempt(t *testing.T) {
+	e := setupProcess(t, Config{}, func(m *Mux) {
+		m.HandleFunc("never", func(context.Context, *task.Task) (task.Result, error) {
+			t.Error("the function ran: its attempts were used up")
+			return nil, nil
+		})
+	})
+	ctx := context.Background()
+	// startAll records the task's three starts as other runners did,
+	// the last one at last.
+	startAll := func(id string, last time.Time) {
+		for i := range 3 {
+			ev := &task.Event{TaskID: id, Function: "never", Queue: "default", MaxAttempts: 3, Runner: "elsewhere", At: last.Add(time.Duration(i-2) * time.Second)}
+			if res, err := e.store.StartMany(ctx, []*task.Event{ev}); err != nil || res[0].Attempt != i+1 {
+				t.Fatalf("start %d: %+v %v", i+1, res, err)
+			}
+		}
+	}
+
+	running := e.submit(t, "never", nil, 1)[0]
+	startAll(running, time.Now().UTC())
+	if o := e.r.Process(ctx, e.receive(t, 1)[0]); o != Released {
+		t.Fatalf("a duplicate of a running last attempt: outcome %d, want Released", o)
+	}
+	if evs := e.drainEvents(t); len(evs) != 0 {
+		t.Fatalf("a duplicate of a running last attempt reported %+v", evs[0])
+	}
+	if st := memq.Stats(e.tasksQ); st.Ready != 0 || st.InFlight != 1 {
+		t.Fatalf("queue %+v: the delivery should be hidden until the attempt's timeout", st)
+	}
+	if st, err := e.store.Get(ctx, running); err != nil || st.State != task.Running || st.Attempt != 3 {
+		t.Fatalf("status %+v %v, want running attempt 3", st, err)
+	}
+
+	// Started two hours ago with a timeout of a minute: its runner died.
+	dead := e.submit(t, "never", nil, 1)[0]
+	startAll(dead, time.Now().UTC().Add(-2*time.Hour))
+	if o := e.r.Process(ctx, e.receive(t, 1)[0]); o != Acked {
+		t.Fatalf("a task whose last attempt died: outcome %d, want Acked", o)
+	}
+	evs := e.drainEvents(t)
+	if len(evs) != 1 || evs[0].TaskID != dead || evs[0].Phase != task.PhaseFailed || evs[0].Attempt != 3 ||
+		!strings.HasPrefix(evs[0].Error, "gave up: 3 of max_attempts 3 attempts started") {
+		t.Fatalf("events %+v, want one failed \"gave up\" at attempt 3 of %s", evs, dead)
+	}
+}

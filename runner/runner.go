@@ -226,6 +226,17 @@ const (
 // end), the message is handed back with a backoff, not started.
 const minStartTime = 500 * time.Millisecond
 
+// A task whose attempts are used up without an outcome is given up only
+// once its last attempt cannot be running any more: giveUpGrace after
+// that attempt's start plus the task's timeout (time for its runner to
+// publish the outcome, and for clock skew between runners). Until then a
+// delivery is handed back, for at most maxGiveUpWait at a time (SQS bounds
+// a message's visibility; the delivery comes back and decides again).
+const (
+	giveUpGrace   = time.Minute
+	maxGiveUpWait = time.Hour
+)
+
 // Process runs one delivery to its outcome and settles it. ctx bounds the
 // whole of it: a Lambda invocation passes its deadline, and cancelling ctx
 // releases the message for redelivery.
@@ -312,8 +323,18 @@ func (r *Runner) Process(ctx context.Context, d *task.Delivery) Outcome {
 			d.Ack()
 			return Acked
 		case started.GaveUp:
+			// The last attempt may still be running elsewhere (this is a
+			// duplicate delivery of it): until it has had its timeout and
+			// the time to report, giving up would record a failure that
+			// never happened, outranking the attempt's own outcome.
+			if wait := time.Until(started.LastStartedAt.Add(m.Timeout() + giveUpGrace)); wait > 0 {
+				wait = min(wait, maxGiveUpWait)
+				log.Info("the last attempt started recently and may still be running; handing the delivery back until it cannot be",
+					"attempt", started.Attempt, "last_started_at", started.LastStartedAt, "timeout", m.Timeout(), "backoff", wait.Round(time.Millisecond))
+				return r.release(context.WithoutCancel(ctx), d, wait)
+			}
 			ev.Attempt, ev.Phase, ev.StartedAt = started.Attempt, task.PhaseFailed, time.Time{}
-			ev.Error = fmt.Sprintf("gave up: %d of max_attempts %d attempts started and none recorded an outcome (their runners stopped)", started.Attempt, m.MaxAttempts)
+			ev.Error = fmt.Sprintf("gave up: %d of max_attempts %d attempts started and none recorded an outcome within its timeout %s (their runners stopped)", started.Attempt, m.MaxAttempts, m.Timeout())
 			return r.finish(ctx, d, log, ev)
 		}
 		attempt = started.Attempt

@@ -55,6 +55,11 @@ func soakSpecs(n int) ([]task.Spec, []expectation) {
 		}
 		// Keys make a resubmission after a 503 safe (see submitAll).
 		specs[i].IdempotencyKey = fmt.Sprintf("soak-%d-%d", run, i)
+		// A task whose last attempt died with a killed runner is given
+		// up a minute after that attempt's timeout: 30 s, not the
+		// default 5 min, keeps the scenario short (the functions take
+		// milliseconds).
+		specs[i].Timeout = task.Duration(30 * time.Second)
 	}
 	return specs, want
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/droverhq/drover/pkg/task"
 )
@@ -33,6 +34,7 @@ func (s *Statuses) StartMany(ctx context.Context, evs []*task.Event) ([]task.Sta
 			Attempt int        `json:"attempt"`
 			State   task.State `json:"state"`
 			GaveUp  bool       `json:"gave_up"`
+			Last    time.Time  `json:"last_started_at"`
 		} `json:"started"`
 	}
 	if err := s.r.call(ctx, http.MethodPost, "/v1/tasks/starts", map[string]any{"events": raw}, &out); err != nil {
@@ -43,7 +45,7 @@ func (s *Statuses) StartMany(ctx context.Context, evs []*task.Event) ([]task.Sta
 	}
 	res := make([]task.Started, len(evs))
 	for i, st := range out.Started {
-		res[i] = task.Started{Attempt: st.Attempt, State: st.State, GaveUp: st.GaveUp}
+		res[i] = task.Started{Attempt: st.Attempt, State: st.State, GaveUp: st.GaveUp, LastStartedAt: st.Last}
 	}
 	return res, nil
 }

@@ -3,6 +3,7 @@ package task
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"gocloud.dev/gcerrors"
 
@@ -20,9 +21,14 @@ type Started struct {
 	// not start: a duplicate delivery, a cancelled or fenced-off task),
 	// else "".
 	State State
-	// GaveUp: MaxAttempts executions have started already (each ended
-	// without an outcome, e.g. on a runner that died); no other starts.
-	GaveUp bool
+	// GaveUp: MaxAttempts executions have started already and none has
+	// recorded an outcome; no other starts. The last of them may still be
+	// running (a queue delivers a message to two receivers at once, or
+	// again when its holder extends its lease late), or its runner died:
+	// LastStartedAt, when that execution started, lets the caller tell
+	// the two apart by the task's timeout.
+	GaveUp        bool
+	LastStartedAt time.Time
 }
 
 // StartMany records, for each event (a started event of a delivery about
@@ -79,7 +85,7 @@ func (s *Store) StartMany(ctx context.Context, evs []*Event) ([]Started, error) 
 			}
 			next := st.Attempt + 1
 			if next > e.MaxAttempts {
-				out[i] = Started{Attempt: st.Attempt, GaveUp: true}
+				out[i] = Started{Attempt: st.Attempt, GaveUp: true, LastStartedAt: st.StartedAt}
 				continue
 			}
 			ev := *e

@@ -443,6 +443,8 @@ type Started struct {
 	Attempt int        `json:"attempt"`
 	State   task.State `json:"state,omitempty"`
 	GaveUp  bool       `json:"gave_up,omitempty"`
+	// LastStartedAt is when the last attempt started, with GaveUp.
+	LastStartedAt time.Time `json:"last_started_at,omitzero"`
 }
 
 func (s *Server) startTasks(w http.ResponseWriter, r *http.Request) {
@@ -470,7 +472,7 @@ func (s *Server) startTasks(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]Started, len(res))
 	for i, st := range res {
-		out[i] = Started{Attempt: st.Attempt, State: st.State, GaveUp: st.GaveUp}
+		out[i] = Started{Attempt: st.Attempt, State: st.State, GaveUp: st.GaveUp, LastStartedAt: st.LastStartedAt}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"started": out})
 }
