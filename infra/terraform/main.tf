@@ -47,13 +47,16 @@ module "tasks_queue" {
   name                       = "${var.name}-tasks"
   visibility_timeout_seconds = var.tasks_visibility_timeout_seconds
   message_retention_seconds  = var.message_retention_seconds
-  max_receive_count          = var.max_receive_count
-  dlq_consumed               = var.collect_sweeps_dlq
-  kms_key_arn                = var.kms_key_arn
-  redrive_allow_policy       = var.dlq_redrive_allow_policies
-  partition                  = local.partition
-  region                     = local.region
-  account_id                 = local.account_id
+  # Above task_max_attempts with a margin (see the variable); the swept
+  # DLQ's own redrive uses max_receive_count.
+  max_receive_count     = var.tasks_max_receive_count
+  dlq_max_receive_count = var.max_receive_count
+  dlq_consumed          = var.collect_sweeps_dlq
+  kms_key_arn           = var.kms_key_arn
+  redrive_allow_policy  = var.dlq_redrive_allow_policies
+  partition             = local.partition
+  region                = local.region
+  account_id            = local.account_id
 }
 
 module "events_queue" {
@@ -86,6 +89,9 @@ module "archive" {
     results  = var.results_expiration_days
     logs     = var.logs_expiration_days
     poison   = var.poison_expiration_days
+    # Kept for retry and redrive: as long as results, and as poison.
+    retained    = var.results_expiration_days
+    deadletters = var.poison_expiration_days
   }
 }
 
@@ -106,7 +112,7 @@ locals {
   events_host     = replace(module.events_queue.url, "/^https?:\\/\\//", "")
   subscription_qs = "?raw=true&nacklazy=true"
 
-  drover_env = {
+  drover_env = merge({
     DROVER_TASKS_TOPIC         = "awssqs://${local.tasks_host}"
     DROVER_TASKS_SUBSCRIPTION  = "awssqs://${local.tasks_host}${local.subscription_qs}"
     DROVER_EVENTS_TOPIC        = "awssqs://${local.events_host}"
@@ -114,13 +120,15 @@ locals {
     DROVER_DLQ_SUBSCRIPTION    = "awssqs://${local.tasks_dlq_host}${local.subscription_qs}"
     DROVER_BUCKET              = "s3://${module.archive.bucket}${var.bucket_url_query == "" ? "" : "?${var.bucket_url_query}"}"
     DROVER_STATUS              = "dynamodb://${module.status_table.name}?partition_key=id&allow_scans=true"
-  }
+  }, local.drover_env_api_keys)
 
   # Each function gets only the variables it reads.
   env_keys = {
     dispatch = ["DROVER_TASKS_TOPIC", "DROVER_BUCKET", "DROVER_STATUS"]
     runner   = ["DROVER_TASKS_SUBSCRIPTION", "DROVER_EVENTS_TOPIC", "DROVER_BUCKET", "DROVER_STATUS"]
-    collect  = ["DROVER_EVENTS_SUBSCRIPTION", "DROVER_DLQ_SUBSCRIPTION", "DROVER_BUCKET", "DROVER_STATUS"]
+    # Collect enqueues workflow steps (a group's callback, a chain's next
+    # step) once their predecessors are done: it needs the tasks topic.
+    collect = ["DROVER_EVENTS_SUBSCRIPTION", "DROVER_DLQ_SUBSCRIPTION", "DROVER_TASKS_TOPIC", "DROVER_BUCKET", "DROVER_STATUS"]
   }
   env = { for fn, keys in local.env_keys : fn => { for k in keys : k => local.drover_env[k] } }
 }
@@ -137,7 +145,12 @@ locals {
     resources = [var.kms_key_arn]
   }]
 
-  grants = { for role, statements in local.role_grants : role => concat(statements, local.kms_grants) }
+  grants = { for role, statements in local.role_grants : role => concat(statements, local.kms_grants, lookup(local.extra_grants, role, [])) }
+
+  # Grants that come with options defined in their own files.
+  extra_grants = {
+    dispatch = local.dispatch_secret_grants # secrets.tf
+  }
 
   role_grants = {
     dispatch = [
@@ -158,6 +171,19 @@ locals {
         resources = ["${local.arn.bucket}/results/*"]
       },
       {
+        # Retry (POST /v1/tasks/{id}/retry) reads the message the runner
+        # kept for a failed or cancelled task; dead letters are listed,
+        # read and, once redriven, deleted.
+        sid       = "RetryAndRedrive"
+        actions   = ["s3:GetObject"]
+        resources = ["${local.arn.bucket}/retained/*", "${local.arn.bucket}/deadletters/*"]
+      },
+      {
+        sid       = "DeleteRedrivenDeadLetters"
+        actions   = ["s3:DeleteObject"]
+        resources = ["${local.arn.bucket}/deadletters/*"]
+      },
+      {
         # S3 answers a GetObject of a missing key with 404 only to a caller
         # allowed s3:ListBucket on the bucket (else 403), and HeadBucket
         # (/readyz) is authorised as s3:ListBucket. Neither request carries
@@ -171,8 +197,10 @@ locals {
       {
         # DescribeTable: gocloud's docstore reads the key schema on open;
         # BatchGetItem: its Get; Scan: listing with allow_scans=true.
-        sid       = "StatusTable"
-        actions   = ["dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem", "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:UpdateItem"]
+        sid = "StatusTable"
+        # DeleteItem: a submission that could not be enqueued releases its
+        # idempotency claim and rolls back its documents.
+        actions   = ["dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem", "dynamodb:DeleteItem", "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:UpdateItem"]
         resources = [local.arn.table]
       },
       {
@@ -200,9 +228,11 @@ locals {
         resources = ["${local.arn.bucket}/payloads/*"]
       },
       {
+        # retained/: the message of a task that ended failed or cancelled,
+        # kept so that it can be retried.
         sid       = "WriteResultsAndLogs"
         actions   = ["s3:PutObject"]
-        resources = ["${local.arn.bucket}/results/*", "${local.arn.bucket}/logs/*"]
+        resources = ["${local.arn.bucket}/results/*", "${local.arn.bucket}/logs/*", "${local.arn.bucket}/retained/*"]
       },
       {
         # A missing payload reads as 404, not 403 (see dispatch's grant).
@@ -229,9 +259,31 @@ locals {
         resources = [local.arn.table]
       },
       {
+        # deadletters/: the sweeper keeps each dead-lettered message for
+        # redrive before it deletes it from the DLQ.
         sid       = "ArchivePoison"
         actions   = ["s3:PutObject"]
-        resources = ["${local.arn.bucket}/poison/*"]
+        resources = ["${local.arn.bucket}/poison/*", "${local.arn.bucket}/deadletters/*"]
+      },
+      {
+        # Workflows: a released step (group callback, next chain step) is
+        # enqueued by the collector.
+        sid       = "EnqueueWorkflowSteps"
+        actions   = ["sqs:SendMessage"]
+        resources = [local.arn.tasks_queue]
+      },
+      {
+        # A released step's input: a predecessor's archived result, the
+        # step's own archived args, and the combined args written back
+        # (payloads/<id>.input) when they are too large for the message.
+        sid       = "WorkflowStepPayloads"
+        actions   = ["s3:GetObject", "s3:PutObject"]
+        resources = ["${local.arn.bucket}/payloads/*"]
+      },
+      {
+        sid       = "WorkflowStepInput"
+        actions   = ["s3:GetObject"]
+        resources = ["${local.arn.bucket}/results/*"]
       },
     ]
   }
@@ -257,13 +309,11 @@ module "dispatch" {
   log_retention_days        = var.log_retention_days
   policy_statements         = local.grants.dispatch
   reserved_concurrency      = var.dispatch_reserved_concurrency
-  environment = merge(
-    local.env.dispatch,
-    length(var.dispatch_api_keys) == 0 ? {} : { DROVER_API_KEYS = join(",", var.dispatch_api_keys) },
-  )
-  partition  = local.partition
-  region     = local.region
-  account_id = local.account_id
+  # The keys' secret (secrets.tf), or the keys, or nothing.
+  environment = merge(local.env.dispatch, local.dispatch_api_keys_env)
+  partition   = local.partition
+  region      = local.region
+  account_id  = local.account_id
 }
 
 module "runner" {

@@ -75,7 +75,7 @@ output "alarms" {
 }
 
 output "drover_env" {
-  description = "DROVER_* variables for VM-mode processes (drover dispatch|runner|collect); API keys are not included."
+  description = "DROVER_* variables for VM-mode processes (drover dispatch|runner|collect): never API keys, only the ARN of their secret (DROVER_API_KEYS_SECRET) when dispatch_api_keys_secret_arn is set."
   value       = local.drover_env
 }
 

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/droverhq/drover/internal/awstest"
+	"github.com/droverhq/drover/pkg/task"
 )
 
 // ---------------------------------------------------------------- plan JSON
@@ -218,7 +219,7 @@ runner_trigger_enabled = false
 longest_task_seconds   = 7200
 tags                   = { team = "platform" }
 dispatch_auth_type     = "NONE"
-dispatch_api_keys      = ["drover-terraform-test-key-0123456789"]
+dispatch_api_keys_secret_arn = "arn:aws:ssm:us-east-1:123456789012:parameter/drover/api-keys"
 `
 
 func planScenarios() []planCase {
@@ -236,6 +237,8 @@ func planScenarios() []planCase {
 				{"ListBucket for 404s", checkListBucketUnconditioned},
 				{"operational alarms", func(t *testing.T, p plan) { checkOperationalAlarms(t, p, "drover") }},
 				{"data protection", func(t *testing.T, p plan) { checkDataProtection(t, p, "drover") }},
+				{"collect enqueues workflow steps", checkCollectEnqueues},
+				{"tasks redrive above max attempts", checkTasksRedrive},
 			},
 		},
 		{
@@ -251,9 +254,79 @@ func planScenarios() []planCase {
 				}},
 				{"oldest-message alarm for long tasks", func(t *testing.T, p plan) { checkOldestMessageAlarm(t, p, "drover-tasks", 3*(7200+300)) }},
 				{"public function URL permissions", checkPublicURLPermissions},
+				{"API keys from SSM", func(t *testing.T, p plan) {
+					checkAPIKeysFromSecret(t, p, "arn:aws:ssm:us-east-1:123456789012:parameter/drover/api-keys", "ssm:GetParameter")
+				}},
 			},
 		},
 	}
+}
+
+// The tasks queue's redrive is the outer safety net only: every attempt
+// is a receive, and so is every delivery that starts nothing, so its
+// maxReceiveCount must exceed the most attempts a task may ask for (100,
+// task.MaxAttemptsLimit) with a margin. The events queue keeps 30.
+func checkTasksRedrive(t *testing.T, p plan) {
+	receives := func(queue string) float64 {
+		for _, rc := range p.changes("aws_sqs_queue") {
+			if rc.Change.After["name"] != queue {
+				continue
+			}
+			var rp struct {
+				MaxReceiveCount float64 `json:"maxReceiveCount"`
+			}
+			s, _ := rc.Change.After["redrive_policy"].(string)
+			if err := json.Unmarshal([]byte(s), &rp); err != nil {
+				t.Fatalf("%s redrive_policy %q: %v", queue, s, err)
+			}
+			return rp.MaxReceiveCount
+		}
+		t.Fatalf("no queue %s planned", queue)
+		return 0
+	}
+	const maxAttempts = float64(task.MaxAttemptsLimit)
+	if got := receives("drover-tasks"); got < maxAttempts+maxAttempts/2 {
+		t.Errorf("tasks queue maxReceiveCount = %v: a task with max_attempts %v is dead-lettered with attempts left (want at least %v)", got, maxAttempts, maxAttempts*1.5)
+	}
+	if got := receives("drover-events"); got != 30 {
+		t.Errorf("events queue maxReceiveCount = %v, want 30", got)
+	}
+}
+
+// Workflows on AWS: the collector releases a group's callback and a
+// chain's next step, so its function needs the tasks topic (the same one
+// dispatch sends to) and may send to the tasks queue.
+func checkCollectEnqueues(t *testing.T, p plan) {
+	envOf := func(fn string) map[string]any {
+		f := p.change(t, "module."+fn+".aws_lambda_function.this")
+		for _, e := range list(f.Change.After["environment"]) {
+			if v, ok := e["variables"].(map[string]any); ok {
+				return v
+			}
+		}
+		return nil
+	}
+	collect, dispatch := envOf("collect"), envOf("dispatch")
+	if collect["DROVER_TASKS_TOPIC"] == nil || collect["DROVER_TASKS_TOPIC"] != dispatch["DROVER_TASKS_TOPIC"] {
+		t.Errorf("collect's DROVER_TASKS_TOPIC = %v, want dispatch's %v: without it workflows stall at their first fan-in", collect["DROVER_TASKS_TOPIC"], dispatch["DROVER_TASKS_TOPIC"])
+	}
+	pol := p.change(t, "module.collect.module.role.aws_iam_role_policy.this")
+	doc, _ := pol.Change.After["policy"].(string)
+	var d struct {
+		Statement []struct {
+			Action   stringList `json:"Action"`
+			Resource stringList `json:"Resource"`
+		} `json:"Statement"`
+	}
+	if err := json.Unmarshal([]byte(doc), &d); err != nil {
+		t.Fatalf("collect's policy: %v", err)
+	}
+	for _, s := range d.Statement {
+		if slices.Contains(s.Action, "sqs:SendMessage") && slices.ContainsFunc(s.Resource, func(r string) bool { return strings.HasSuffix(r, ":drover-tasks") }) {
+			return
+		}
+	}
+	t.Errorf("collect may not sqs:SendMessage to the tasks queue: %s", doc)
 }
 
 // Wrong today 2: the VMs run only `drover runner`, so VM-only mode must

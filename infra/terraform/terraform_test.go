@@ -54,8 +54,11 @@ const (
 	vmBinaryKey = "bin/drover-linux-amd64"
 	vmAMI       = "ami-12c6146b" // any id: moto does not validate AMIs by default
 
-	// The applied stack runs in API-key mode (dispatch_auth_type = NONE).
-	apiKey = "drover-terraform-test-key-0123456789"
+	// The applied stack runs in API-key mode (dispatch_auth_type = NONE),
+	// its key in a Secrets Manager secret that the test creates and
+	// Terraform only names.
+	apiKey           = "drover-terraform-test-key-0123456789"
+	apiKeySecretName = "drover-local/api-keys"
 )
 
 // ---------------------------------------------------------------- the test
@@ -182,14 +185,15 @@ func TestTerraform(t *testing.T) {
 	// The applied stack: the emulator settings, VM runners (moto applies
 	// launch templates, autoscaling groups, lifecycle hooks and scaling
 	// policies) and API-key mode, so that both function URL permissions
-	// are created for real.
+	// are created for real, with the keys in a Secrets Manager secret.
+	secretARN := createAPIKeySecret(t, moto)
 	vars := []string{
 		"-var-file=env/local.tfvars",
 		"-var", "aws_endpoint_url=" + moto.Endpoint,
 		"-var", "lambda_dir=" + lambdaDir,
 		"-var", "lambda_architecture=x86_64",
 		"-var", "dispatch_auth_type=NONE",
-		"-var", `dispatch_api_keys=["` + apiKey + `"]`,
+		"-var", "dispatch_api_keys_secret_arn=" + secretARN,
 	}
 	vmVars := []string{
 		"-var", "vm_runner_enabled=true",
@@ -215,7 +219,7 @@ func TestTerraform(t *testing.T) {
 	}
 
 	layout := Layout{Partition: "aws", Region: localRegion, Account: account, Name: localName,
-		Bucket: localName + "-archive-" + account, VMBinaryKey: vmBinaryKey}
+		Bucket: localName + "-archive-" + account, VMBinaryKey: vmBinaryKey, APIKeysSecret: secretARN}
 
 	step(t, "IAM least privilege (plan)", func(t *testing.T) {
 		checkIAM(t, planJSON, "planned_values", layout)
@@ -275,7 +279,7 @@ func TestTerraform(t *testing.T) {
 		if outputs.Bucket != layout.Bucket || outputs.StatusTable != localName+"-status" {
 			t.Errorf("bucket/table = %q/%q, want %q/%q", outputs.Bucket, outputs.StatusTable, layout.Bucket, localName+"-status")
 		}
-		want := []string{"DROVER_BUCKET", "DROVER_DLQ_SUBSCRIPTION", "DROVER_EVENTS_SUBSCRIPTION", "DROVER_EVENTS_TOPIC",
+		want := []string{"DROVER_API_KEYS_SECRET", "DROVER_BUCKET", "DROVER_DLQ_SUBSCRIPTION", "DROVER_EVENTS_SUBSCRIPTION", "DROVER_EVENTS_TOPIC",
 			"DROVER_STATUS", "DROVER_TASKS_SUBSCRIPTION", "DROVER_TASKS_TOPIC"}
 		var got []string
 		for k := range outputs.Env {
@@ -307,6 +311,10 @@ func TestTerraform(t *testing.T) {
 		checkIAM(t, st, "values", layout)
 	})
 
+	step(t, "API keys only by reference (applied)", func(t *testing.T) {
+		checkAPIKeysByReference(t, tf, state, secretARN)
+	})
+
 	step(t, "function URL permissions (applied)", func(t *testing.T) {
 		checkFunctionURLPolicy(t, moto, localName+"-dispatch")
 	})
@@ -316,7 +324,7 @@ func TestTerraform(t *testing.T) {
 	})
 
 	step(t, "end-to-end 100 tasks (VM mode)", func(t *testing.T) {
-		runEndToEnd(t, repo, moto, outputs, 100)
+		runEndToEnd(t, repo, moto, outputs, 100, apiKey)
 	})
 
 	step(t, "second apply is a no-op (VM runners)", func(t *testing.T) {
@@ -605,6 +613,9 @@ func parseOutputs(t *testing.T, raw []byte) Outputs {
 type Layout struct {
 	Partition, Region, Account, Name, Bucket string
 	VMBinaryKey                              string
+	// APIKeysSecret, if set, is the secret dispatch reads its API keys
+	// from (a Secrets Manager secret or an SSM parameter).
+	APIKeysSecret string
 }
 
 func (l Layout) sqs(q string) string {
@@ -645,6 +656,7 @@ func (l Layout) grants() map[string]map[string][]string {
 		l.s3("payloads/*"):          {"s3:GetObject"},
 		l.s3("results/*"):           {"s3:PutObject"},
 		l.s3("logs/*"):              {"s3:PutObject"},
+		l.s3("retained/*"):          {"s3:PutObject"},
 		l.s3(""):                    {"s3:ListBucket"},
 		table:                       {"dynamodb:BatchGetItem", "dynamodb:DescribeTable", "dynamodb:GetItem"},
 		l.logGroup("runner") + ":*": logs,
@@ -658,23 +670,40 @@ func (l Layout) grants() map[string]map[string][]string {
 	if l.VMBinaryKey != "" {
 		vm[l.s3(l.VMBinaryKey)] = []string{"s3:GetObject"}
 	}
-	vm[l.vmGroup()] = []string{"autoscaling:CompleteLifecycleAction"}
+	vm[l.vmGroup()] = []string{"autoscaling:CompleteLifecycleAction", "autoscaling:SetInstanceProtection"}
+	dispatch := map[string][]string{
+		l.sqs("tasks"):                {"sqs:GetQueueAttributes", "sqs:SendMessage"},
+		l.s3("payloads/*"):            {"s3:GetObject", "s3:PutObject"},
+		l.s3("results/*"):             {"s3:GetObject"},
+		l.s3("retained/*"):            {"s3:GetObject"},
+		l.s3("deadletters/*"):         {"s3:DeleteObject", "s3:GetObject"},
+		l.s3(""):                      {"s3:ListBucket"},
+		table:                         {"dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem", "dynamodb:DeleteItem", "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:UpdateItem"},
+		table + "/index/by_kind":      {"dynamodb:Query", "dynamodb:Scan"},
+		l.logGroup("dispatch") + ":*": logs,
+	}
+	if l.APIKeysSecret != "" {
+		if strings.Contains(l.APIKeysSecret, ":ssm:") {
+			dispatch[l.APIKeysSecret] = []string{"ssm:GetParameter"}
+		} else {
+			dispatch[l.APIKeysSecret] = []string{"secretsmanager:GetSecretValue"}
+		}
+	}
 	return map[string]map[string][]string{
-		"dispatch": {
-			l.sqs("tasks"):                {"sqs:GetQueueAttributes", "sqs:SendMessage"},
-			l.s3("payloads/*"):            {"s3:GetObject", "s3:PutObject"},
-			l.s3("results/*"):             {"s3:GetObject"},
-			l.s3(""):                      {"s3:ListBucket"},
-			table:                         {"dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem", "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:UpdateItem"},
-			table + "/index/by_kind":      {"dynamodb:Query", "dynamodb:Scan"},
-			l.logGroup("dispatch") + ":*": logs,
-		},
-		"runner": runner,
+		"dispatch": dispatch,
+		"runner":   runner,
 		"collect": {
-			l.sqs("events"):              {"sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"},
-			l.sqs("tasks-dlq"):           {"sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"},
-			table:                        {"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
-			l.s3("poison/*"):             {"s3:PutObject"},
+			l.sqs("events"):       {"sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"},
+			l.sqs("tasks-dlq"):    {"sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"},
+			table:                 {"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
+			l.s3("poison/*"):      {"s3:PutObject"},
+			l.s3("deadletters/*"): {"s3:PutObject"},
+			// Workflows: released steps are enqueued by the collector,
+			// their inputs read from (and large ones written to) the
+			// archive.
+			l.sqs("tasks"):               {"sqs:SendMessage"},
+			l.s3("payloads/*"):           {"s3:GetObject", "s3:PutObject"},
+			l.s3("results/*"):            {"s3:GetObject"},
 			l.logGroup("collect") + ":*": logs,
 		},
 		"vm_runner": vm,
@@ -966,7 +995,8 @@ func TestIAMCheckerCatchesBadPolicies(t *testing.T) {
 		{"runner writes dispatch logs", stmt("runner", `{"Effect": "Allow", "Action": "logs:PutLogEvents", "Resource": "`+l.logGroup("dispatch")+`:*"}`), "runner's role reaches the dispatch function's resource"},
 		{"collect invokes runner", stmt("collect", `{"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": "`+l.function("runner")+`"}`), "collect's role reaches the runner function's resource"},
 		{"runner sends tasks", stmt("runner", `{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "`+l.sqs("tasks")+`"}`), "runner may not sqs:SendMessage"},
-		{"collect writes payloads", stmt("collect", `{"Effect": "Allow", "Action": "s3:PutObject", "Resource": "`+l.s3("payloads/*")+`"}`), "collect may not s3:PutObject"},
+		{"collect writes results", stmt("collect", `{"Effect": "Allow", "Action": "s3:PutObject", "Resource": "`+l.s3("results/*")+`"}`), "collect may not s3:PutObject"},
+		{"collect consumes tasks", stmt("collect", `{"Effect": "Allow", "Action": "sqs:ReceiveMessage", "Resource": "`+l.sqs("tasks")+`"}`), "collect may not sqs:ReceiveMessage"},
 		{"another group's drain", stmt("vm_runner", `{"Effect": "Allow", "Action": "autoscaling:CompleteLifecycleAction", "Resource": "arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:*:autoScalingGroupName/*"}`), "wildcard inside the ARN"},
 		{"dispatch drains VMs", stmt("dispatch", `{"Effect": "Allow", "Action": "autoscaling:CompleteLifecycleAction", "Resource": "`+l.vmGroup()+`"}`), "wildcard inside the ARN"},
 		{"X-Ray plus more on *", stmt("runner", `{"Effect": "Allow", "Action": ["xray:PutTraceSegments", "sqs:SendMessage"], "Resource": "*"}`), "all resources"},
@@ -997,7 +1027,10 @@ func TestIAMCheckerCatchesBadPolicies(t *testing.T) {
 // runEndToEnd builds cmd/drover, runs `drover dispatch`, `drover runner` and
 // `drover collect` configured from the Terraform outputs against moto, and
 // runs n echo tasks through them.
-func runEndToEnd(t *testing.T, repo string, moto *awstest.Moto, o Outputs, n int) {
+//
+// With DROVER_API_KEYS_SECRET in the outputs, dispatch reads its keys from
+// that secret: requests carry key, and one without it must get 401.
+func runEndToEnd(t *testing.T, repo string, moto *awstest.Moto, o Outputs, n int, key string) {
 	bin := filepath.Join(t.TempDir(), "drover")
 	if err := goBuild(repo, bin, "./cmd/drover", runtime.GOOS, runtime.GOARCH); err != nil {
 		t.Fatalf("build cmd/drover: %v", err)
@@ -1044,6 +1077,17 @@ func runEndToEnd(t *testing.T, repo string, moto *awstest.Moto, o Outputs, n int
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Logf("dispatch ready in %s", time.Since(start).Round(time.Millisecond))
+	if o.Env["DROVER_API_KEYS_SECRET"] != "" {
+		// The key came from the secret: without it, dispatch refuses.
+		resp, err := http.Get(base + "/v1/runners")
+		if err != nil {
+			t.Fatalf("GET /v1/runners without a key: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("GET /v1/runners without a key: %s, want 401 (dispatch did not take its keys from DROVER_API_KEYS_SECRET)", resp.Status)
+		}
+	}
 
 	// Submit n tasks in one batch. Every tenth echoes arguments larger than
 	// the inline result limit (4 KiB), so its result is archived in the

@@ -61,12 +61,26 @@ variable "tags" {
 # ---------------------------------------------------------------- queues
 
 variable "max_receive_count" {
-  description = "Receives of one message before SQS moves it to the dead-letter queue. Keep it above the tasks' max_attempts: heartbeats and retries receive the same message again."
+  description = "Receives of one message before SQS moves it to its dead-letter queue, for the events queue and the swept tasks DLQ (the tasks queue has tasks_max_receive_count)."
   type        = number
   default     = 30
   validation {
     condition     = var.max_receive_count >= 1 && var.max_receive_count <= 1000 && floor(var.max_receive_count) == var.max_receive_count
     error_message = "max_receive_count must be a whole number from 1 to 1000."
+  }
+}
+
+variable "tasks_max_receive_count" {
+  description = "Receives of one task message before SQS moves it to the tasks DLQ. Every attempt is a receive (a retry is the same message received again), and so is every delivery that starts nothing (a duplicate, a release on drain or shutdown, a runner that died before recording the start): it must exceed task_max_attempts with a margin of at least 10 receives or 50% of it, whichever is more. The default, 150, covers the most attempts a task may ask for (100) with 50 to spare."
+  type        = number
+  default     = 150
+  validation {
+    condition     = var.tasks_max_receive_count >= 1 && var.tasks_max_receive_count <= 1000 && floor(var.tasks_max_receive_count) == var.tasks_max_receive_count
+    error_message = "tasks_max_receive_count must be a whole number from 1 to 1000."
+  }
+  validation {
+    condition     = var.tasks_max_receive_count >= var.task_max_attempts + max(10, ceil(var.task_max_attempts / 2))
+    error_message = "tasks_max_receive_count (${var.tasks_max_receive_count}) must be at least task_max_attempts (${var.task_max_attempts}) + ${max(10, ceil(var.task_max_attempts / 2))}: every attempt is a receive, and deliveries that start nothing are too; a lower count dead-letters tasks that still have attempts left. Raise tasks_max_receive_count to ${var.task_max_attempts + max(10, ceil(var.task_max_attempts / 2))} or more, or lower task_max_attempts."
   }
 }
 
@@ -440,13 +454,13 @@ variable "dispatch_auth_type" {
     error_message = "dispatch_auth_type must be \"AWS_IAM\" or \"NONE\"."
   }
   validation {
-    condition     = var.dispatch_auth_type != "NONE" || length(var.dispatch_api_keys) > 0
-    error_message = "dispatch_auth_type = \"NONE\" makes the function URL public: set dispatch_api_keys (DROVER_API_KEYS) to at least one key, or keep dispatch_auth_type = \"AWS_IAM\"."
+    condition     = var.dispatch_auth_type != "NONE" || length(var.dispatch_api_keys) > 0 || var.dispatch_api_keys_secret_arn != null
+    error_message = "dispatch_auth_type = \"NONE\" makes the function URL public: set dispatch_api_keys_secret_arn (keys read from Secrets Manager or SSM) or dispatch_api_keys (DROVER_API_KEYS), or keep dispatch_auth_type = \"AWS_IAM\"."
   }
 }
 
 variable "dispatch_api_keys" {
-  description = "Bearer tokens accepted by dispatch (DROVER_API_KEYS), required when dispatch_auth_type is NONE. Pass with TF_VAR_dispatch_api_keys, never in a committed file."
+  description = "Bearer tokens accepted by dispatch (DROVER_API_KEYS) when dispatch_auth_type is NONE, if dispatch_api_keys_secret_arn is not set. They end up in the function's environment and the state: prefer the secret. Pass with TF_VAR_dispatch_api_keys, never in a committed file."
   type        = list(string)
   default     = []
   sensitive   = true
@@ -497,12 +511,12 @@ variable "longest_task_seconds" {
 }
 
 variable "task_max_attempts" {
-  description = "Largest max_attempts clients give a task (Drover's default is 3); with longest_task_seconds it sets the tasks queue's oldest-message alarm."
+  description = "Largest max_attempts clients give a task (Drover's default is 3, its limit 100); with longest_task_seconds it sets the tasks queue's oldest-message alarm, and tasks_max_receive_count must exceed it with a margin."
   type        = number
   default     = 3
   validation {
-    condition     = var.task_max_attempts >= 1
-    error_message = "task_max_attempts must be at least 1."
+    condition     = var.task_max_attempts >= 1 && var.task_max_attempts <= 100 && floor(var.task_max_attempts) == var.task_max_attempts
+    error_message = "task_max_attempts must be a whole number from 1 to 100 (the most attempts a task may ask for)."
   }
 }
 

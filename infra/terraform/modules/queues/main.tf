@@ -43,7 +43,7 @@ resource "aws_sqs_queue" "dlq" {
   }) : null
   redrive_policy = var.dlq_consumed ? jsonencode({
     deadLetterTargetArn = aws_sqs_queue.dlq_failed[0].arn
-    maxReceiveCount     = var.max_receive_count
+    maxReceiveCount     = coalesce(var.dlq_max_receive_count, var.max_receive_count)
   }) : null
   tags = var.tags
 }
@@ -56,9 +56,13 @@ resource "aws_sqs_queue" "this" {
   sqs_managed_sse_enabled           = var.kms_key_arn == null ? true : null
   kms_master_key_id                 = var.kms_key_arn
   kms_data_key_reuse_period_seconds = var.kms_key_arn == null ? null : 300
+  # The DLQ's ARN spelled from its name (as the IAM policies are), so
+  # that the redrive policy is known, and checked, at plan time.
   redrive_policy = jsonencode({
-    deadLetterTargetArn = aws_sqs_queue.dlq.arn
+    deadLetterTargetArn = "${local.arn}-dlq"
     maxReceiveCount     = var.max_receive_count
   })
   tags = var.tags
+
+  depends_on = [aws_sqs_queue.dlq]
 }

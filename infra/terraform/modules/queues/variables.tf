@@ -54,6 +54,12 @@ variable "max_receive_count" {
   }
 }
 
+variable "dlq_max_receive_count" {
+  description = "Receives of a dead letter by the DLQ's own consumer before it moves on to <name>-dlq-failed (with dlq_consumed); null for max_receive_count."
+  type        = number
+  default     = null
+}
+
 variable "dlq_consumed" {
   description = "The DLQ has a consumer of its own (the tasks DLQ's sweeper): give it a redrive policy to <name>-dlq-failed."
   type        = bool
