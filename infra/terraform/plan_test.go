@@ -735,13 +735,112 @@ func checkVMDrain(t *testing.T, tf *tfRunner) {
 		"complete-lifecycle-action",
 		`--lifecycle-hook-name "` + fmt.Sprint(hook["name"]) + `"`,
 		`--auto-scaling-group-name "` + fmt.Sprint(hook["autoscaling_group_name"]) + `"`,
-		"systemctl enable --now drover-runner.service drover-drain.service",
+		"systemctl enable --now drover-runner.service drover-drain.service drover-protect.service",
+		`DROVER_METRICS_ADDR="127.0.0.1:`,
 	} {
 		if !strings.Contains(script, want) {
 			t.Errorf("user_data does not contain %q", want)
 		}
 	}
 	runDrainScript(t, script, fmt.Sprint(hook["autoscaling_group_name"]), fmt.Sprint(hook["name"]))
+	runProtectScript(t, script, fmt.Sprint(hook["autoscaling_group_name"]))
+}
+
+// runProtectScript runs the scale-in protection loop of the applied user
+// data against a fake instance metadata service and a fake runner metrics
+// endpoint that goes idle, busy (an attempt started whose function has not
+// returned), busy, idle, unreadable, idle, and then reports the instance
+// terminating. The instance must be protected exactly while busy, with
+// one call per change, and the loop must end once it terminates.
+func runProtectScript(t *testing.T, script, group string) {
+	m := regexp.MustCompile(`(?s)<<'DROVER_PROTECT'\n(.*?)\nDROVER_PROTECT\n`).FindStringSubmatch(script)
+	if m == nil {
+		t.Fatal("user_data has no scale-in protection script")
+	}
+	dir := t.TempDir()
+	calls := filepath.Join(dir, "calls.log")
+	bin := filepath.Join(dir, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rec := "#!/bin/sh\necho \"aws $*\" >> '" + calls + "'\n"
+	if err := os.WriteFile(filepath.Join(bin, "aws"), []byte(rec), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	protect := filepath.Join(dir, "protect.sh")
+	if err := os.WriteFile(protect, []byte(m[1]+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	const (
+		idle = "# HELP go_goroutines x\ngo_goroutines 12\n" +
+			`drover_runner_tasks_started_total{function="echo",queue="default"} 2` + "\n" +
+			`drover_runner_run_seconds_count{function="echo",queue="default"} 2` + "\n"
+		busy = `drover_runner_tasks_started_total{function="echo",queue="default"} 2` + "\n" +
+			`drover_runner_tasks_started_total{function="sleep",queue="default"} 1` + "\n" +
+			`drover_runner_run_seconds_count{function="echo",queue="default"} 2` + "\n"
+	)
+	scrapes := []string{idle, busy, busy, idle, "", idle}
+	var mu sync.Mutex
+	n := 0
+	metrics := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		i := min(n, len(scrapes)-1)
+		n++
+		if scrapes[i] == "" {
+			http.Error(w, "runner restarting", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprint(w, scrapes[i])
+	}))
+	defer metrics.Close()
+	imds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && r.URL.Path == "/latest/api/token" {
+			fmt.Fprint(w, "token-1")
+			return
+		}
+		if r.Header.Get("X-aws-ec2-metadata-token") != "token-1" {
+			http.Error(w, "IMDSv2 token required", http.StatusUnauthorized)
+			return
+		}
+		switch r.URL.Path {
+		case "/latest/meta-data/autoscaling/target-lifecycle-state":
+			mu.Lock()
+			done := n >= len(scrapes)
+			mu.Unlock()
+			if done {
+				fmt.Fprint(w, "Terminated")
+				return
+			}
+			fmt.Fprint(w, "InService")
+		case "/latest/meta-data/instance-id":
+			fmt.Fprint(w, "i-0123456789abcdef0")
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer imds.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", protect)
+	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "DROVER_IMDS_ENDPOINT="+imds.URL,
+		"DROVER_METRICS_URL="+metrics.URL+"/metrics", "DROVER_PROTECT_INTERVAL=0.05")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("protection script: %v\n%s", err, out)
+	}
+	b, _ := os.ReadFile(calls)
+	got := strings.Split(strings.TrimSpace(string(b)), "\n")
+	call := func(flag string) string {
+		return "aws autoscaling set-instance-protection --region " + awstest.Region + " --auto-scaling-group-name " + group +
+			" --instance-ids i-0123456789abcdef0 " + flag
+	}
+	want := []string{call("--no-protected-from-scale-in"), call("--protected-from-scale-in"), call("--no-protected-from-scale-in")}
+	if !slices.Equal(got, want) {
+		t.Errorf("protection script ran\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
 }
 
 // runDrainScript runs the drain script of the applied user data as the

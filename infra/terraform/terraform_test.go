@@ -115,28 +115,44 @@ func TestTerraform(t *testing.T) {
 		t.FailNow()
 	}
 
-	step(t, "plan rejects visibility below 6x runner timeout", func(t *testing.T) {
+	step(t, "plan rejects configurations that cannot work", func(t *testing.T) {
 		// Variable validation fails before any API call; the endpoint points
-		// nowhere so that nothing could reach real AWS anyway.
+		// nowhere so that nothing could reach real AWS anyway. Terraform
+		// reports every variable that fails in one plan, so each plan
+		// carries several wrong values (a plan costs tens of seconds on a
+		// loaded machine). Dummy credentials: no credential lookup waits
+		// for an instance metadata service.
+		bad := *tf
+		bad.env = append(slices.Clone(tf.env), "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_EC2_METADATA_DISABLED=true")
 		for _, tc := range []struct {
 			name string
 			args []string
 			want []string
 		}{
-			{"local tfvars", []string{"-var-file=env/local.tfvars", "-var", "runner_timeout_seconds=31"},
-				[]string{"tasks_visibility_timeout_seconds (180) must be at least 6 x runner_timeout_seconds (31) = 186", "raise tasks_visibility_timeout_seconds"}},
-			{"defaults", []string{"-var", "tasks_visibility_timeout_seconds=900"},
-				[]string{"tasks_visibility_timeout_seconds (900) must be at least 6 x runner_timeout_seconds (300)", "raise tasks_visibility_timeout_seconds to 1800"}},
-			{"events pair", []string{"-var", "collect_timeout_seconds=60"},
-				[]string{"events_visibility_timeout_seconds (180) must be at least 6 x collect_timeout_seconds (60)", "raise events_visibility_timeout_seconds"}},
+			{"local tfvars", []string{"-var-file=env/local.tfvars", "-var", "runner_timeout_seconds=31",
+				"-var", `dispatch_api_keys=["drover-terraform-test-key-0123456789"]`,
+				"-var", "dispatch_api_keys_secret_arn=arn:aws:ssm:us-east-1:123456789012:parameter/drover/api-keys"},
+				[]string{
+					"tasks_visibility_timeout_seconds (180) must be at least 6 x runner_timeout_seconds (31) = 186", "raise tasks_visibility_timeout_seconds",
+					"Set dispatch_api_keys_secret_arn or dispatch_api_keys, not both",
+				}},
+			{"defaults", []string{"-var", "tasks_visibility_timeout_seconds=900", "-var", "collect_timeout_seconds=60",
+				"-var", "task_max_attempts=100", "-var", "tasks_max_receive_count=120",
+				"-var", "dispatch_api_keys_secret_arn=arn:aws:secretsmanager:us-east-1:123456789012:secret:drover/api-keys"},
+				[]string{
+					"tasks_visibility_timeout_seconds (900) must be at least 6 x runner_timeout_seconds (300)", "raise tasks_visibility_timeout_seconds to 1800",
+					"events_visibility_timeout_seconds (180) must be at least 6 x collect_timeout_seconds (60)", "raise events_visibility_timeout_seconds",
+					"tasks_max_receive_count (120) must be at least task_max_attempts (100) + 50", "Raise tasks_max_receive_count to 150",
+					"dispatch_api_keys_secret_arn must be the full ARN",
+				}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				t.Parallel()
 				args := append([]string{"plan", "-input=false", "-no-color", "-lock=false", "-refresh=false",
 					"-var", "aws_endpoint_url=http://127.0.0.1:9", "-var", "lambda_dir=" + work}, tc.args...)
-				out, err := tf.run(args...)
+				out, err := bad.run(args...)
 				if err == nil {
-					t.Fatalf("plan succeeded, want a validation error")
+					t.Fatalf("plan succeeded, want validation errors")
 				}
 				flat := strings.Join(strings.Fields(out), " ")
 				for _, w := range tc.want {
@@ -1057,9 +1073,13 @@ func runEndToEnd(t *testing.T, repo string, moto *awstest.Moto, o Outputs, n int
 	}
 	base := "http://" + addr
 
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	// Wide: on a loaded machine 100 tasks through moto took 3m45s.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	client := &http.Client{Timeout: 40 * time.Second}
+	if o.Env["DROVER_API_KEYS_SECRET"] != "" {
+		client.Transport = bearer{key: key, next: http.DefaultTransport}
+	}
 
 	// Wait for dispatch.
 	start := time.Now()

@@ -3,6 +3,10 @@
 # waiting and the running ones (SQS ApproximateNumberOfMessagesVisible +
 # ApproximateNumberOfMessagesNotVisible, over GroupInServiceInstances).
 #
+# Busy instances are protected from scale-in: a loop on each instance
+# reads the runner's metrics and sets its scale-in protection while a task
+# runs (SetInstanceProtection), so the group scales in idle instances.
+#
 # Scale-in drains: a terminating lifecycle hook holds a chosen instance in
 # Terminating:Wait; the instance's drain service sees that in the instance
 # metadata, stops `drover runner` (SIGTERM: it takes no new task and lets
@@ -49,8 +53,10 @@ locals {
       condition = {}
     },
     {
-      sid       = "CompleteOwnDrain"
-      actions   = ["autoscaling:CompleteLifecycleAction"]
+      # The drain completes the lifecycle action; the protection loop
+      # protects the instance from scale-in while a task runs.
+      sid       = "OwnDrainAndScaleInProtection"
+      actions   = ["autoscaling:CompleteLifecycleAction", "autoscaling:SetInstanceProtection"]
       resources = [local.group_arn]
       condition = {}
     },
@@ -115,6 +121,7 @@ resource "aws_launch_template" "this" {
     stop_timeout  = local.stop_timeout_seconds
     group_name    = var.name
     hook_name     = local.hook_name
+    metrics_port  = 9464
   }))
 
   iam_instance_profile {
