@@ -327,7 +327,7 @@ func TestTerraform(t *testing.T) {
 		checkIAM(t, st, "values", layout)
 	})
 
-	step(t, "API keys only by reference (applied)", func(t *testing.T) {
+	step(t, "function environments: API keys by reference, collect's tasks topic (applied)", func(t *testing.T) {
 		checkAPIKeysByReference(t, tf, state, secretARN)
 	})
 
