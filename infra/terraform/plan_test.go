@@ -700,12 +700,8 @@ func stateResource(t *testing.T, raw []byte, address string) map[string]any {
 
 // Wrong today 3 (instance part): the runner's grace, systemd's stop
 // timeout and the lifecycle hook's timeout nest, and the instance drains
-// and completes the hook.
-func checkVMDrain(t *testing.T, tf *tfRunner) {
-	st, err := tf.output("show", "-json")
-	if err != nil {
-		t.Fatalf("terraform show -json: %v", err)
-	}
+// and completes the hook. st is `terraform show -json` of the state.
+func checkVMDrain(t *testing.T, st []byte) {
 	lt := stateResource(t, st, "module.vm_runner[0].aws_launch_template.this")
 	hook := stateResource(t, st, "module.vm_runner[0].aws_autoscaling_lifecycle_hook.drain")
 	ud, err := base64.StdEncoding.DecodeString(fmt.Sprint(lt["user_data"]))
@@ -934,14 +930,20 @@ func intIn(t *testing.T, s, pattern string) int {
 	return n
 }
 
-// ---------------------------------------------------------------- no-op second plan
+// ---------------------------------------------------------------- second plans
 
-// checkNoChanges plans vars again on the applied stack and fails on any
-// change, except differences that come from how moto_server answers reads
+// checkSecondPlan plans vars again on the applied stack (st: its
+// `terraform show -json`) into planFile. Every resource for which goes
+// reports true (none when goes is nil) must be planned for deletion, and
+// every resource in st that goes does not must stay as it is: no change
+// except differences that come from how moto_server answers reads
 // (listed in emulatorArtifact, each only in its exact form).
-func checkNoChanges(t *testing.T, tf *tfRunner, work string, vars []string) {
-	planFile := filepath.Join(work, "noop.plan")
-	out, err := tf.run(append([]string{"plan", "-input=false", "-no-color", "-detailed-exitcode", "-out=" + planFile}, vars...)...)
+func checkSecondPlan(t *testing.T, tf *tfRunner, planFile string, vars []string, st []byte, goes func(address string) bool) {
+	wantDeletes := goes != nil
+	if goes == nil {
+		goes = func(string) bool { return false }
+	}
+	out, err := tf.run(append([]string{"plan", "-input=false", "-no-color", "-lock=false", "-detailed-exitcode", parallelism, "-out=" + planFile}, vars...)...)
 	if err != nil {
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
 			t.Fatalf("terraform plan: %v\n%s", err, tail(out, 4000))
@@ -952,9 +954,40 @@ func checkNoChanges(t *testing.T, tf *tfRunner, work string, vars []string) {
 		t.Fatalf("terraform show -json: %v", err)
 	}
 	p := parsePlan(t, raw)
-	artifacts := 0
+	var doc struct {
+		Values struct {
+			RootModule module `json:"root_module"`
+		} `json:"values"`
+	}
+	if err := json.Unmarshal(st, &doc); err != nil {
+		t.Fatal(err)
+	}
+	// Every managed resource of the stack must be in the plan, as a no-op
+	// or as what is asked of it: a plan that lost one would pass vacuously.
+	applied := map[string]bool{}
+	for _, r := range doc.Values.RootModule.all() {
+		if r.Mode == "managed" {
+			applied[r.Address] = true
+		}
+	}
+	artifacts, deletes := 0, 0
 	for _, rc := range p.ResourceChanges {
-		if rc.Mode != "managed" || reflect.DeepEqual(rc.Change.Actions, []string{"no-op"}) {
+		if rc.Mode != "managed" {
+			continue
+		}
+		if !applied[rc.Address] {
+			t.Errorf("second plan would %v %s, which is not in the applied state", rc.Change.Actions, rc.Address)
+			continue
+		}
+		delete(applied, rc.Address)
+		if goes(rc.Address) {
+			if !reflect.DeepEqual(rc.Change.Actions, []string{"delete"}) {
+				t.Errorf("second plan would %v %s, want it deleted", rc.Change.Actions, rc.Address)
+			}
+			deletes++
+			continue
+		}
+		if reflect.DeepEqual(rc.Change.Actions, []string{"no-op"}) {
 			continue
 		}
 		if !reflect.DeepEqual(rc.Change.Actions, []string{"update"}) {
@@ -983,7 +1016,13 @@ func checkNoChanges(t *testing.T, tf *tfRunner, work string, vars []string) {
 			t.Errorf("second plan changes %s.%s: %s -> %s (unknown after apply: %v)", rc.Address, k, js(b), js(a), rc.unknown(k))
 		}
 	}
-	t.Logf("second plan: no changes besides %d known moto_server artifacts", artifacts)
+	for addr := range applied {
+		t.Errorf("second plan does not mention %s (applied)", addr)
+	}
+	if wantDeletes && deletes == 0 {
+		t.Errorf("the applied stack has nothing for this plan to delete: the check passes vacuously")
+	}
+	t.Logf("second plan: %d resources deleted as asked, no other changes besides %d known moto_server artifacts", deletes, artifacts)
 }
 
 // emulatorArtifact reports a second-plan difference that only moto_server

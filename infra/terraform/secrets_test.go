@@ -30,12 +30,8 @@ func createAPIKeySecret(t *testing.T, moto *awstest.Moto) string {
 
 // checkAPIKeysByReference: dispatch's environment names the secret and
 // holds no key, no other function has either, and the key is in neither
-// the state (file or show -json) nor the outputs.
-func checkAPIKeysByReference(t *testing.T, tf *tfRunner, stateFile, secretARN string) {
-	st, err := tf.output("show", "-json")
-	if err != nil {
-		t.Fatalf("terraform show -json: %v", err)
-	}
+// the state (file, or st: terraform show -json) nor the outputs.
+func checkAPIKeysByReference(t *testing.T, tf *tfRunner, st []byte, stateFile, secretARN string) {
 	outs, err := tf.output("output", "-json")
 	if err != nil {
 		t.Fatalf("terraform output -json: %v", err)

@@ -31,6 +31,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"runtime"
 	"slices"
 	"sort"
@@ -63,6 +64,21 @@ const (
 
 // ---------------------------------------------------------------- the test
 
+// TestTerraform runs two halves at once, each in its own copy of the
+// configuration with its own state:
+//
+//   - plans: init and validate, the configurations refused at plan time,
+//     and the plans of other configurations, checked in `terraform show
+//     -json` (nothing is created: moto answers the data sources only);
+//   - stack: one applied stack against moto on which every applied check
+//     runs: the IAM check on plan and state, the function environments and
+//     URL permissions, the VM drain, 100 tasks end to end, a second plan
+//     with no changes, a plan without VM runners that only removes them,
+//     and destroy.
+//
+// The plans are CPU work; the apply mostly waits (the AWS provider polls
+// each new SQS queue for about 25 s), so the halves overlap well. Run one
+// half alone with -run 'TestTerraform$/plans' or 'TestTerraform$/stack'.
 func TestTerraform(t *testing.T) {
 	if testing.Short() {
 		t.Skip("applies a stack to moto_server: not in -short mode")
@@ -74,9 +90,9 @@ func TestTerraform(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	repo := filepath.Clean(filepath.Join(src, "..", ".."))
+	s := &suite{src: src, repo: filepath.Clean(filepath.Join(src, "..", ".."))}
 
-	// fmt runs on the source tree; everything else on a copy in a temp dir,
+	// fmt runs on the source tree; everything else on copies in temp dirs,
 	// so that .terraform, the lock file and state never land in the tree.
 	step(t, "fmt", func(t *testing.T) {
 		out, err := newTF(t, src, "").run("fmt", "-check", "-recursive", "-diff")
@@ -85,13 +101,63 @@ func TestTerraform(t *testing.T) {
 		}
 	})
 
-	work := t.TempDir()
-	dir := filepath.Join(work, "config")
-	copyConfig(t, src, dir)
-	state := filepath.Join(work, "state", "terraform.tfstate")
-	tf := newTF(t, dir, filepath.Join(work, "tfdata"))
+	s.moto, err = awstest.Start()
+	if awstest.OptedOut(err) {
+		t.Skipf("%s=1 and no moto_server", awstest.SkipEnv)
+	}
+	if err != nil {
+		t.Fatalf("start moto_server: %v", err)
+	}
+	t.Cleanup(s.moto.Stop)
 
-	if !step(t, "init+validate", func(t *testing.T) {
+	// Lambda packages: the real functions, or the test fails. Built while
+	// the halves initialise; each waits for them where it needs them.
+	s.zipDir = filepath.Join(t.TempDir(), "lambda")
+	zips := make(chan error, 1)
+	go func() { zips <- buildLambdaZips(s.repo, s.zipDir) }()
+	s.zipsBuilt = sync.OnceValue(func() error { return <-zips })
+
+	concurrently(t,
+		namedStep{"plans", func(t *testing.T) { testPlans(t, s) }},
+		namedStep{"stack", func(t *testing.T) { testStack(t, s) }},
+	)
+	_ = s.zipsBuilt() // the build has ended before its temp dir goes
+}
+
+// suite is what the two halves of TestTerraform share.
+type suite struct {
+	src, repo string
+	moto      *awstest.Moto
+	// zipDir holds the Lambda zips once zipsBuilt, which waits for the
+	// build, returns nil; an error means a function does not build.
+	zipDir    string
+	zipsBuilt func() error
+}
+
+// lambdaZips waits for the Lambda packages and returns their directory,
+// failing t without them.
+func (s *suite) lambdaZips(t *testing.T) string {
+	t.Helper()
+	if !step(t, "lambda zips", func(t *testing.T) {
+		if err := s.zipsBuilt(); err != nil {
+			t.Fatal(err)
+		}
+	}) {
+		t.FailNow()
+	}
+	return s.zipDir
+}
+
+// initCopy copies the configuration into a temp dir of its own and runs
+// terraform init there (offline, -plugin-dir), with state in that temp
+// dir. It returns the runner, the copy and the state file.
+func (s *suite) initCopy(t *testing.T) (tf *tfRunner, work, dir, state string) {
+	work = t.TempDir()
+	dir = filepath.Join(work, "config")
+	copyConfig(t, s.src, dir)
+	state = filepath.Join(work, "state", "terraform.tfstate")
+	tf = newTF(t, dir, filepath.Join(work, "tfdata"))
+	if !step(t, "init", func(t *testing.T) {
 		args := []string{"init", "-input=false", "-backend-config=path=" + state}
 		if d := pluginDir(); d != "" {
 			args = append(args, "-plugin-dir="+d)
@@ -101,19 +167,28 @@ func TestTerraform(t *testing.T) {
 		}
 		// The committed lock file pins the provider; init must not have
 		// had to change it.
-		committed, err := os.ReadFile(filepath.Join(src, ".terraform.lock.hcl"))
+		committed, err := os.ReadFile(filepath.Join(s.src, ".terraform.lock.hcl"))
 		if err != nil {
 			t.Fatalf("the dependency lock file is not committed: %v", err)
 		}
 		if after, _ := os.ReadFile(filepath.Join(dir, ".terraform.lock.hcl")); !bytes.Equal(after, committed) {
 			t.Errorf("terraform init changed .terraform.lock.hcl: update the committed one\n%s", after)
 		}
-		if out, err := tf.run("validate", "-no-color"); err != nil {
-			t.Fatalf("terraform validate: %v\n%s", err, out)
-		}
 	}) {
 		t.FailNow()
 	}
+	return tf, work, dir, state
+}
+
+// testPlans checks everything a plan shows, without creating anything.
+func testPlans(t *testing.T, s *suite) {
+	tf, work, dir, _ := s.initCopy(t)
+
+	step(t, "validate", func(t *testing.T) {
+		if out, err := tf.run("validate", "-no-color"); err != nil {
+			t.Fatalf("terraform validate: %v\n%s", err, out)
+		}
+	})
 
 	step(t, "plan rejects configurations that cannot work", func(t *testing.T) {
 		// Variable validation fails before any API call; the endpoint points
@@ -124,6 +199,7 @@ func TestTerraform(t *testing.T) {
 		// for an instance metadata service.
 		bad := *tf
 		bad.env = append(slices.Clone(tf.env), "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_EC2_METADATA_DISABLED=true")
+		var cases []namedStep
 		for _, tc := range []struct {
 			name string
 			args []string
@@ -146,8 +222,7 @@ func TestTerraform(t *testing.T) {
 					"dispatch_api_keys_secret_arn must be the full ARN",
 				}},
 		} {
-			t.Run(tc.name, func(t *testing.T) {
-				t.Parallel()
+			cases = append(cases, namedStep{tc.name, func(t *testing.T) {
 				args := append([]string{"plan", "-input=false", "-no-color", "-lock=false", "-refresh=false",
 					"-var", "aws_endpoint_url=http://127.0.0.1:9", "-var", "lambda_dir=" + work}, tc.args...)
 				out, err := bad.run(args...)
@@ -160,48 +235,51 @@ func TestTerraform(t *testing.T) {
 						t.Errorf("plan error does not say %q:\n%s", w, out)
 					}
 				}
-			})
+			}})
 		}
+		concurrently(t, cases...)
 	})
 
-	// Lambda packages: the real functions, or the test fails.
-	lambdaDir := filepath.Join(work, "lambda")
-	if !step(t, "lambda zips", func(t *testing.T) { buildLambdaZips(t, repo, lambdaDir) }) {
-		t.FailNow()
-	}
+	lambdaDir := s.lambdaZips(t)
+	tf.env = append(tf.env, s.moto.Env()...)
 
-	moto, err := awstest.Start()
-	if awstest.OptedOut(err) {
-		t.Skipf("%s=1 and no moto_server", awstest.SkipEnv)
-	}
-	if err != nil {
-		t.Fatalf("start moto_server: %v", err)
-	}
-	t.Cleanup(moto.Stop)
-	tf.env = append(tf.env, moto.Env()...)
-
-	// Plans of other configurations (nothing is created: moto only answers
-	// the data sources), each checked for what it must contain.
+	// Plans of other configurations, each checked for what it must contain.
 	step(t, "plans", func(t *testing.T) {
+		var plans []namedStep
 		for _, sc := range planScenarios() {
-			t.Run(sc.name, func(t *testing.T) {
-				t.Parallel()
-				p := planScenario(t, tf, work, sc, moto.Endpoint, lambdaDir)
+			plans = append(plans, namedStep{sc.name, func(t *testing.T) {
+				p := planScenario(t, tf, work, sc, s.moto.Endpoint, lambdaDir)
 				for _, c := range sc.checks {
 					t.Run(c.name, func(t *testing.T) { c.fn(t, p) })
 				}
-			})
+			}})
 		}
-		t.Run("examples/production", func(t *testing.T) {
-			t.Parallel()
-			planProductionExample(t, dir, work, moto)
-		})
+		plans = append(plans, namedStep{"examples/production", func(t *testing.T) {
+			planProductionExample(t, dir, work, s.moto)
+		}})
+		concurrently(t, plans...)
 	})
+}
 
-	// The applied stack: the emulator settings, VM runners (moto applies
-	// launch templates, autoscaling groups, lifecycle hooks and scaling
-	// policies) and API-key mode, so that both function URL permissions
-	// are created for real, with the keys in a Secrets Manager secret.
+// testStack applies one stack and runs every applied check on it: the
+// emulator settings, VM runners (moto applies launch templates,
+// autoscaling groups, lifecycle hooks and scaling policies) and API-key
+// mode, so that both function URL permissions are created for real, with
+// the keys in a Secrets Manager secret.
+func testStack(t *testing.T, s *suite) {
+	tf, work, _, state := s.initCopy(t)
+	lambdaDir := s.lambdaZips(t)
+
+	// The drover binary of the end-to-end run, built while the stack plans
+	// and applies (and waited for before its temp dir goes).
+	droverBin := filepath.Join(t.TempDir(), "drover")
+	built := make(chan error, 1)
+	go func() { built <- goBuild(s.repo, droverBin, []string{"./cmd/drover"}, runtime.GOOS, runtime.GOARCH) }()
+	droverBuilt := sync.OnceValue(func() error { return <-built })
+	t.Cleanup(func() { _ = droverBuilt() })
+	moto := s.moto
+	tf.env = append(tf.env, moto.Env()...)
+
 	secretARN := createAPIKeySecret(t, moto)
 	vars := []string{
 		"-var-file=env/local.tfvars",
@@ -211,18 +289,17 @@ func TestTerraform(t *testing.T) {
 		"-var", "dispatch_auth_type=NONE",
 		"-var", "dispatch_api_keys_secret_arn=" + secretARN,
 	}
-	vmVars := []string{
+	withVM := append(slices.Clone(vars),
 		"-var", "vm_runner_enabled=true",
-		"-var", "vm_ami_id=" + vmAMI,
+		"-var", "vm_ami_id="+vmAMI,
 		"-var", "vm_instance_type=t3.small",
-		"-var", "vm_binary_key=" + vmBinaryKey,
-	}
-	withVM := append(slices.Clone(vars), vmVars...)
+		"-var", "vm_binary_key="+vmBinaryKey,
+	)
 	planFile := filepath.Join(work, "plan.bin")
 
 	var planJSON []byte
 	if !step(t, "plan", func(t *testing.T) {
-		out, err := tf.run(append([]string{"plan", "-input=false", "-no-color", "-out=" + planFile}, withVM...)...)
+		out, err := tf.run(append([]string{"plan", "-input=false", "-no-color", parallelism, "-out=" + planFile}, withVM...)...)
 		if err != nil {
 			t.Fatalf("terraform plan: %v\n%s", err, out)
 		}
@@ -243,13 +320,12 @@ func TestTerraform(t *testing.T) {
 
 	// Destroy runs however the steps below end; its success is asserted.
 	applied := false
-	destroyVars := withVM
 	t.Cleanup(func() {
 		if !applied {
 			return
 		}
 		start := time.Now()
-		out, err := tf.run(append([]string{"destroy", "-auto-approve", "-input=false", "-no-color"}, destroyVars...)...)
+		out, err := tf.run(append([]string{"destroy", "-auto-approve", "-input=false", "-no-color", parallelism}, withVM...)...)
 		if err != nil {
 			t.Errorf("terraform destroy: %v\n%s", err, tail(out, 4000))
 			return
@@ -263,120 +339,150 @@ func TestTerraform(t *testing.T) {
 		} else if n := countResources(st); n != 0 {
 			t.Errorf("%d resources left in state after destroy", n)
 		}
-		t.Logf("step destroy: ok in %s", time.Since(start).Round(time.Millisecond))
+		t.Logf("step destroy: ok in %s; slowest: %s", time.Since(start).Round(time.Millisecond), slowest(out, 4))
 	})
 
 	if !step(t, "apply", func(t *testing.T) {
 		applied = true
-		out, err := tf.run("apply", "-input=false", "-no-color", "-auto-approve", planFile)
+		out, err := tf.run("apply", "-input=false", "-no-color", "-auto-approve", parallelism, planFile)
 		if err != nil {
 			t.Fatalf("terraform apply: %v\n%s", err, tail(out, 6000))
 		}
+		t.Logf("slowest creations: %s", slowest(out, 6))
 	}) {
 		t.FailNow()
 	}
 
+	// The applied state, read once for every check of it.
+	var stateJSON []byte
 	var outputs Outputs
 	if !step(t, "outputs", func(t *testing.T) {
+		var err error
+		if stateJSON, err = tf.output("show", "-json"); err != nil {
+			t.Fatalf("terraform show -json: %v", err)
+		}
 		raw, err := tf.output("output", "-json")
 		if err != nil {
 			t.Fatalf("terraform output -json: %v", err)
 		}
 		outputs = parseOutputs(t, raw)
-		for k, v := range map[string]string{
-			"dispatch_url": outputs.DispatchURL, "tasks_queue_url": outputs.TasksQueueURL,
-			"events_queue_url": outputs.EventsQueueURL, "tasks_dlq_url": outputs.TasksDLQURL,
-			"bucket": outputs.Bucket, "status_table": outputs.StatusTable,
-		} {
-			if v == "" {
-				t.Errorf("output %s is empty", k)
-			}
-		}
-		if outputs.Bucket != layout.Bucket || outputs.StatusTable != localName+"-status" {
-			t.Errorf("bucket/table = %q/%q, want %q/%q", outputs.Bucket, outputs.StatusTable, layout.Bucket, localName+"-status")
-		}
-		want := []string{"DROVER_API_KEYS_SECRET", "DROVER_BUCKET", "DROVER_DLQ_SUBSCRIPTION", "DROVER_EVENTS_SUBSCRIPTION", "DROVER_EVENTS_TOPIC",
-			"DROVER_STATUS", "DROVER_TASKS_SUBSCRIPTION", "DROVER_TASKS_TOPIC"}
-		var got []string
-		for k := range outputs.Env {
-			got = append(got, k)
-		}
-		sort.Strings(got)
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("drover_env keys = %v, want %v", got, want)
-		}
-		tasksHost := strings.TrimPrefix(strings.TrimPrefix(outputs.TasksQueueURL, "https://"), "http://")
-		if e := outputs.Env["DROVER_TASKS_SUBSCRIPTION"]; e != "awssqs://"+tasksHost+"?raw=true&nacklazy=true" {
-			t.Errorf("DROVER_TASKS_SUBSCRIPTION = %q", e)
-		}
-		if e := outputs.Env["DROVER_STATUS"]; e != "dynamodb://"+outputs.StatusTable+"?partition_key=id&allow_scans=true" {
-			t.Errorf("DROVER_STATUS = %q", e)
-		}
-		for k, v := range outputs.Env {
-			t.Logf("  %s=%s", k, v)
-		}
+		checkOutputs(t, outputs, layout)
 	}) {
 		t.FailNow()
 	}
 
-	step(t, "IAM least privilege (applied state)", func(t *testing.T) {
-		st, err := tf.output("show", "-json")
-		if err != nil {
-			t.Fatalf("terraform show -json: %v", err)
-		}
-		checkIAM(t, st, "values", layout)
-	})
-
-	step(t, "function environments: API keys by reference, collect's tasks topic (applied)", func(t *testing.T) {
-		checkAPIKeysByReference(t, tf, state, secretARN)
-	})
-
-	step(t, "function URL permissions (applied)", func(t *testing.T) {
-		checkFunctionURLPolicy(t, moto, localName+"-dispatch")
-	})
-
-	step(t, "VM runners drain on scale-in (applied)", func(t *testing.T) {
-		checkVMDrain(t, tf)
-	})
-
-	step(t, "end-to-end 100 tasks (VM mode)", func(t *testing.T) {
-		runEndToEnd(t, repo, moto, outputs, 100, apiKey)
-	})
-
-	step(t, "second apply is a no-op (VM runners)", func(t *testing.T) {
-		checkNoChanges(t, tf, work, withVM)
-	})
-
-	if !step(t, "apply without VM runners", func(t *testing.T) {
-		destroyVars = vars
-		out, err := tf.run(append([]string{"apply", "-input=false", "-no-color", "-auto-approve"}, vars...)...)
-		if err != nil {
-			t.Fatalf("terraform apply: %v\n%s", err, tail(out, 6000))
-		}
-		st, err := tf.output("show", "-json")
-		if err != nil {
-			t.Fatalf("terraform show -json: %v", err)
-		}
-		var doc struct {
-			Values struct {
-				RootModule module `json:"root_module"`
-			} `json:"values"`
-		}
-		if err := json.Unmarshal(st, &doc); err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range doc.Values.RootModule.all() {
-			if strings.HasPrefix(r.Address, "module.vm_runner") {
-				t.Errorf("%s still in state after vm_runner_enabled = false", r.Address)
+	// The checks below only read the stack (the end-to-end run writes
+	// tasks, statuses and objects, none of them managed by Terraform), so
+	// they run at once.
+	concurrently(t,
+		namedStep{"IAM least privilege (applied state)", func(t *testing.T) {
+			checkIAM(t, stateJSON, "values", layout)
+		}},
+		namedStep{"function environments: API keys by reference, collect's tasks topic (applied)", func(t *testing.T) {
+			checkAPIKeysByReference(t, tf, stateJSON, state, secretARN)
+		}},
+		namedStep{"function URL permissions (applied)", func(t *testing.T) {
+			checkFunctionURLPolicy(t, moto, localName+"-dispatch")
+		}},
+		namedStep{"VM runners drain on scale-in (applied)", func(t *testing.T) {
+			checkVMDrain(t, stateJSON)
+		}},
+		namedStep{"end-to-end 100 tasks (VM mode)", func(t *testing.T) {
+			if err := droverBuilt(); err != nil {
+				t.Fatalf("build cmd/drover: %v", err)
 			}
-		}
-	}) {
-		return
-	}
+			runEndToEnd(t, droverBin, moto, outputs, 100, apiKey)
+		}},
+		namedStep{"second apply is a no-op (VM runners)", func(t *testing.T) {
+			checkSecondPlan(t, tf, filepath.Join(work, "noop.plan"), withVM, stateJSON, nil)
+		}},
+		// Turning the VM runners off removes them and changes nothing
+		// else: applied, it leaves exactly the stack without VM runners,
+		// whose second plan is then this plan's no-ops.
+		namedStep{"without VM runners only the VM runners go (plan)", func(t *testing.T) {
+			checkSecondPlan(t, tf, filepath.Join(work, "novm.plan"), vars, stateJSON, func(address string) bool {
+				return strings.HasPrefix(address, "module.vm_runner[0].")
+			})
+		}},
+	)
+}
 
-	step(t, "second apply is a no-op (no VM runners)", func(t *testing.T) {
-		checkNoChanges(t, tf, work, vars)
-	})
+// slowest lists the n resources an apply's output says took longest.
+func slowest(out string, n int) string {
+	type took struct {
+		address string
+		d       time.Duration
+	}
+	var all []took
+	for _, m := range regexp.MustCompile(`(?m)^(\S+): (?:Creation|Destruction|Modifications) complete after (\S+)`).FindAllStringSubmatch(out, -1) {
+		if d, err := time.ParseDuration(m[2]); err == nil {
+			all = append(all, took{m[1], d})
+		}
+	}
+	slices.SortFunc(all, func(a, b took) int { return int(b.d - a.d) })
+	var parts []string
+	for _, x := range all[:min(n, len(all))] {
+		parts = append(parts, fmt.Sprintf("%s %s", x.address, x.d))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// parallelism lets terraform run more operations at once than its default
+// 10: most of an apply against moto is the provider polling new queues.
+const parallelism = "-parallelism=32"
+
+// checkOutputs checks the outputs every VM-mode process is configured from.
+func checkOutputs(t *testing.T, outputs Outputs, layout Layout) {
+	for k, v := range map[string]string{
+		"dispatch_url": outputs.DispatchURL, "tasks_queue_url": outputs.TasksQueueURL,
+		"events_queue_url": outputs.EventsQueueURL, "tasks_dlq_url": outputs.TasksDLQURL,
+		"bucket": outputs.Bucket, "status_table": outputs.StatusTable,
+	} {
+		if v == "" {
+			t.Errorf("output %s is empty", k)
+		}
+	}
+	if outputs.Bucket != layout.Bucket || outputs.StatusTable != localName+"-status" {
+		t.Errorf("bucket/table = %q/%q, want %q/%q", outputs.Bucket, outputs.StatusTable, layout.Bucket, localName+"-status")
+	}
+	want := []string{"DROVER_API_KEYS_SECRET", "DROVER_BUCKET", "DROVER_DLQ_SUBSCRIPTION", "DROVER_EVENTS_SUBSCRIPTION", "DROVER_EVENTS_TOPIC",
+		"DROVER_STATUS", "DROVER_TASKS_SUBSCRIPTION", "DROVER_TASKS_TOPIC"}
+	var got []string
+	for k := range outputs.Env {
+		got = append(got, k)
+	}
+	sort.Strings(got)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("drover_env keys = %v, want %v", got, want)
+	}
+	tasksHost := strings.TrimPrefix(strings.TrimPrefix(outputs.TasksQueueURL, "https://"), "http://")
+	if e := outputs.Env["DROVER_TASKS_SUBSCRIPTION"]; e != "awssqs://"+tasksHost+"?raw=true&nacklazy=true" {
+		t.Errorf("DROVER_TASKS_SUBSCRIPTION = %q", e)
+	}
+	if e := outputs.Env["DROVER_STATUS"]; e != "dynamodb://"+outputs.StatusTable+"?partition_key=id&allow_scans=true" {
+		t.Errorf("DROVER_STATUS = %q", e)
+	}
+	for k, v := range outputs.Env {
+		t.Logf("  %s=%s", k, v)
+	}
+}
+
+type namedStep struct {
+	name string
+	fn   func(t *testing.T)
+}
+
+// concurrently runs each step as a subtest of t, all at the same time, and
+// returns when every one has ended. Not t.Parallel: go test's -parallel
+// (GOMAXPROCS by default) would queue them behind other tests, and they
+// mostly wait on terraform, moto or the processes they start.
+func concurrently(t *testing.T, steps ...namedStep) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for _, s := range steps {
+		wg.Go(func() { step(t, s.name, s.fn) })
+	}
+	wg.Wait()
 }
 
 // step runs fn as a subtest and logs how long it took.
@@ -526,40 +632,40 @@ func countResources(raw []byte) int {
 
 // buildLambdaZips writes dispatch.zip, collect.zip and runner.zip, each
 // holding the linux/amd64 bootstrap built from ./functions/<fn> the way
-// `make lambda` builds it. A function that does not build fails the test:
-// the stack is never applied with a stand-in bootstrap.
-func buildLambdaZips(t *testing.T, repo, out string) {
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		t.Fatal(err)
+// `make lambda` builds it (the bootstraps stay in out/bin/). A function
+// that does not build fails the test: the stack is never applied with a
+// stand-in bootstrap.
+func buildLambdaZips(repo, out string) error {
+	bins := filepath.Join(out, "bin") + string(filepath.Separator)
+	if err := os.MkdirAll(bins, 0o755); err != nil {
+		return err
 	}
+	// One go build for the three: their shared packages compile once.
 	fns := []string{"dispatch", "collect", "runner"}
-	bins := make([]string, len(fns))
-	errs := make([]error, len(fns))
-	var wg sync.WaitGroup
-	for i, fn := range fns {
-		bins[i] = filepath.Join(t.TempDir(), "bootstrap")
-		wg.Go(func() {
-			errs[i] = goBuild(repo, bins[i], "./functions/"+fn, "linux", "amd64", "-tags", "lambda.norpc", "-ldflags=-s -w")
-		})
+	var pkgs []string
+	for _, fn := range fns {
+		pkgs = append(pkgs, "./functions/"+fn)
 	}
-	wg.Wait()
-	for i, fn := range fns {
-		if errs[i] != nil {
-			t.Fatalf("./functions/%s does not build, so there is no bootstrap to deploy: %v", fn, errs[i])
-		}
-		if err := zipBootstrap(bins[i], filepath.Join(out, fn+".zip")); err != nil {
-			t.Fatal(err)
+	if err := goBuild(repo, bins, pkgs, "linux", "amd64", "-tags", "lambda.norpc", "-ldflags=-s -w"); err != nil {
+		return fmt.Errorf("the functions do not build, so there is no bootstrap to deploy: %w", err)
+	}
+	for _, fn := range fns {
+		if err := zipBootstrap(filepath.Join(bins, fn), filepath.Join(out, fn+".zip")); err != nil {
+			return err
 		}
 	}
+	return nil
 }
 
-func goBuild(dir, out, pkg, goos, goarch string, flags ...string) error {
+// goBuild builds pkgs into out: a file, or for several main packages a
+// directory ending in a separator.
+func goBuild(dir, out string, pkgs []string, goos, goarch string, flags ...string) error {
 	args := append([]string{"build", "-trimpath", "-o", out}, flags...)
-	cmd := exec.Command("go", append(args, pkg)...)
+	cmd := exec.Command("go", append(args, pkgs...)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOOS="+goos, "GOARCH="+goarch, "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build %s: %v: %s", pkg, err, strings.TrimSpace(string(b)))
+		return fmt.Errorf("go build %s: %v: %s", pkgs, err, strings.TrimSpace(string(b)))
 	}
 	return nil
 }
@@ -1040,17 +1146,13 @@ func TestIAMCheckerCatchesBadPolicies(t *testing.T) {
 
 // ---------------------------------------------------------------- end to end
 
-// runEndToEnd builds cmd/drover, runs `drover dispatch`, `drover runner` and
-// `drover collect` configured from the Terraform outputs against moto, and
-// runs n echo tasks through them.
+// runEndToEnd runs `drover dispatch`, `drover runner` and `drover collect`
+// (bin, built from cmd/drover) configured from the Terraform outputs
+// against moto, and runs n echo tasks through them.
 //
 // With DROVER_API_KEYS_SECRET in the outputs, dispatch reads its keys from
 // that secret: requests carry key, and one without it must get 401.
-func runEndToEnd(t *testing.T, repo string, moto *awstest.Moto, o Outputs, n int, key string) {
-	bin := filepath.Join(t.TempDir(), "drover")
-	if err := goBuild(repo, bin, "./cmd/drover", runtime.GOOS, runtime.GOARCH); err != nil {
-		t.Fatalf("build cmd/drover: %v", err)
-	}
+func runEndToEnd(t *testing.T, bin string, moto *awstest.Moto, o Outputs, n int, key string) {
 
 	var env []string
 	for _, kv := range os.Environ() {
