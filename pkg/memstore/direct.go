@@ -40,12 +40,30 @@ func (c *collection) directAll(ctx context.Context, docs []any, kind func(int) d
 		return nil, errClosed
 	}
 	var errs []error
+	fail := func(i int, err error) {
+		if errs == nil {
+			errs = make([]error, len(docs))
+		}
+		errs[i] = err
+	}
+	created := 0
 	for i, doc := range docs {
-		if err := c.direct(ctx, kind(i), doc, fps); err != nil {
-			if errs == nil {
-				errs = make([]error, len(docs))
+		k := kind(i)
+		if err := c.direct(ctx, k, doc, fps); err != nil {
+			fail(i, err)
+		} else if k == driver.Create {
+			created++
+		}
+	}
+	// One sync for every document created: the engine's log syncs them
+	// (and everything journaled before them) at once.
+	if created > 0 {
+		if err := c.syncCreate(); err != nil {
+			for i := range docs {
+				if kind(i) == driver.Create && (errs == nil || errs[i] == nil) {
+					fail(i, err)
+				}
 			}
-			errs[i] = err
 		}
 	}
 	return errs, nil

@@ -211,6 +211,9 @@ func (c *collection) RunActions(ctx context.Context, actions []*driver.Action, o
 	}
 	if len(actions) == 1 && !actions[0].InAtomicWrite {
 		run(actions)
+		if errs[0] == nil && actions[0].Kind == driver.Create {
+			errs[0] = c.syncCreate()
+		}
 		return driver.NewActionListError(errs)
 	}
 	beforeGets, gets, writes, writesTx, afterGets := driver.GroupActions(actions)
@@ -233,6 +236,9 @@ func (c *collection) RunActions(ctx context.Context, actions []*driver.Action, o
 	return driver.NewActionListError(errs)
 }
 
+// A Create on a durable collection is journaled without waiting: the
+// caller syncs once for every Create it ran (syncCreate) before it
+// answers for them.
 func (c *collection) runAction(ctx context.Context, a *driver.Action) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -279,9 +285,6 @@ func (c *collection) runAction(ctx context.Context, a *driver.Action) error {
 		err = c.execute(sh, a, cur, next)
 	}
 	sh.mu.Unlock()
-	if err == nil && a.Kind == driver.Create {
-		err = c.syncCreate()
-	}
 	if next != nil && next.capped {
 		c.trimCap()
 	}
