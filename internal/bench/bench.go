@@ -294,8 +294,8 @@ func benchConfig(o *Options) (*benchEnv, error) {
 			q := "dir=" + url.QueryEscape(filepath.Join(dir, embedded.StateDir))
 			c.TasksTopic += "?" + q
 			c.Runner.TasksSubscription += "&" + q
-			c.Runner.EventsTopic += "?lowspace=drain&" + q
-			c.EventsSubscription += "&lowspace=drain&" + q
+			c.Runner.EventsTopic += "?lowspace=drain&sendsync=ordered&" + q
+			c.EventsSubscription += "&lowspace=drain&sendsync=ordered&" + q
 			c.Runner.Status += "&" + q
 		default:
 			return nil, fmt.Errorf("durability %q: want %s or %s", o.Durability, embedded.Durable, embedded.Memory)

@@ -92,9 +92,12 @@ func Defaults(dataDir string, visibility time.Duration, mode string) (URLs, erro
 		u.TasksTopic += "&" + q
 		u.TasksSubscription += "&" + q
 		// Events finish work already taken: they go on when the disk is
-		// low, while new tasks are refused (memq lowspace).
-		u.EventsTopic += "?lowspace=drain&" + q
-		u.EventsSubscription += "&lowspace=drain&" + q
+		// low, while new tasks are refused (memq lowspace). An event is
+		// journaled ahead of the ack of its task's message in the one
+		// log, so its send need not wait for a sync (memq sendsync): a
+		// crash that loses it loses the ack, and the task comes back.
+		u.EventsTopic += "?lowspace=drain&sendsync=ordered&" + q
+		u.EventsSubscription += "&lowspace=drain&sendsync=ordered&" + q
 		u.Status = StatusURL("drover", "") + "&" + q
 	default:
 		return URLs{}, fmt.Errorf("DROVER_DURABILITY=%q: want %s or %s", mode, Durable, Memory)

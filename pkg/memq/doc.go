@@ -31,6 +31,19 @@
 //     kept) and its subscriptions take nothing, until space is freed; a
 //     draining queue goes on (for messages that finish work already
 //     taken, like runners' events).
+//   - sendsync (durable queues): wait (default) or ordered. A send to a
+//     waiting queue returns once its messages are on disk (synced); a
+//     send to an ordered queue returns once they are in the engine's
+//     log, ahead of every change applied after it returns, and they are
+//     on disk with the next sync of the log (any driver's on the
+//     engine). A crash can lose such a send only with everything applied
+//     after it. That suits messages that report on work settled
+//     afterwards on the same engine, like runners' events (in process or
+//     through dispatch's /v1/events): a runner publishes an outcome, then
+//     acks its task's message on the same engine; a crash that loses the
+//     event loses the ack after it, and the task comes back. It does not
+//     suit a queue whose sends are the only record of what a caller was
+//     told, like the tasks queue behind a 202.
 //
 // Topics accept and ignore visibility and wait, and subscriptions
 // maxbytes, so one URL can serve both ends; any other parameter is an

@@ -88,8 +88,9 @@ type URLOpener struct {
 // directory.
 func parseURL(u *url.URL, opts *SubscriptionOptions, topt *TopicOptions) (string, error) {
 	var (
-		dir   string
-		drain bool
+		dir     string
+		drain   bool
+		ordered bool
 	)
 	for param, vals := range u.Query() {
 		var dst *time.Duration
@@ -108,6 +109,15 @@ func parseURL(u *url.URL, opts *SubscriptionOptions, topt *TopicOptions) (string
 				drain = true
 			default:
 				return "", fmt.Errorf("memq: %v: invalid lowspace %q: want refuse or drain", u, v)
+			}
+			continue
+		case "sendsync":
+			switch v := vals[len(vals)-1]; v {
+			case "wait":
+			case "ordered":
+				ordered = true
+			default:
+				return "", fmt.Errorf("memq: %v: invalid sendsync %q: want wait or ordered", u, v)
 			}
 			continue
 		case "dir":
@@ -146,6 +156,9 @@ func parseURL(u *url.URL, opts *SubscriptionOptions, topt *TopicOptions) (string
 		}
 		if drain {
 			getQueue(name).drain.Store(true)
+		}
+		if ordered {
+			getQueue(name).ordered.Store(true)
 		}
 	}
 	return name, nil

@@ -23,7 +23,8 @@ import (
 //	        and its delivery count
 //
 // A send is synced before it returns (and before its messages can be
-// received); every later change (a delivery, a visibility change, a nack,
+// received), unless the queue's sends are ordered (sendsync=ordered, see
+// the package doc); every later change (a delivery, a visibility change, a nack,
 // an ack) is applied in order under the queue's lock without waiting, so
 // the log holds them in the order they happened and the next sync — a
 // send's, a document creation's — puts them on disk. After a crash a
@@ -218,14 +219,17 @@ func (q *queue) load(now time.Time) error {
 }
 
 // persistSend journals ms (ids assigned, at set for delayed ones) and
-// waits for them to be synced. Call without the lock.
+// waits for them to be synced, unless the queue's sends are ordered
+// (sendsync=ordered): then they are in the log, before every change
+// applied after they return, and on disk with the next sync. Call without
+// the lock.
 func (q *queue) persistSend(ms []*message) error {
 	b := q.eng.NewBatch()
 	for _, m := range ms {
 		b.Set(q.key('m', m.id), encodeMessage(m))
 		b.Set(q.key('s', m.id), encodeState(m.at, 0))
 	}
-	if err := q.eng.Apply(b, true); err != nil {
+	if err := q.eng.Apply(b, !q.ordered.Load()); err != nil {
 		return taskdriver.Errorf(gcerrors.Internal, "memq: queue %q: %v", q.name, err)
 	}
 	return nil

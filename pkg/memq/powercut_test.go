@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -144,5 +146,103 @@ func powerCut(t *testing.T, round int) {
 	}
 	if len(must) == 0 {
 		t.Fatal("nothing was sent before the cut: the test tested nothing")
+	}
+}
+
+// TestOrderedSendPowerCut: a send to a sendsync=ordered queue returns
+// before its sync, and a power cut can lose it only with what was applied
+// after it. A runner's flow on one engine: take a task, publish its
+// outcome on the ordered events queue, ack the task. Cut before any sync:
+// the event and the ack are both lost, and the task is still there. Cut
+// after a later sync (any driver's on the engine, here another task's
+// send): both survive.
+func TestOrderedSendPowerCut(t *testing.T) {
+	for _, syncAfter := range []bool{false, true} {
+		t.Run(fmt.Sprintf("sync_after=%v", syncAfter), func(t *testing.T) { orderedSendPowerCut(t, syncAfter) })
+	}
+}
+
+func orderedSendPowerCut(t *testing.T, syncAfter bool) {
+	ctx := context.Background()
+	fs := vfs.NewCrashableMem()
+	dir := fmt.Sprintf("/ordered-%v", syncAfter)
+	tasks, events := uniqueName("tasks"), uniqueName("events")
+	attach := func(fs vfs.FS) {
+		t.Helper()
+		for _, name := range []string{tasks, events} {
+			eng, err := durable.Open(dir, &durable.Options{FS: fs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := Attach(name, eng); err != nil {
+				t.Fatal(err)
+			}
+		}
+		getQueue(events).ordered.Store(true)
+	}
+	forget := func() { Delete(tasks); Delete(events) }
+	attach(fs)
+	taskTopic, eventTopic := &topic{q: getQueue(tasks)}, &topic{q: getQueue(events)}
+	sub, err := newSubscription(getQueue(tasks), &SubscriptionOptions{Visibility: time.Minute, Wait: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := taskTopic.SendDirect(ctx, [][]byte{[]byte("task-1")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	ds := receiveAll(t, sub, 1, 5*time.Second)
+	if len(ds) != 1 {
+		t.Fatalf("received %d tasks, want 1", len(ds))
+	}
+	if err := eventTopic.SendDirect(ctx, [][]byte{[]byte("task-1 succeeded")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	ds[0].Ack()
+	if syncAfter {
+		if err := taskTopic.SendDirect(ctx, [][]byte{[]byte("task-2")}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cut := fs.CrashClone(vfs.CrashCloneCfg{}) // the power cut: only what was synced
+	forget()
+
+	attach(cut)
+	defer forget()
+	ev, tq := Stats(events), Stats(tasks)
+	if !syncAfter {
+		if ev.Len() != 0 || tq.Len() != 1 {
+			t.Errorf("after a cut before any sync: %d events, %d tasks; want 0 events (lost with the ack after them) and task-1", ev.Len(), tq.Len())
+		}
+		return
+	}
+	if ev.Len() != 1 || tq.Len() != 1 {
+		t.Errorf("after a cut past a later sync: %d events, %d tasks; want the event, and task-2 only (task-1 acked)", ev.Len(), tq.Len())
+	}
+}
+
+// TestSendSyncParameter: sendsync takes wait or ordered, nothing else.
+func TestSendSyncParameter(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		val     string
+		ordered bool
+		bad     bool
+	}{{"wait", false, false}, {"ordered", true, false}, {"never", false, true}} {
+		name := uniqueName("sendsync-" + tc.val)
+		u, _ := url.Parse("memq://" + name + "?sendsync=" + tc.val + "&dir=" + url.QueryEscape(dir))
+		_, err := parseURL(u, &SubscriptionOptions{}, &TopicOptions{})
+		if tc.bad {
+			if err == nil || !strings.Contains(err.Error(), "sendsync") {
+				t.Errorf("sendsync=%s: got %v, want an error naming sendsync", tc.val, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("sendsync=%s: %v", tc.val, err)
+		}
+		if got := getQueue(name).ordered.Load(); got != tc.ordered {
+			t.Errorf("sendsync=%s: ordered %v, want %v", tc.val, got, tc.ordered)
+		}
+		Delete(name)
 	}
 }

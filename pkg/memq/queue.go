@@ -126,6 +126,7 @@ type queue struct {
 	// recovered counts what it held at load: ready, in flight, delayed.
 	eng       *durable.Engine
 	drain     atomic.Bool // a durable queue that goes on in low space (lowspace=drain)
+	ordered   atomic.Bool // a durable queue whose sends do not wait for a sync (sendsync=ordered)
 	pfx       []byte
 	recovered [3]int
 
