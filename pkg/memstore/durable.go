@@ -200,12 +200,10 @@ func (c *collection) persist(key any, s *stored) error {
 	if err != nil {
 		return taskdriver.Errorf(gcerrors.InvalidArgument, "key %v: %v", key, err)
 	}
-	m := s.m
-	if m == nil {
-		m = s.ti.toMap(s.packed, c.opts.RevisionField, s.rev, s.rev != 0)
-	}
-	v, err := appendValue(nil, m)
-	if err != nil {
+	var v []byte
+	if s.m == nil {
+		v = s.ti.appendPacked(make([]byte, 0, len(s.packed)+16*len(s.ti.fields)), s.packed, c.opts.RevisionField, s.rev, s.rev != 0)
+	} else if v, err = appendValue(nil, s.m); err != nil {
 		return taskdriver.Errorf(gcerrors.InvalidArgument, "document %v: %v", key, err)
 	}
 	b := c.opts.Engine.NewBatch()

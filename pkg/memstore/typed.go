@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -38,6 +39,10 @@ type typeInfo struct {
 	byName map[string]int // field name → index in fields
 	rev    []int          // index path of the revision field, nil if none
 	slots  int            // 8-byte slots at the head of a packed document
+	// sorted lists the fields in the order of their names, the revision
+	// field (the collection's, whether or not the type has one) as -1:
+	// the order in which the journal encodes a document (appendPacked).
+	sorted []int
 }
 
 type typedField struct {
@@ -98,6 +103,18 @@ func buildType(t reflect.Type, revField string, names []string) *typeInfo {
 		}
 	}
 	ti.flat = true
+	ti.sorted = make([]int, 0, len(ti.fields)+1)
+	for i := range ti.fields {
+		ti.sorted = append(ti.sorted, i)
+	}
+	ti.sorted = append(ti.sorted, -1)
+	name := func(i int) string {
+		if i < 0 {
+			return revField
+		}
+		return ti.fields[i].name
+	}
+	slices.SortFunc(ti.sorted, func(a, b int) int { return strings.Compare(name(a), name(b)) })
 	return ti
 }
 
@@ -424,4 +441,83 @@ func (ti *typeInfo) toMap(buf []byte, revField string, rev int64, hasRev bool) m
 		m[revField] = rev
 	}
 	return m
+}
+
+// appendPacked appends the journal's encoding (appendValue) of the packed
+// document buf in its generic form, with the revision if hasRev: the
+// bytes appendValue(b, ti.toMap(buf, revField, rev, hasRev)) appends,
+// without building the map or sorting its keys.
+func (ti *typeInfo) appendPacked(b, buf []byte, revField string, rev int64, hasRev bool) []byte {
+	n := len(ti.fields)
+	if hasRev {
+		n++
+	}
+	b = binary.AppendUvarint(append(b, tagMap), uint64(n))
+	key := func(k string) {
+		b = binary.AppendUvarint(b, uint64(len(k)))
+		b = append(b, k...)
+	}
+	for _, i := range ti.sorted {
+		if i < 0 {
+			if hasRev {
+				key(revField)
+				b = binary.AppendVarint(append(b, tagInt), rev)
+			}
+			continue
+		}
+		f := &ti.fields[i]
+		key(f.name)
+		b = f.appendValue(b, buf)
+	}
+	return b
+}
+
+// appendValue appends the journal's encoding of f.value(buf).
+func (f *typedField) appendValue(b, buf []byte) []byte {
+	switch {
+	case f.isTime:
+		var scratch [16]byte
+		tb, err := f.time(buf).AppendBinary(scratch[:0])
+		if err != nil { // cannot happen: packed times are UTC or Local
+			panic(err)
+		}
+		b = binary.AppendUvarint(append(b, tagTime), uint64(len(tb)))
+		return append(b, tb...)
+	case f.isBytes, f.isStrings, f.kind == reflect.String:
+		v := slot(buf, f.slot)
+		if v == nilSlice && !(f.kind == reflect.String) {
+			return append(b, tagNil)
+		}
+		off, n := unspan(v)
+		switch {
+		case f.isBytes:
+			b = binary.AppendUvarint(append(b, tagBytes), uint64(n))
+			return append(b, buf[off:off+n]...)
+		case f.isStrings:
+			b = binary.AppendUvarint(append(b, tagList), uint64(n))
+			for range n {
+				l := int(binary.LittleEndian.Uint32(buf[off:]))
+				b = binary.AppendUvarint(append(b, tagString), uint64(l))
+				b = append(b, buf[off+4:off+4+l]...)
+				off += 4 + l
+			}
+			return b
+		}
+		b = binary.AppendUvarint(append(b, tagString), uint64(n))
+		return append(b, buf[off:off+n]...)
+	}
+	v := slot(buf, f.slot)
+	switch f.kind {
+	case reflect.Bool:
+		if v != 0 {
+			return append(b, tagTrue)
+		}
+		return append(b, tagFalse)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return binary.AppendVarint(append(b, tagInt), int64(v))
+	case reflect.Float32, reflect.Float64:
+		return binary.BigEndian.AppendUint64(append(b, tagFloat), v)
+	}
+	return append(b, tagNil)
 }
