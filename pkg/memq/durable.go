@@ -20,7 +20,8 @@ import (
 //
 //	m<id> → the message: metadata count, then each key and value, then the body
 //	s<id> → its state: when it becomes visible (Unix nanoseconds, 0: now)
-//	        and its delivery count
+//	        and its delivery count; none for a message sent without a
+//	        delay and not yet delivered (visible now, delivered 0 times)
 //
 // A send is synced before it returns (and before its messages can be
 // received), unless the queue's sends are ordered (sendsync=ordered, see
@@ -227,7 +228,11 @@ func (q *queue) persistSend(ms []*message) error {
 	b := q.eng.NewBatch()
 	for _, m := range ms {
 		b.Set(q.key('m', m.id), encodeMessage(m))
-		b.Set(q.key('s', m.id), encodeState(m.at, 0))
+		if !m.at.IsZero() {
+			// A message without a state record is ready, never
+			// delivered (load): only a delayed one needs one now.
+			b.Set(q.key('s', m.id), encodeState(m.at, 0))
+		}
 	}
 	if err := q.eng.Apply(b, !q.ordered.Load()); err != nil {
 		return taskdriver.Errorf(gcerrors.Internal, "memq: queue %q: %v", q.name, err)
