@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 	"time"
 
 	"gocloud.dev/docstore"
 	"gocloud.dev/gcerrors"
 
+	"github.com/droverhq/drover/pkg/durable"
 	taskdriver "github.com/droverhq/drover/pkg/task/driver"
 )
 
@@ -190,33 +192,55 @@ func (c *collection) docKey(key any) ([]byte, error) {
 	return appendValue(slices.Clone(c.pfx), key)
 }
 
-// persist journals s as the document at key, without waiting. Call with
-// the shard locked.
-func (c *collection) persist(key any, s *stored) error {
+// persist journals s as the document at key, in jb if not nil (applied
+// by the caller before it unlocks), else in a batch of its own applied
+// without waiting. Call with the shard locked.
+func (c *collection) persist(jb *durable.Batch, key any, s *stored) error {
 	if c.opts.Engine == nil {
 		return nil
 	}
-	k, err := c.docKey(key)
+	sc := scratch.Get().(*[]byte)
+	defer scratch.Put(sc)
+	k, err := appendValue(append((*sc)[:0], c.pfx...), key)
 	if err != nil {
 		return taskdriver.Errorf(gcerrors.InvalidArgument, "key %v: %v", key, err)
 	}
 	var v []byte
 	if s.m == nil {
-		v = s.ti.appendPacked(make([]byte, 0, len(s.packed)+16*len(s.ti.fields)), s.packed, c.opts.RevisionField, s.rev, s.rev != 0)
-	} else if v, err = appendValue(nil, s.m); err != nil {
+		v = s.ti.appendPacked(k[len(k):], s.packed, c.opts.RevisionField, s.rev, s.rev != 0)
+	} else if v, err = appendValue(k[len(k):], s.m); err != nil {
 		return taskdriver.Errorf(gcerrors.InvalidArgument, "document %v: %v", key, err)
 	}
+	if cap(v) > cap(*sc) {
+		*sc = v[:0]
+	} else {
+		*sc = k[:0]
+	}
+	return c.journal(jb, key, func(b *durable.Batch) { b.Set(k, v) })
+}
+
+// scratch holds the buffers documents are encoded in for the journal
+// (a batch copies what it is given).
+var scratch = sync.Pool{New: func() any { return new([]byte) }}
+
+// journal records a change made by set in jb, or applies it at once in a
+// batch of its own if jb is nil.
+func (c *collection) journal(jb *durable.Batch, key any, set func(*durable.Batch)) error {
+	if jb != nil {
+		set(jb)
+		return nil
+	}
 	b := c.opts.Engine.NewBatch()
-	b.Set(k, v)
+	set(b)
 	if err := c.opts.Engine.Apply(b, false); err != nil {
 		return taskdriver.Errorf(gcerrors.Internal, "write document %v: %v", key, err)
 	}
 	return nil
 }
 
-// persistDelete journals the removal of the document at key. Call with
-// the shard locked.
-func (c *collection) persistDelete(key any) error {
+// persistDelete journals the removal of the document at key, as persist
+// does. Call with the shard locked.
+func (c *collection) persistDelete(jb *durable.Batch, key any) error {
 	if c.opts.Engine == nil {
 		return nil
 	}
@@ -224,12 +248,7 @@ func (c *collection) persistDelete(key any) error {
 	if err != nil {
 		return taskdriver.Errorf(gcerrors.InvalidArgument, "key %v: %v", key, err)
 	}
-	b := c.opts.Engine.NewBatch()
-	b.Delete(k)
-	if err := c.opts.Engine.Apply(b, false); err != nil {
-		return taskdriver.Errorf(gcerrors.Internal, "delete document %v: %v", key, err)
-	}
-	return nil
+	return c.journal(jb, key, func(b *durable.Batch) { b.Delete(k) })
 }
 
 // syncCreate waits for a creation journaled by persist to be on disk.

@@ -282,7 +282,7 @@ func (c *collection) runAction(ctx context.Context, a *driver.Action) error {
 	}
 	err := c.check(a, cur)
 	if err == nil {
-		err = c.execute(sh, a, cur, next)
+		err = c.execute(sh, a, cur, next, nil)
 	}
 	sh.mu.Unlock()
 	if next != nil && next.capped {
@@ -323,8 +323,9 @@ func (c *collection) check(a *driver.Action, cur *stored) error {
 }
 
 // execute applies a checked write. next is the encoded document of a
-// Create, Replace or Put. Call with the shard locked.
-func (c *collection) execute(sh *shard, a *driver.Action, cur, next *stored) error {
+// Create, Replace or Put. The journal's change goes in jb if not nil (see
+// persist). Call with the shard locked.
+func (c *collection) execute(sh *shard, a *driver.Action, cur, next *stored, jb *durable.Batch) error {
 	switch a.Kind {
 	case driver.Create, driver.Replace, driver.Put:
 		if next.hasRevision(a.Doc, c.opts.RevisionField) {
@@ -333,13 +334,13 @@ func (c *collection) execute(sh *shard, a *driver.Action, cur, next *stored) err
 				return err
 			}
 		}
-		if err := c.persist(a.Key, next); err != nil {
+		if err := c.persist(jb, a.Key, next); err != nil {
 			return err
 		}
 		c.store(sh, a.Key, cur, next)
 	case driver.Delete:
 		if cur != nil {
-			if err := c.persistDelete(a.Key); err != nil {
+			if err := c.persistDelete(jb, a.Key); err != nil {
 				return err
 			}
 			c.remove(sh, a.Key, cur)
@@ -365,7 +366,7 @@ func (c *collection) execute(sh *shard, a *driver.Action, cur, next *stored) err
 		} else if r, ok := m[c.opts.RevisionField].(int64); ok {
 			next.rev = r
 		}
-		if err := c.persist(a.Key, next); err != nil {
+		if err := c.persist(jb, a.Key, next); err != nil {
 			return err
 		}
 		c.store(sh, a.Key, cur, next)
@@ -612,7 +613,7 @@ func (c *collection) runAtomicWrites(ctx context.Context, actions []*driver.Acti
 		if cur != nil {
 			a.Key = cur.key
 		}
-		if err := c.execute(sh, a, cur, nexts[i]); err != nil {
+		if err := c.execute(sh, a, cur, nexts[i], nil); err != nil {
 			fail(err)
 			return
 		}
@@ -731,7 +732,7 @@ func (c *collection) drop(due []dueKey) {
 		sh := c.shardOf(k.key)
 		sh.mu.Lock()
 		if cur := sh.docs[k.key]; cur != nil && cur.expiry == k.at {
-			if c.persistDelete(k.key) == nil { // else the engine has failed: keep it
+			if c.persistDelete(nil, k.key) == nil { // else the engine has failed: keep it
 				c.remove(sh, k.key, cur)
 			}
 		}
