@@ -28,10 +28,10 @@ locals {
 
   # ARNs are spelled out from the names (the same ones the modules create) so
   # that every policy is fully known at plan time and can be checked there.
+  # The task queues' ARNs are local.queue_arns and local.queue_dlq_arns
+  # (queues.tf).
   sqs_arn_prefix = "arn:${local.partition}:sqs:${local.region}:${local.account_id}"
   arn = {
-    tasks_queue  = "${local.sqs_arn_prefix}:${var.name}-tasks"
-    tasks_dlq    = "${local.sqs_arn_prefix}:${var.name}-tasks-dlq"
     events_queue = "${local.sqs_arn_prefix}:${var.name}-events"
     bucket       = "arn:${local.partition}:s3:::${local.bucket}"
     table        = "arn:${local.partition}:dynamodb:${local.region}:${local.account_id}:table/${local.table_name}"
@@ -41,15 +41,16 @@ locals {
 
 # ---------------------------------------------------------------- storage and queues
 
+# The default task queue; the others (queues.tf) are module.queue.
 module "tasks_queue" {
   source = "./modules/queues"
 
-  name                       = "${var.name}-tasks"
-  visibility_timeout_seconds = var.tasks_visibility_timeout_seconds
+  name                       = local.queue_settings.default.name
+  visibility_timeout_seconds = local.queue_settings.default.visibility_timeout_seconds
   message_retention_seconds  = var.message_retention_seconds
   # Above task_max_attempts with a margin (see the variable); the swept
   # DLQ's own redrive uses max_receive_count.
-  max_receive_count     = var.tasks_max_receive_count
+  max_receive_count     = local.queue_settings.default.max_receive_count
   dlq_max_receive_count = var.max_receive_count
   dlq_consumed          = var.collect_sweeps_dlq
   kms_key_arn           = var.kms_key_arn
@@ -120,17 +121,18 @@ locals {
     DROVER_DLQ_SUBSCRIPTION    = "awssqs://${local.tasks_dlq_host}${local.subscription_qs}"
     DROVER_BUCKET              = "s3://${module.archive.bucket}${var.bucket_url_query == "" ? "" : "?${var.bucket_url_query}"}"
     DROVER_STATUS              = "dynamodb://${module.status_table.name}?partition_key=id&allow_scans=true"
-  }, local.drover_env_api_keys)
+  }, local.drover_env_api_keys, local.drover_env_queues)
 
-  # Each function gets only the variables it reads.
+  # Each function gets only the variables it reads (those of drover_env:
+  # DROVER_QUEUE_URLS and DROVER_DLQ_URLS only with queues beside default).
   env_keys = {
-    dispatch = ["DROVER_TASKS_TOPIC", "DROVER_BUCKET", "DROVER_STATUS"]
-    runner   = ["DROVER_TASKS_SUBSCRIPTION", "DROVER_EVENTS_TOPIC", "DROVER_BUCKET", "DROVER_STATUS"]
+    dispatch = ["DROVER_TASKS_TOPIC", "DROVER_QUEUE_URLS", "DROVER_BUCKET", "DROVER_STATUS"]
+    runner   = ["DROVER_TASKS_SUBSCRIPTION", "DROVER_QUEUE_URLS", "DROVER_EVENTS_TOPIC", "DROVER_BUCKET", "DROVER_STATUS"]
     # Collect enqueues workflow steps (a group's callback, a chain's next
     # step) once their predecessors are done: it needs the tasks topic.
-    collect = ["DROVER_EVENTS_SUBSCRIPTION", "DROVER_DLQ_SUBSCRIPTION", "DROVER_TASKS_TOPIC", "DROVER_BUCKET", "DROVER_STATUS"]
+    collect = ["DROVER_EVENTS_SUBSCRIPTION", "DROVER_DLQ_SUBSCRIPTION", "DROVER_DLQ_URLS", "DROVER_TASKS_TOPIC", "DROVER_QUEUE_URLS", "DROVER_BUCKET", "DROVER_STATUS"]
   }
-  env = { for fn, keys in local.env_keys : fn => { for k in keys : k => local.drover_env[k] } }
+  env = { for fn, keys in local.env_keys : fn => { for k in keys : k => local.drover_env[k] if contains(keys(local.drover_env), k) } }
 }
 
 # ---------------------------------------------------------------- least-privilege grants
@@ -158,7 +160,7 @@ locals {
         # GetQueueAttributes: /readyz checks that the tasks queue answers.
         sid       = "EnqueueTasks"
         actions   = ["sqs:GetQueueAttributes", "sqs:SendMessage"]
-        resources = [local.arn.tasks_queue]
+        resources = local.queue_arns
       },
       {
         sid       = "WritePayloads"
@@ -215,7 +217,7 @@ locals {
         # GetQueueAttributes: required by the Lambda event source mapping.
         sid       = "ConsumeTasks"
         actions   = ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
-        resources = [local.arn.tasks_queue]
+        resources = local.queue_arns
       },
       {
         sid       = "PublishEvents"
@@ -251,7 +253,7 @@ locals {
       {
         sid       = "ConsumeEventsAndDeadLetters"
         actions   = ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
-        resources = [local.arn.events_queue, local.arn.tasks_dlq]
+        resources = concat([local.arn.events_queue], local.queue_dlq_arns)
       },
       {
         sid       = "WriteStatus"
@@ -270,7 +272,7 @@ locals {
         # enqueued by the collector.
         sid       = "EnqueueWorkflowSteps"
         actions   = ["sqs:SendMessage"]
-        resources = [local.arn.tasks_queue]
+        resources = local.queue_arns
       },
       {
         # A released step's input: a predecessor's archived result, the
@@ -333,7 +335,7 @@ module "runner" {
   timeout                   = var.runner_timeout_seconds
   log_retention_days        = var.log_retention_days
   policy_statements         = local.grants.runner
-  environment               = local.env.runner
+  environment               = merge(local.env.runner, local.runner_function_queues)
   partition                 = local.partition
   region                    = local.region
   account_id                = local.account_id
@@ -484,32 +486,34 @@ resource "aws_sns_topic_subscription" "alarm_email" {
 locals {
   alarm_actions = concat(aws_sns_topic.alarms[*].arn, var.alarm_actions)
 
-  # SQS counts a message that is being worked on in ApproximateAgeOfOldestMessage,
-  # and a retry is the same message received again: a task message normally
-  # lives up to max_attempts runs of the longest task, each followed by the
-  # longest backoff (5 minutes). The tasks alarm fires only past that.
-  longest_task_seconds     = coalesce(var.longest_task_seconds, var.runner_timeout_seconds)
-  task_message_max_seconds = var.task_max_attempts * (local.longest_task_seconds + 300)
-  tasks_oldest_alarm       = coalesce(var.tasks_oldest_message_alarm_seconds, max(local.task_message_max_seconds, var.tasks_visibility_timeout_seconds) + 300)
-  # An event is applied in seconds; one that fails comes back after the
-  # events visibility timeout.
+  # Each task queue's oldest-message threshold is in local.queue_settings
+  # (queues.tf). An event is applied in seconds; one that fails comes back
+  # after the events visibility timeout.
   events_oldest_alarm = coalesce(var.events_oldest_message_alarm_seconds, 2 * var.events_visibility_timeout_seconds + 300)
 }
 
 module "alarms" {
   source = "./modules/alarms"
 
+  # The keys of the default queue's alarms are those from before queues
+  # existed; another queue q's are "tasks:<q>" and "tasks:<q>:unswept"
+  # (no queue name has a colon, so no two queues' keys meet).
   dead_letter_queues = merge(
     {
       tasks  = module.tasks_queue.dlq_name
       events = module.events_queue.dlq_name
     },
     var.collect_sweeps_dlq ? { tasks_unswept = module.tasks_queue.dlq_failed_name } : {},
+    { for q, m in module.queue : "tasks:${q}" => m.dlq_name },
+    var.collect_sweeps_dlq ? { for q, m in module.queue : "tasks:${q}:unswept" => m.dlq_failed_name } : {},
   )
-  work_queues = {
-    tasks  = { name = module.tasks_queue.name, oldest_message_age_seconds = local.tasks_oldest_alarm }
-    events = { name = module.events_queue.name, oldest_message_age_seconds = local.events_oldest_alarm }
-  }
+  work_queues = merge(
+    {
+      tasks  = { name = module.tasks_queue.name, oldest_message_age_seconds = local.queue_settings.default.oldest_message_alarm_seconds }
+      events = { name = module.events_queue.name, oldest_message_age_seconds = local.events_oldest_alarm }
+    },
+    { for q, m in module.queue : "tasks:${q}" => { name = m.name, oldest_message_age_seconds = local.queue_settings[q].oldest_message_alarm_seconds } },
+  )
   functions     = local.functions
   function_url  = module.dispatch.function_name
   table         = module.status_table.name
