@@ -239,6 +239,7 @@ func planScenarios() []planCase {
 				{"data protection", func(t *testing.T, p plan) { checkDataProtection(t, p, "drover") }},
 				{"collect enqueues workflow steps", checkCollectEnqueues},
 				{"tasks redrive above max attempts", checkTasksRedrive},
+				{"one queue by default, as before queues existed", checkDefaultQueueOnly},
 			},
 		},
 		{
@@ -290,6 +291,49 @@ func checkTasksRedrive(t *testing.T, p plan) {
 	}
 	if got := receives("drover-events"); got != 30 {
 		t.Errorf("events queue maxReceiveCount = %v, want 30", got)
+	}
+}
+
+// With queues left at its default (default alone), the stack is what it
+// was before the variable existed: no other queue, trigger or alarm, the
+// alarms under their old keys, and no grant beyond the default queue's.
+// (The functions' environments hold queue URLs, unknown at plan time; the
+// applied stack checks DROVER_QUEUE_URLS.)
+func checkDefaultQueueOnly(t *testing.T, p plan) {
+	for _, rc := range p.ResourceChanges {
+		if strings.HasPrefix(rc.Address, "module.queue[") || strings.Contains(rc.Address, "runner_queue[") || strings.Contains(rc.Address, "collect_queue_dlq[") {
+			t.Errorf("default queues plan %s", rc.Address)
+		}
+	}
+	var names []string
+	for _, rc := range p.changes("aws_sqs_queue") {
+		names = append(names, fmt.Sprint(rc.Change.After["name"]))
+	}
+	slices.Sort(names)
+	if want := []string{"drover-events", "drover-events-dlq", "drover-tasks", "drover-tasks-dlq", "drover-tasks-dlq-failed"}; !slices.Equal(names, want) {
+		t.Errorf("queues planned %v, want %v", names, want)
+	}
+	var alarms []string
+	for _, rc := range p.changes("aws_cloudwatch_metric_alarm") {
+		if strings.Contains(rc.Address, ".dead_letters[") || strings.Contains(rc.Address, ".oldest_message_age[") {
+			alarms = append(alarms, strings.TrimPrefix(rc.Address, "module.alarms.aws_cloudwatch_metric_alarm."))
+		}
+	}
+	slices.Sort(alarms)
+	if want := []string{`dead_letters["events"]`, `dead_letters["tasks"]`, `dead_letters["tasks_unswept"]`, `oldest_message_age["events"]`, `oldest_message_age["tasks"]`}; !slices.Equal(alarms, want) {
+		t.Errorf("queue alarms planned %v, want %v", alarms, want)
+	}
+	l := Layout{Partition: "aws", Region: awstest.Region, Account: awstest.AccountID, Name: "drover", Bucket: "drover-archive-" + awstest.AccountID}
+	var pols []RolePolicy
+	for _, rc := range p.changes("aws_iam_role_policy") {
+		doc, _ := rc.Change.After["policy"].(string)
+		pols = append(pols, RolePolicy{Owner: ownerOf(rc.Address), Address: rc.Address, JSON: doc})
+	}
+	if len(pols) != 3 {
+		t.Errorf("%d role policies planned, want dispatch's, runner's and collect's", len(pols))
+	}
+	for _, problem := range CheckPolicies(l, pols) {
+		t.Error(problem)
 	}
 }
 

@@ -207,19 +207,25 @@ func testPlans(t *testing.T, s *suite) {
 		}{
 			{"local tfvars", []string{"-var-file=env/local.tfvars", "-var", "runner_timeout_seconds=31",
 				"-var", `dispatch_api_keys=["drover-terraform-test-key-0123456789"]`,
-				"-var", "dispatch_api_keys_secret_arn=arn:aws:ssm:us-east-1:123456789012:parameter/drover/api-keys"},
+				"-var", "dispatch_api_keys_secret_arn=arn:aws:ssm:us-east-1:123456789012:parameter/drover/api-keys",
+				"-var", "queues={gpu = {}}"},
 				[]string{
 					"tasks_visibility_timeout_seconds (180) must be at least 6 x runner_timeout_seconds (31) = 186", "raise tasks_visibility_timeout_seconds",
 					"Set dispatch_api_keys_secret_arn or dispatch_api_keys, not both",
+					"queues must declare default",
 				}},
 			{"defaults", []string{"-var", "tasks_visibility_timeout_seconds=900", "-var", "collect_timeout_seconds=60",
 				"-var", "task_max_attempts=100", "-var", "tasks_max_receive_count=120",
-				"-var", "dispatch_api_keys_secret_arn=arn:aws:secretsmanager:us-east-1:123456789012:secret:drover/api-keys"},
+				"-var", "dispatch_api_keys_secret_arn=arn:aws:secretsmanager:us-east-1:123456789012:secret:drover/api-keys",
+				"-var", `queues={default = {}, "gpu box" = {}, gpu = {visibility_timeout_seconds = 600, max_receive_count = 100}}`},
 				[]string{
 					"tasks_visibility_timeout_seconds (900) must be at least 6 x runner_timeout_seconds (300)", "raise tasks_visibility_timeout_seconds to 1800",
 					"events_visibility_timeout_seconds (180) must be at least 6 x collect_timeout_seconds (60)", "raise events_visibility_timeout_seconds",
 					"tasks_max_receive_count (120) must be at least task_max_attempts (100) + 50", "Raise tasks_max_receive_count to 150",
 					"dispatch_api_keys_secret_arn must be the full ARN",
+					"queues: each name must be letters, digits, '-' and '_'", "got default, gpu, gpu box",
+					"queues: each visibility_timeout_seconds must be a whole number of at least 6 x runner_timeout_seconds (1800)",
+					"queues: each max_receive_count must be a whole number from task_max_attempts (100) + 50",
 				}},
 		} {
 			cases = append(cases, namedStep{tc.name, func(t *testing.T) {
@@ -288,6 +294,9 @@ func testStack(t *testing.T, s *suite) {
 		"-var", "lambda_architecture=x86_64",
 		"-var", "dispatch_auth_type=NONE",
 		"-var", "dispatch_api_keys_secret_arn=" + secretARN,
+		// A queue beside default, with its own visibility timeout and
+		// longest task (hence its own oldest-message alarm).
+		"-var", "queues=" + stackQueues,
 	}
 	withVM := append(slices.Clone(vars),
 		"-var", "vm_runner_enabled=true",
@@ -312,7 +321,7 @@ func testStack(t *testing.T, s *suite) {
 	}
 
 	layout := Layout{Partition: "aws", Region: localRegion, Account: account, Name: localName,
-		Bucket: localName + "-archive-" + account, VMBinaryKey: vmBinaryKey, APIKeysSecret: secretARN}
+		Bucket: localName + "-archive-" + account, VMBinaryKey: vmBinaryKey, APIKeysSecret: secretARN, Queues: []string{"gpu"}}
 
 	step(t, "IAM least privilege (plan)", func(t *testing.T) {
 		checkIAM(t, planJSON, "planned_values", layout)
@@ -387,11 +396,15 @@ func testStack(t *testing.T, s *suite) {
 		namedStep{"VM runners drain on scale-in (applied)", func(t *testing.T) {
 			checkVMDrain(t, stateJSON)
 		}},
+		namedStep{"queues: gpu is its own queue with its own DLQ, triggers and alarms (applied)", func(t *testing.T) {
+			checkQueues(t, moto, stateJSON, outputs)
+		}},
 		namedStep{"end-to-end 100 tasks (VM mode)", func(t *testing.T) {
 			if err := droverBuilt(); err != nil {
 				t.Fatalf("build cmd/drover: %v", err)
 			}
 			runEndToEnd(t, droverBin, moto, outputs, 100, apiKey)
+			checkDeadLettersEmpty(t, moto, outputs)
 		}},
 		namedStep{"second apply is a no-op (VM runners)", func(t *testing.T) {
 			checkSecondPlan(t, tf, filepath.Join(work, "noop.plan"), withVM, stateJSON, nil)
@@ -427,6 +440,10 @@ func slowest(out string, n int) string {
 	return strings.Join(parts, ", ")
 }
 
+// stackQueues are the applied stack's queues: default and gpu, gpu with
+// its own visibility timeout and longest task.
+const stackQueues = `{default = {}, gpu = {visibility_timeout_seconds = 240, longest_task_seconds = 600}}`
+
 // parallelism lets terraform run more operations at once than its default
 // 10: most of an apply against moto is the provider polling new queues.
 const parallelism = "-parallelism=32"
@@ -445,8 +462,8 @@ func checkOutputs(t *testing.T, outputs Outputs, layout Layout) {
 	if outputs.Bucket != layout.Bucket || outputs.StatusTable != localName+"-status" {
 		t.Errorf("bucket/table = %q/%q, want %q/%q", outputs.Bucket, outputs.StatusTable, layout.Bucket, localName+"-status")
 	}
-	want := []string{"DROVER_API_KEYS_SECRET", "DROVER_BUCKET", "DROVER_DLQ_SUBSCRIPTION", "DROVER_EVENTS_SUBSCRIPTION", "DROVER_EVENTS_TOPIC",
-		"DROVER_STATUS", "DROVER_TASKS_SUBSCRIPTION", "DROVER_TASKS_TOPIC"}
+	want := []string{"DROVER_API_KEYS_SECRET", "DROVER_BUCKET", "DROVER_DLQ_SUBSCRIPTION", "DROVER_DLQ_URLS", "DROVER_EVENTS_SUBSCRIPTION", "DROVER_EVENTS_TOPIC",
+		"DROVER_QUEUE_URLS", "DROVER_STATUS", "DROVER_TASKS_SUBSCRIPTION", "DROVER_TASKS_TOPIC"}
 	var got []string
 	for k := range outputs.Env {
 		got = append(got, k)
@@ -461,6 +478,29 @@ func checkOutputs(t *testing.T, outputs Outputs, layout Layout) {
 	}
 	if e := outputs.Env["DROVER_STATUS"]; e != "dynamodb://"+outputs.StatusTable+"?partition_key=id&allow_scans=true" {
 		t.Errorf("DROVER_STATUS = %q", e)
+	}
+	// Every declared queue in the outputs; the queues beside default in
+	// DROVER_QUEUE_URLS and DROVER_DLQ_URLS, as plain awssqs:// URLs that
+	// open as a topic and as a subscription alike.
+	if got := slices.Sorted(maps.Keys(outputs.QueueURLs)); !slices.Equal(got, []string{"default", "gpu"}) {
+		t.Errorf("queue_urls declares %v, want default and gpu", got)
+	}
+	if outputs.QueueURLs["default"] != outputs.TasksQueueURL || outputs.QueueDLQURLs["default"] != outputs.TasksDLQURL {
+		t.Errorf("queue_urls/queue_dlq_urls default = %q/%q, want tasks_queue_url/tasks_dlq_url %q/%q",
+			outputs.QueueURLs["default"], outputs.QueueDLQURLs["default"], outputs.TasksQueueURL, outputs.TasksDLQURL)
+	}
+	if !strings.HasSuffix(outputs.QueueURLs["gpu"], "/"+localName+"-tasks-gpu") || !strings.HasSuffix(outputs.QueueDLQURLs["gpu"], "/"+localName+"-tasks-gpu-dlq") {
+		t.Errorf("queue gpu: %q, its DLQ %q; want %s-tasks-gpu and %[3]s-tasks-gpu-dlq", outputs.QueueURLs["gpu"], outputs.QueueDLQURLs["gpu"], localName)
+	}
+	for k, urls := range map[string]map[string]string{"DROVER_QUEUE_URLS": outputs.QueueURLs, "DROVER_DLQ_URLS": outputs.QueueDLQURLs} {
+		var got map[string]string
+		if err := json.Unmarshal([]byte(outputs.Env[k]), &got); err != nil {
+			t.Errorf("%s = %q: %v", k, outputs.Env[k], err)
+		}
+		want := map[string]string{"gpu": "awssqs://" + strings.TrimPrefix(strings.TrimPrefix(urls["gpu"], "https://"), "http://")}
+		if !maps.Equal(got, want) {
+			t.Errorf("%s = %v, want %v", k, got, want)
+		}
 	}
 	for k, v := range outputs.Env {
 		t.Logf("  %s=%s", k, v)
@@ -698,8 +738,10 @@ func goBuild(dir, out string, pkgs []string, goos, goarch string, flags ...strin
 // ---------------------------------------------------------------- outputs
 
 type Outputs struct {
-	DispatchURL, TasksQueueURL, EventsQueueURL, TasksDLQURL, Bucket, StatusTable string
-	Env                                                                          map[string]string
+	DispatchURL, TasksQueueURL, EventsQueueURL, EventsDLQURL, TasksDLQURL, Bucket, StatusTable string
+	Env                                                                                        map[string]string
+	// QueueURLs and QueueDLQURLs: every declared queue's, by queue name.
+	QueueURLs, QueueDLQURLs map[string]string
 }
 
 func parseOutputs(t *testing.T, raw []byte) Outputs {
@@ -719,12 +761,14 @@ func parseOutputs(t *testing.T, raw []byte) Outputs {
 	}
 	o := Outputs{
 		DispatchURL: str("dispatch_url"), TasksQueueURL: str("tasks_queue_url"),
-		EventsQueueURL: str("events_queue_url"), TasksDLQURL: str("tasks_dlq_url"),
+		EventsQueueURL: str("events_queue_url"), EventsDLQURL: str("events_dlq_url"), TasksDLQURL: str("tasks_dlq_url"),
 		Bucket: str("bucket"), StatusTable: str("status_table"),
 	}
-	if v, ok := m["drover_env"]; ok {
-		if err := json.Unmarshal(v.Value, &o.Env); err != nil {
-			t.Fatalf("parse drover_env: %v", err)
+	for k, dst := range map[string]*map[string]string{"drover_env": &o.Env, "queue_urls": &o.QueueURLs, "queue_dlq_urls": &o.QueueDLQURLs} {
+		if v, ok := m[k]; ok {
+			if err := json.Unmarshal(v.Value, dst); err != nil {
+				t.Fatalf("parse %s: %v", k, err)
+			}
 		}
 	}
 	return o
@@ -740,6 +784,19 @@ type Layout struct {
 	// APIKeysSecret, if set, is the secret dispatch reads its API keys
 	// from (a Secrets Manager secret or an SSM parameter).
 	APIKeysSecret string
+	// Queues are the task queues declared beside default (queues.tf),
+	// each queue "<Name>-tasks-<queue>" with its DLQ.
+	Queues []string
+}
+
+// taskQueues returns the SQS names of every task queue: "tasks" (default)
+// and "tasks-<queue>" for each of l.Queues.
+func (l Layout) taskQueues() []string {
+	out := []string{"tasks"}
+	for _, q := range l.Queues {
+		out = append(out, "tasks-"+q)
+	}
+	return out
 }
 
 func (l Layout) sqs(q string) string {
@@ -775,7 +832,6 @@ func (l Layout) grants() map[string]map[string][]string {
 	table := l.table()
 	logs := []string{"logs:CreateLogStream", "logs:PutLogEvents"}
 	runner := map[string][]string{
-		l.sqs("tasks"):              {"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"},
 		l.sqs("events"):             {"sqs:SendMessage"},
 		l.s3("payloads/*"):          {"s3:GetObject"},
 		l.s3("results/*"):           {"s3:PutObject"},
@@ -784,6 +840,9 @@ func (l Layout) grants() map[string]map[string][]string {
 		l.s3(""):                    {"s3:ListBucket"},
 		table:                       {"dynamodb:BatchGetItem", "dynamodb:DescribeTable", "dynamodb:GetItem"},
 		l.logGroup("runner") + ":*": logs,
+	}
+	for _, q := range l.taskQueues() {
+		runner[l.sqs(q)] = []string{"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"}
 	}
 	vm := map[string][]string{}
 	for k, v := range runner {
@@ -796,7 +855,6 @@ func (l Layout) grants() map[string]map[string][]string {
 	}
 	vm[l.vmGroup()] = []string{"autoscaling:CompleteLifecycleAction", "autoscaling:SetInstanceProtection"}
 	dispatch := map[string][]string{
-		l.sqs("tasks"):                {"sqs:GetQueueAttributes", "sqs:SendMessage"},
 		l.s3("payloads/*"):            {"s3:GetObject", "s3:PutObject"},
 		l.s3("results/*"):             {"s3:GetObject"},
 		l.s3("retained/*"):            {"s3:GetObject"},
@@ -806,6 +864,22 @@ func (l Layout) grants() map[string]map[string][]string {
 		table + "/index/by_kind":      {"dynamodb:Query", "dynamodb:Scan"},
 		l.logGroup("dispatch") + ":*": logs,
 	}
+	collect := map[string][]string{
+		l.sqs("events"):       {"sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"},
+		table:                 {"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
+		l.s3("poison/*"):      {"s3:PutObject"},
+		l.s3("deadletters/*"): {"s3:PutObject"},
+		// Workflows: released steps are enqueued by the collector, their
+		// inputs read from (and large ones written to) the archive.
+		l.s3("payloads/*"):           {"s3:GetObject", "s3:PutObject"},
+		l.s3("results/*"):            {"s3:GetObject"},
+		l.logGroup("collect") + ":*": logs,
+	}
+	for _, q := range l.taskQueues() {
+		dispatch[l.sqs(q)] = []string{"sqs:GetQueueAttributes", "sqs:SendMessage"}
+		collect[l.sqs(q)] = []string{"sqs:SendMessage"}
+		collect[l.sqs(q+"-dlq")] = []string{"sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"}
+	}
 	if l.APIKeysSecret != "" {
 		if strings.Contains(l.APIKeysSecret, ":ssm:") {
 			dispatch[l.APIKeysSecret] = []string{"ssm:GetParameter"}
@@ -814,22 +888,9 @@ func (l Layout) grants() map[string]map[string][]string {
 		}
 	}
 	return map[string]map[string][]string{
-		"dispatch": dispatch,
-		"runner":   runner,
-		"collect": {
-			l.sqs("events"):       {"sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"},
-			l.sqs("tasks-dlq"):    {"sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"},
-			table:                 {"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
-			l.s3("poison/*"):      {"s3:PutObject"},
-			l.s3("deadletters/*"): {"s3:PutObject"},
-			// Workflows: released steps are enqueued by the collector,
-			// their inputs read from (and large ones written to) the
-			// archive.
-			l.sqs("tasks"):               {"sqs:SendMessage"},
-			l.s3("payloads/*"):           {"s3:GetObject", "s3:PutObject"},
-			l.s3("results/*"):            {"s3:GetObject"},
-			l.logGroup("collect") + ":*": logs,
-		},
+		"dispatch":  dispatch,
+		"runner":    runner,
+		"collect":   collect,
 		"vm_runner": vm,
 	}
 }
@@ -1173,7 +1234,7 @@ func runEndToEnd(t *testing.T, bin string, moto *awstest.Moto, o Outputs, n int,
 		if role != "dispatch" {
 			a = freeAddr(t) // in case they serve health endpoints too
 		}
-		startProcess(t, bin, role, append(slices.Clone(env), "DROVER_ADDR="+a), logs)
+		startProcess(t, bin, role, role, append(slices.Clone(env), "DROVER_ADDR="+a), logs)
 	}
 	base := "http://" + addr
 
@@ -1370,9 +1431,10 @@ func getStatus(ctx context.Context, c *http.Client, base, id string) (statusDoc,
 	return doc, json.Unmarshal(raw, &doc)
 }
 
-func startProcess(t *testing.T, bin, role string, env []string, logDir string) {
+// startProcess starts `bin role` with env, its output in logDir/name.log.
+func startProcess(t *testing.T, bin, name, role string, env []string, logDir string) {
 	t.Helper()
-	f, err := os.Create(filepath.Join(logDir, role+".log"))
+	f, err := os.Create(filepath.Join(logDir, name+".log"))
 	if err != nil {
 		t.Fatal(err)
 	}
