@@ -11,35 +11,58 @@ import (
 	"github.com/droverhq/drover/pkg/task"
 )
 
-// Run takes deliveries with Concurrency workers until ctx is done, then
-// shuts down in stages: it stops taking messages, lets running tasks finish
-// for up to Grace, releases whatever is still running for redelivery, and
-// flushes acks with a fresh bounded context.
+// Run takes deliveries from the one queue open opens with Concurrency
+// workers until ctx is done (RunQueues with one queue, "default").
 func (r *Runner) Run(ctx context.Context, open task.Opener) error {
+	name := task.DefaultQueue
+	if len(r.cfg.Queues) == 1 {
+		name = r.cfg.Queues[0]
+	}
+	return r.RunQueues(ctx, []Queue{{Name: name, Weight: 1, Open: open}})
+}
+
+// RunQueues takes deliveries from queues with Concurrency workers until
+// ctx is done, then shuts down in stages: it stops taking messages, lets
+// running tasks finish for up to Grace, releases whatever is still
+// running for redelivery, and flushes acks with a fresh bounded context.
+//
+// With several queues, a free worker takes from them by their weights
+// (Config.Strict: in their order of priority; see picker).
+func (r *Runner) RunQueues(ctx context.Context, queues []Queue) error {
+	if len(queues) == 0 {
+		return errors.New("runner: no queue to take tasks from")
+	}
 	work, stopWork := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer stopWork(nil)
 
+	r.mu.Lock()
+	r.queues = make([]string, len(queues))
+	for i, q := range queues {
+		r.queues[i] = q.Name
+	}
+	r.mu.Unlock()
 	stopHB := r.heartbeats(work, true)
 	defer stopHB()
 
-	subs := task.NewReopener(open, r.log, "tasks")
+	subs := make([]*task.Reopener, len(queues))
+	for i, q := range queues {
+		what := "tasks"
+		if len(queues) > 1 || q.Name != task.DefaultQueue {
+			what = "tasks queue " + q.Name
+		}
+		subs[i] = task.NewReopener(q.Open, r.log, what)
+	}
+	pick := newPicker(queues, r.cfg.Strict)
 	var workers sync.WaitGroup
 	warned := sync.Once{}
 	for range r.cfg.Concurrency {
 		workers.Go(func() {
-			var failed error
-			seen := -1
+			recv := newReceiver(subs, pick)
 			for ctx.Err() == nil {
-				s, v, err := subs.Current(ctx, seen, failed)
-				if err != nil {
-					return
-				}
-				seen, failed = v, nil
 				// Only when a worker is free, and only one: a message
 				// is taken when it can start (see ReceiveNow).
-				d, err := s.ReceiveNow(ctx)
-				if err != nil {
-					failed = err
+				d := recv.next(ctx)
+				if d == nil {
 					continue
 				}
 				if d.Lease == nil {
@@ -68,8 +91,10 @@ func (r *Runner) Run(ctx context.Context, open task.Opener) error {
 		stopWork(errShutdown)
 		<-done
 	}
-	if err := subs.Close(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		r.log.Warn("tasks subscription shutdown", "err", err)
+	for i, s := range subs {
+		if err := s.Close(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			r.log.Warn("tasks subscription shutdown", "queue", queues[i].Name, "err", err)
+		}
 	}
 	return nil
 }
@@ -175,9 +200,13 @@ func (r *Runner) checkAndAnnounce(ctx context.Context) {
 		}
 	}
 	host, _ := os.Hostname()
+	r.mu.Lock()
+	queues := r.queues
+	r.mu.Unlock()
 	info := &task.RunnerInfo{
 		ID: r.cfg.Name, Name: r.cfg.Name, Host: host, Functions: r.mux.Functions(),
 		Concurrency: r.cfg.Concurrency, Active: len(jobs), StartedAt: r.started, SeenAt: time.Now().UTC(),
+		Queues: queues, Traits: r.traits,
 	}
 	if h, ok := r.mux.Handler("exec"); ok {
 		if iso, ok := h.(interface{ Isolation() string }); ok {

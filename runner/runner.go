@@ -54,6 +54,21 @@ type Config struct {
 	// started event, about StartedDelay after it started and always
 	// before its outcome.
 	StartedDelay time.Duration
+	// Queues names the queues the runner serves, for its heartbeat
+	// (RunQueues sets them from its queues).
+	Queues []string
+	// Strict makes a runner serving several queues take from a queue
+	// only when every queue before it is empty; otherwise it takes from
+	// them in proportion to their weights (see RunQueues).
+	Strict bool
+	// Traits are what the runner declares it offers (DROVER_TRAITS),
+	// beside the ones it detects (DetectTraits), which they override.
+	// A task whose requirements they do not meet is handed back.
+	Traits task.Traits
+	// HandBackMax caps how long a task this runner cannot run (its
+	// function or traits are missing) stays hidden once handed back:
+	// 500ms doubling with each delivery of the message, up to this (30s).
+	HandBackMax time.Duration
 	// Registerer, if set, is where the runner's Prometheus metrics go
 	// (attempts started, succeeded, failed, retried; run time). Runners
 	// of one process may share one.
@@ -99,6 +114,9 @@ func (c *Config) defaults() {
 	if c.StartedDelay == 0 {
 		c.StartedDelay = DefaultStartedDelay
 	}
+	if c.HandBackMax <= 0 {
+		c.HandBackMax = 30 * time.Second
+	}
 }
 
 // DefaultStartedDelay is Config.StartedDelay's default.
@@ -120,8 +138,12 @@ type Runner struct {
 	metrics *metrics.Runner
 	// tracer is nil when tracing is off.
 	tracer trace.Tracer
+	// traits are the detected and declared traits.
+	traits task.Traits
 
 	mu sync.Mutex
+	// queues are the queues served (guarded by mu).
+	queues []string
 	// held are the deliveries Process holds (their leases are extended),
 	// active those of them whose function runs.
 	held   map[*job]struct{}
@@ -168,11 +190,19 @@ func New(mux *Mux, events *task.Topic, archive *task.Archive, store Statuses, lo
 	if store != nil {
 		r.checks = newStateChecks(store)
 	}
+	r.traits = DetectTraits()
+	for k, v := range cfg.Traits {
+		r.traits[k] = v
+	}
+	r.queues = cfg.Queues
 	return r
 }
 
 // Name returns the runner's name.
 func (r *Runner) Name() string { return r.cfg.Name }
+
+// Traits returns the runner's traits, detected and declared.
+func (r *Runner) Traits() task.Traits { return r.traits }
 
 // job is one delivery being processed: everything Process keeps of it,
 // in one allocation.
@@ -284,11 +314,19 @@ func (r *Runner) Process(ctx context.Context, d *task.Delivery) Outcome {
 		return r.release(context.WithoutCancel(ctx), d, r.backoff(1))
 	}
 	h, ok := r.mux.Handler(m.Function)
-	if !ok {
-		ev.Phase, ev.Error = task.PhaseFailed, fmt.Sprintf("unknown function %q: this runner has %v", m.Function, r.mux.Functions())
-		ev.StartedAt = time.Time{}
-		return r.finish(ctx, d, log, ev)
+	matched, unmet := m.Requires.Match(r.traits)
+	if !ok || unmet != "" {
+		// Not this runner's to run: another on the queue may be able
+		// to. Nothing started, so no attempt is spent (docs/routing.md).
+		why := "traits " + unmet
+		if !ok {
+			why = "function " + m.Function
+		}
+		wait := r.handBackWait(d.Attempt())
+		log.Info("handing the task back: this runner lacks what it needs", "lacks", why, "hidden_for", wait)
+		return r.release(context.WithoutCancel(ctx), d, wait)
 	}
+	ev.Matched = matched
 
 	args := m.Args
 	if m.ArgsRef != "" {
@@ -651,6 +689,19 @@ func (r *Runner) backoff(attempt int) time.Duration {
 		d *= 2
 	}
 	d = min(d, r.cfg.BackoffMax)
+	half := d / 2
+	return half + rand.N(half+1)
+}
+
+// handBackWait is how long a task handed back for the deliveries-th
+// time stays hidden: 500ms doubling per delivery up to HandBackMax, with
+// equal jitter.
+func (r *Runner) handBackWait(deliveries int) time.Duration {
+	d := 500 * time.Millisecond
+	for i := 1; i < deliveries && d < r.cfg.HandBackMax; i++ {
+		d *= 2
+	}
+	d = min(d, r.cfg.HandBackMax)
 	half := d / 2
 	return half + rand.N(half+1)
 }

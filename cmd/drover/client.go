@@ -103,6 +103,14 @@ func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	v.fs.StringVar(&spec.IdempotencyKey, "key", "", "idempotency key: submitting the same key again returns the first task")
 	v.fs.BoolVar(&wait, "wait", false, "wait until the task ends and print its final status")
 	file := v.fs.String("file", "", "submit the tasks of a JSON Lines file (\"-\": stdin), one POST /v1/tasks body a line, in batches of 1000; --queue, --timeout, --max-attempts and --delay fill what a line leaves unset")
+	v.fs.Func("require", `a trait the runner must have, with an optional constraint: --require gpu --require 'python>=3.10' (repeatable)`, func(s string) error {
+		name, constraint := splitRequirement(s)
+		if spec.Requires == nil {
+			spec.Requires = task.Requires{}
+		}
+		spec.Requires[name] = constraint
+		return nil
+	})
 	pos, code, ok := v.parse(args, 0, 2)
 	if !ok {
 		return code
@@ -149,6 +157,9 @@ func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	st, err := c.Submit(ctx, spec)
 	if err != nil {
 		return v.fail(err)
+	}
+	if st.Waiting != "" {
+		fmt.Fprintf(stderr, "warning: %s: the task waits until one starts\n", st.Waiting)
 	}
 	if !wait {
 		if v.json {
@@ -342,10 +353,10 @@ func runRunners(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	})
 	now := time.Now()
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tHOST\tFUNCTIONS\tACTIVE/CONCURRENCY\tSEEN")
+	fmt.Fprintln(tw, "NAME\tHOST\tQUEUES\tFUNCTIONS\tTRAITS\tACTIVE/CONCURRENCY\tSEEN")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\n", orDash(r.Name), orDash(r.Host),
-			oneLine(strings.Join(r.Functions, ","), 50), r.Active, r.Concurrency, age(now, r.SeenAt)+" ago")
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\n", orDash(r.Name), orDash(r.Host), orDash(strings.Join(r.Queues, ",")),
+			oneLine(strings.Join(r.Functions, ","), 50), orDash(oneLine(r.Traits.String(), 60)), r.Active, r.Concurrency, age(now, r.SeenAt)+" ago")
 	}
 	tw.Flush()
 	return exitOK
@@ -714,6 +725,16 @@ func writeStatus(w io.Writer, st *task.Status, now time.Time) {
 	if st.Runner != "" && !st.State.Terminal() {
 		fmt.Fprintf(w, "runner: %s\n", st.Runner)
 	}
+	if len(st.Requires) > 0 {
+		line := "requires: " + requiresText(st.Requires)
+		if len(st.Matched) > 0 {
+			line += "  (matched " + st.Matched.String() + " on " + orDash(st.Runner) + ")"
+		}
+		fmt.Fprintln(w, line)
+	}
+	if st.Waiting != "" {
+		fmt.Fprintf(w, "waiting: %s\n", st.Waiting)
+	}
 	if st.State == task.Retrying && !st.NextAttemptAt.IsZero() {
 		fmt.Fprintf(w, "next attempt: in %s\n", roundDuration(max(st.NextAttemptAt.Sub(now), 0)))
 	}
@@ -855,4 +876,18 @@ func (r *recorder) last() []byte {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.body
+}
+
+// splitRequirement splits a --require value at its constraint:
+// "python>=3.10" is python and ">=3.10", "gpu" is gpu and "".
+func splitRequirement(s string) (name, constraint string) {
+	if i := strings.IndexAny(s, "<>=!"); i >= 0 {
+		return strings.TrimSpace(s[:i]), strings.TrimSpace(s[i:])
+	}
+	return strings.TrimSpace(s), ""
+}
+
+// requiresText spells requirements for people: "gpu python>=3.10".
+func requiresText(r task.Requires) string {
+	return strings.ReplaceAll(r.String(), ";", " ")
 }

@@ -117,7 +117,7 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 // cancel button cancels a queued task and its row updates without a
 // reload; a task cancelled elsewhere updates in the list by itself.
 func TestDashboard(t *testing.T) {
-	b := setupDev(t, func(e *devEnv) { e.Runner.Concurrency = 4 })
+	b := setupDev(t, func(e *devEnv) { e.Runner.Concurrency, e.Runner.Queues = 4, "default,images,reports,later" })
 	// 600 succeed, 250 fail, 5 keep running, 145 wait (a 10m delay), of
 	// which 95 are then cancelled: 1,000 tasks.
 	var specs []map[string]any

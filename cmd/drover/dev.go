@@ -32,6 +32,10 @@ type devEnv struct {
 	DataDir  string `env:"DROVER_DATA_DIR" envDefault:".drover"`
 	// Durability is embedded.Durable or embedded.Memory.
 	Durability string `env:"DROVER_DURABILITY" envDefault:"durable"`
+	// queueTopics are the declared queues' topics: the queues
+	// DROVER_QUEUES names (and "default"), each its own memq queue, unless
+	// DROVER_QUEUE_URLS declares them.
+	queueTopics task.QueueURLs
 }
 
 // embed fills the embedded default's URLs into the unset variables, and a
@@ -48,6 +52,25 @@ func (e *devEnv) embed() error {
 	}
 	def(&e.Dispatch.TasksTopic, u.TasksTopic)
 	def(&e.Runner.TasksSubscription, u.TasksSubscription)
+	weights, err := task.ParseQueueWeights(e.Runner.Queues)
+	if err != nil {
+		return fmt.Errorf("DROVER_QUEUES: %w", err)
+	}
+	declared, err := task.ParseQueueURLs(e.Dispatch.QueueURLs)
+	if err != nil {
+		return fmt.Errorf("DROVER_QUEUE_URLS: %w", err)
+	}
+	if declared == nil {
+		// Each queue a runner serves is its own embedded queue.
+		e.queueTopics = task.QueueURLs{task.DefaultQueue: e.Dispatch.TasksTopic}
+		e.Runner.Subscriptions = task.QueueURLs{task.DefaultQueue: e.Runner.TasksSubscription}
+		for _, w := range weights {
+			e.queueTopics[w.Name] = embedded.QueueURL(e.Dispatch.TasksTopic, w.Name)
+			e.Runner.Subscriptions[w.Name] = embedded.QueueURL(e.Runner.TasksSubscription, w.Name)
+		}
+	} else {
+		e.queueTopics = task.Declared(declared, e.Dispatch.TasksTopic)
+	}
 	def(&e.Runner.EventsTopic, u.EventsTopic)
 	def(&e.Collect.EventsSubscription, u.EventsSubscription)
 	for _, b := range []*string{&e.Dispatch.Bucket, &e.Runner.Bucket, &e.Collect.Bucket} {
@@ -86,9 +109,10 @@ func runDev(ctx context.Context, e *devEnv, log *slog.Logger, register func(*run
 	}
 	res := &task.Resources{}
 	defer res.Close(log)
-	if res.Tasks, err = task.OpenTopic(ctx, e.Dispatch.TasksTopic); err != nil {
-		return fmt.Errorf("DROVER_TASKS_TOPIC: %w", err)
+	if res.Queues, err = task.OpenQueues(ctx, e.queueTopics); err != nil {
+		return fmt.Errorf("DROVER_QUEUES: %w", err)
 	}
+	res.Tasks = res.Queues.Default()
 	if res.Events, err = task.OpenTopic(ctx, e.Runner.EventsTopic); err != nil {
 		return fmt.Errorf("DROVER_EVENTS_TOPIC: %w", err)
 	}
@@ -113,7 +137,7 @@ func runDev(ctx context.Context, e *devEnv, log *slog.Logger, register func(*run
 	col := collector.New(res.Store, res.Archive, log)
 	col.Instrument(reg)
 	col.Trace(e.Collect.TracerProvider)
-	col.Workflow.Tasks = res.Tasks
+	col.Workflow.Tasks, col.Workflow.Queues = res.Tasks, res.Queues
 	colCtx, stopCol := context.WithCancel(context.WithoutCancel(ctx))
 	wg.Go(func() { _ = col.Run(colCtx, task.URLOpener(e.Collect.EventsSubscription)) })
 	var runners sync.WaitGroup
@@ -123,9 +147,15 @@ func runDev(ctx context.Context, e *devEnv, log *slog.Logger, register func(*run
 			name = fmt.Sprintf("%s-%d", e.Runner.RunnerName, i+1)
 		}
 		r := e.Runner.NewRunner(res, log, name, register)
-		runners.Go(func() { _ = r.Run(ctx, task.URLOpener(e.Runner.TasksSubscription)) })
+		queues, err := e.Runner.OpenQueues(ctx)
+		if err != nil {
+			stopCol()
+			wg.Wait()
+			return err
+		}
+		runners.Go(func() { _ = r.RunQueues(ctx, queues) })
 	}
-	apiCfg.Metrics, apiCfg.TracerProvider = reg, e.Dispatch.TracerProvider
+	apiCfg.Metrics, apiCfg.TracerProvider, apiCfg.Queues = reg, e.Dispatch.TracerProvider, res.Queues
 	srv := api.New(res.Tasks, res.Archive, res.Store, log, apiCfg)
 	srv.ServeLeases(task.URLOpener(e.Runner.TasksSubscription), res.Events, api.LeaseConfig{}) // remote runners
 	err = api.Serve(ctx, e.Dispatch.Addr, srv, log, ready)

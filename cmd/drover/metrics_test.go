@@ -63,7 +63,7 @@ metrics:
 // succeed on their retry) moves each counter by exactly those numbers, and
 // the histograms by one sample per task (per attempt for run time).
 func TestDevMetrics(t *testing.T) {
-	b := setupDev(t, func(e *devEnv) { e.Runner.Concurrency = 16 })
+	b := setupDev(t, func(e *devEnv) { e.Runner.Concurrency, e.Runner.Queues = 16, "default,metrics" })
 	// A warm-up task, so that every series exists before the first scrape.
 	warm := b.submitBatch(t, []map[string]any{{"function": "echo", "queue": "metrics"}})
 	b.awaitTerminal(t, []string{warm[0].ID}, time.Minute)

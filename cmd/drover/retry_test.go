@@ -16,7 +16,7 @@ import (
 // returns the same new task; only failed or cancelled tasks can be
 // retried; drover retry --state failed --function F retries each.
 func TestDevRetry(t *testing.T) {
-	b := setupDev(t, nil)
+	b := setupDev(t, func(e *devEnv) { e.Runner.Queues = "default,q2" })
 	sts := b.submitBatch(t, []map[string]any{
 		{"function": "fail", "max_attempts": 1, "args": map[string]any{"message": "first"}},
 		{"function": "echo", "args": map[string]any{"x": 1}},

@@ -17,7 +17,7 @@ import (
 // minute; the queue filter of GET /v1/tasks lists one queue; bad input is
 // a 400 problem; drover stats prints the same figures.
 func TestDevStats(t *testing.T) {
-	b := setupDev(t, nil)
+	b := setupDev(t, func(e *devEnv) { e.Runner.Queues = "default,a,b" })
 	var specs []map[string]any
 	for i := range 30 {
 		switch {

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -40,6 +41,21 @@ type URLs struct {
 	TasksTopic, TasksSubscription   string
 	EventsTopic, EventsSubscription string
 	Bucket, Status                  string
+}
+
+// QueueURL is the URL of the embedded queue named queue, given the
+// default queue's URL u (memq://tasks?...): memq://tasks/<queue>?....
+// The default queue keeps u.
+func QueueURL(u, queue string) string {
+	if queue == "default" {
+		return u
+	}
+	base, query, ok := strings.Cut(u, "?")
+	out := base + "/" + url.PathEscape(queue)
+	if ok {
+		out += "?" + query
+	}
+	return out
 }
 
 // Durability modes of the embedded default (DROVER_DURABILITY).

@@ -194,6 +194,11 @@ func (s *nowSubscription) ReceiveNow(ctx context.Context, max int) ([]*driver.De
 	return s.now.receive(ctx, max)
 }
 
+// ReceiveWithin implements driver.WaitReceiver (see receiver.receiveWithin).
+func (s *nowSubscription) ReceiveWithin(ctx context.Context, max int, wait time.Duration) ([]*driver.Delivery, error) {
+	return s.now.receiveWithin(ctx, max, wait)
+}
+
 func (s *subscription) Settlers(m *pubsub.Message) (lease driver.LeaseControl, ack, nack func()) {
 	if lc, ok := LeaseOf(s.sub, s.queueURL, m); ok {
 		lease = lc

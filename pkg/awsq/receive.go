@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -55,6 +56,33 @@ func (r *receiver) receive(ctx context.Context, n int) ([]*driver.Delivery, erro
 		}
 		return ds, nil
 	}
+}
+
+// receiveWithin makes one ReceiveMessage call for up to n messages that
+// waits at most wait (rounded up to whole seconds, up to 20 s; 0 is a
+// short poll), never cut short by a deadline of its own: a call
+// abandoned in flight could take messages nobody then holds.
+func (r *receiver) receiveWithin(ctx context.Context, n int, wait time.Duration) ([]*driver.Delivery, error) {
+	n = min(max(n, 1), 10)
+	secs := min(int32((wait+time.Second-1)/time.Second), sqsWaitSeconds)
+	out, err := r.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+		QueueUrl:                    aws.String(r.queueURL),
+		MaxNumberOfMessages:         int32(n),
+		WaitTimeSeconds:             secs,
+		MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameApproximateReceiveCount},
+		MessageAttributeNames:       []string{"All"},
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("sqs receive from %s: %w", r.queueURL, err)
+	}
+	ds := make([]*driver.Delivery, 0, len(out.Messages))
+	for _, m := range out.Messages {
+		ds = append(ds, r.delivery(m))
+	}
+	return ds, nil
 }
 
 func (r *receiver) delivery(m sqstypes.Message) *driver.Delivery {

@@ -488,7 +488,7 @@ func (s *subscription) ReceiveBatch(ctx context.Context, maxMessages int) ([]*dr
 		return nil, nil
 	}
 	var out []*driver.Message
-	err := s.await(ctx, func(q *queue, now time.Time) { out = take(q, now, maxMessages, s.visibility, (*delivery).message) })
+	err := s.await(ctx, s.wait, func(q *queue, now time.Time) { out = take(q, now, maxMessages, s.visibility, (*delivery).message) })
 	return out, err
 }
 
@@ -503,7 +503,18 @@ func (s *subscription) ReceiveDirect(ctx context.Context, max int) ([]*taskdrive
 		return nil, nil
 	}
 	var out []*taskdriver.Delivery
-	err := s.await(ctx, func(q *queue, now time.Time) { out = take(q, now, max, s.visibility, (*delivery).direct) })
+	err := s.await(ctx, s.wait, func(q *queue, now time.Time) { out = take(q, now, max, s.visibility, (*delivery).direct) })
+	return out, err
+}
+
+// ReceiveWithin implements taskdriver.WaitReceiver: ReceiveDirect, waiting
+// at most wait (0: only what is ready now).
+func (s *subscription) ReceiveWithin(ctx context.Context, max int, wait time.Duration) ([]*taskdriver.Delivery, error) {
+	if err := s.usable(ctx); err != nil {
+		return nil, err
+	}
+	var out []*taskdriver.Delivery
+	err := s.await(ctx, wait, func(q *queue, now time.Time) { out = take(q, now, max, s.visibility, (*delivery).direct) })
 	return out, err
 }
 
@@ -522,8 +533,8 @@ func (s *subscription) usable(ctx context.Context) error {
 }
 
 // await waits until a message is ready and calls take with the queue
-// locked, or returns after the subscription's wait without calling it.
-func (s *subscription) await(ctx context.Context, take func(q *queue, now time.Time)) error {
+// locked, or returns after wait without calling it.
+func (s *subscription) await(ctx context.Context, wait time.Duration, take func(q *queue, now time.Time)) error {
 	q := s.q
 	var deadline time.Time
 	st := awaitPool.Get().(*awaitState)
@@ -540,7 +551,7 @@ func (s *subscription) await(ctx context.Context, take func(q *queue, now time.T
 	for {
 		now := time.Now()
 		if deadline.IsZero() {
-			deadline = now.Add(s.wait)
+			deadline = now.Add(wait)
 		}
 		q.mu.Lock()
 		q.advance(now)
@@ -658,9 +669,14 @@ func (s *subscription) settle(ctx context.Context, ids []driver.AckID, op func(*
 // IsRetryable implements driver.Subscription.
 func (*subscription) IsRetryable(error) bool { return false }
 
-// As implements driver.Subscription. It supports *taskdriver.DirectReceiver.
+// As implements driver.Subscription. It supports
+// *taskdriver.DirectReceiver and *taskdriver.WaitReceiver.
 func (s *subscription) As(i any) bool {
-	if p, ok := i.(*taskdriver.DirectReceiver); ok {
+	switch p := i.(type) {
+	case *taskdriver.DirectReceiver:
+		*p = s
+		return true
+	case *taskdriver.WaitReceiver:
 		*p = s
 		return true
 	}

@@ -33,6 +33,8 @@ type Message struct {
 	// that submitted the task (trace.go), empty when tracing is off.
 	Traceparent string `json:"traceparent,omitempty"`
 	Tracestate  string `json:"tracestate,omitempty"`
+	// Requires are the traits the task's runner must have (Spec.Requires).
+	Requires Requires `json:"requires,omitempty"`
 }
 
 // Timeout is the task's run-time limit.

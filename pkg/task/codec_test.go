@@ -246,7 +246,7 @@ var eventCases = []struct {
 	{"event twice merges", `{"v":1,"event":{"task_id":"` + wireTestID + `","attempt":1},"event":{"phase":"started","attempt":2}}`, true},
 	{"event null between", `{"v":1,"event":{"task_id":"` + wireTestID + `","attempt":1},"event":null,"event":{"phase":"started","task_id":"` + wireTestID + `"}}`, true},
 	{"many strings", `{"v":1,"event":{"task_id":"` + wireTestID + `","function":"a","queue":"b","phase":"started","runner":"c","error":"d","result_ref":"e","function":"f","queue":"g"}}`, true},
-	{"too many strings", `{"v":1,"event":{"task_id":"` + wireTestID + `","function":"a","queue":"b","phase":"started","runner":"c","error":"d","result_ref":"e","function":"f","queue":"g","runner":"h","error":"i","result_ref":"j","phase":"started"}}`, false},
+	{"too many strings", `{"v":1,"event":{"task_id":"` + wireTestID + `","function":"a","queue":"b","phase":"started","runner":"c","error":"d","result_ref":"e","function":"f","queue":"g","runner":"h","error":"i","result_ref":"j","function":"k","queue":"l","runner":"m","error":"n","phase":"started"}}`, false},
 	{"unknown phase", `{"v":1,"event":{"task_id":"` + wireTestID + `","attempt":1,"phase":"exploded"}}`, true},
 	{"negative attempt", `{"v":1,"event":{"task_id":"` + wireTestID + `","attempt":-1,"phase":"started"}}`, true},
 	{"attempt overflow", `{"v":1,"event":{"task_id":"` + wireTestID + `","attempt":9223372036854775808,"phase":"started"}}`, false},
@@ -563,6 +563,10 @@ func fillWireFields(t *testing.T, v reflect.Value) {
 			f.SetBytes(fmt.Appendf(nil, "[%d]", i))
 		case []string:
 			f.Set(reflect.ValueOf([]string{"a", fmt.Sprint(i)}))
+		case Requires:
+			f.Set(reflect.ValueOf(Requires{"b<": fmt.Sprintf(">=%d", i), "a\u2028": ""}))
+		case Traits:
+			f.Set(reflect.ValueOf(Traits{"z": fmt.Sprint(i), "gpu": "", "<&>": "\x7f"}))
 		case string, Phase:
 			f.SetString(fmt.Sprintf("s%d", i))
 		case int, int64:

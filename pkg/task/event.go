@@ -62,6 +62,8 @@ type Event struct {
 	// trace), empty when tracing is off.
 	Traceparent string `json:"traceparent,omitempty"`
 	Tracestate  string `json:"tracestate,omitempty"`
+	// Matched are the runner's traits that met the task's requirements.
+	Matched Traits `json:"matched,omitempty"`
 }
 
 // NewEvent returns the event that runner reports at at about attempt of
@@ -88,7 +90,11 @@ type RunnerInfo struct {
 	// Exec says how the runner's exec function runs bundles:
 	// "isolated (...)", "unsafe (...)" or "refused: ..."; empty without
 	// exec.
-	Exec      string `json:"exec,omitempty" docstore:"exec"`
-	Kind      string `json:"-" docstore:"kind"`
-	ExpiresAt int64  `json:"-" docstore:"expires_at"`
+	Exec string `json:"exec,omitempty" docstore:"exec"`
+	// Queues are the queues the runner takes tasks from, Traits what it
+	// offers (detected and declared, see Traits).
+	Queues    []string `json:"queues,omitempty" docstore:"queues"`
+	Traits    Traits   `json:"traits,omitempty" docstore:"traits"`
+	Kind      string   `json:"-" docstore:"kind"`
+	ExpiresAt int64    `json:"-" docstore:"expires_at"`
 }

@@ -176,6 +176,10 @@ func (s *Status) Apply(e *Event) bool {
 	s.State = e.Phase.State()
 	s.EventAt = e.At
 	s.Runner = Intern(e.Runner)
+	s.Matched, s.MatchedText = e.Matched, ""
+	if len(e.Matched) > 0 {
+		s.MatchedText = e.Matched.String()
+	}
 	s.Error = e.Error
 	s.Result = e.Result
 	s.ResultJSON = string(e.Result)

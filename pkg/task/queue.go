@@ -332,6 +332,41 @@ func (s *Subscription) ReceiveNow(ctx context.Context) (*Delivery, error) {
 	return ds[0], nil
 }
 
+// ReceiveWithin is ReceiveNow waiting at most wait (0: only what is
+// ready now); it returns nil and no error when nothing came in time.
+// Where the driver cannot bound a wait of its own (gocloud's portable
+// receive), the wait is a context deadline, which the portable receive
+// survives without losing what it prefetched.
+func (s *Subscription) ReceiveWithin(ctx context.Context, wait time.Duration) (*Delivery, error) {
+	wr, ok := s.ext.(driver.WaitReceiver)
+	if !ok && s.ext == nil {
+		ok = s.sub.As(&wr)
+	}
+	if ok {
+		ds, err := wr.ReceiveWithin(ctx, 1, wait)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("receive from %s: %w", s.url, err)
+		}
+		if len(ds) == 0 {
+			return nil, nil
+		}
+		return ds[0], nil
+	}
+	if _, now := s.ext.(driver.NowReceiver); now {
+		return s.ReceiveNow(ctx)
+	}
+	wctx, cancel := context.WithTimeout(ctx, max(wait, 10*time.Millisecond))
+	defer cancel()
+	d, err := s.Receive(wctx)
+	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
+		return nil, nil
+	}
+	return d, err
+}
+
 // Receive waits for the next delivery.
 func (s *Subscription) Receive(ctx context.Context) (*Delivery, error) {
 	if s.direct != nil {

@@ -10,8 +10,11 @@ import (
 // status store. Each part's main opens those it needs.
 type Resources struct {
 	Tasks, Events *Topic
-	Archive       *Archive
-	Store         *Store
+	// Queues, if set, are the declared task queues (Tasks, if set too,
+	// is one of them and closed with them).
+	Queues  *Queues
+	Archive *Archive
+	Store   *Store
 }
 
 // Close flushes and closes the resources that are set, within a fresh
@@ -19,8 +22,13 @@ type Resources struct {
 func (r *Resources) Close(log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if r.Queues != nil {
+		if err := r.Queues.Shutdown(ctx); err != nil {
+			log.Warn("could not flush a tasks queue", "err", err)
+		}
+	}
 	for _, t := range []*Topic{r.Tasks, r.Events} {
-		if t != nil {
+		if t != nil && (r.Queues == nil || t != r.Queues.Default()) {
 			if err := t.Shutdown(ctx); err != nil {
 				log.Warn("could not flush a topic", "topic", t.url, "err", err)
 			}

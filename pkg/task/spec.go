@@ -22,6 +22,10 @@ type Spec struct {
 	MaxAttempts    int             `json:"max_attempts,omitempty"`
 	IdempotencyKey string          `json:"idempotency_key,omitempty"`
 	Delay          Duration        `json:"delay,omitempty"`
+	// Requires names the traits the task's runner must have, with
+	// optional version constraints ({"python": ">=3.10", "gpu": ""}):
+	// a runner without them hands the task back (docs/routing.md).
+	Requires Requires `json:"requires,omitempty"`
 	// Then is the task to run when this one succeeds, with its result as
 	// input (docs/workflows.md).
 	Then *Spec `json:"then,omitempty"`
@@ -104,6 +108,12 @@ func (s *Spec) Normalize() error {
 	}
 	if len(s.IdempotencyKey) > MaxIdempotencyKey {
 		return &FieldError{"idempotency_key", fmt.Sprintf("is %d bytes, more than %d", len(s.IdempotencyKey), MaxIdempotencyKey)}
+	}
+	if err := s.Requires.Validate("requires"); err != nil {
+		return err
+	}
+	if len(s.Requires) == 0 {
+		s.Requires = nil
 	}
 	if bytes.Equal(bytes.TrimSpace(s.Args), []byte("null")) {
 		s.Args = nil

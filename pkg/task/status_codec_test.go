@@ -130,7 +130,7 @@ var statusCases = []struct {
 	{"unknown keys", `{"id":"x","next_cursor":"c","extra":[true,false,{"a":"b"}]}`, true},
 	{"duplicate keys", `{"id":"a","id":"b","id":null,"attempt":1,"attempt":2,"created_at":"2026-01-02T03:04:05Z","created_at":null}`, true},
 	{"twelve strings", `{"id":"1","function":"2","queue":"3","state":"4","runner":"5","error":"6","result_ref":"7","idempotency_key":"8","group":{"id":"9","index":0},"next":"10","previous":"11","callback_of":"12"}`, true},
-	{"thirteen strings", `{"id":"1","function":"2","queue":"3","state":"4","runner":"5","error":"6","result_ref":"7","idempotency_key":"8","group":{"id":"9","index":0},"next":"10","previous":"11","callback_of":"12","id":"13"}`, false},
+	{"seventeen strings", `{"id":"1","function":"2","queue":"3","state":"4","runner":"5","error":"6","result_ref":"7","idempotency_key":"8","group":{"id":"9","index":0},"next":"10","previous":"11","callback_of":"12","id":"13","function":"14","queue":"15","state":"16","runner":"17"}`, false},
 	{"group member", `{"id":"x","state":"queued","group":{"id":"g","index":0},"next":"n","previous":"p"}`, true},
 	{"group index 7", `{"group":{"index":7,"id":"g"}}`, true},
 	{"group null", `{"group":{"id":"g","index":1},"group":null}`, true},
@@ -347,6 +347,8 @@ func TestStatusCoversEveryField(t *testing.T) {
 			f.SetBytes([]byte(`[` + string(rune('0'+i%10)) + `]`))
 		case reflect.Interface:
 			f.Set(reflect.ValueOf(i))
+		case reflect.Map: // Requires, Traits
+			f.Set(reflect.ValueOf(map[string]string{"k" + string(rune('a'+i)): "", "<&>": ">=3." + string(rune('0'+i%10))}).Convert(f.Type()))
 		case reflect.Struct: // time.Time
 			f.Set(reflect.ValueOf(time.Date(2026, 1, 2, 3, 4, 5, i, time.UTC).Add(time.Duration(i) * time.Hour)))
 		case reflect.Pointer: // *GroupRef

@@ -273,6 +273,12 @@ func (st *Status) loaded() {
 	if st.GroupID != "" {
 		st.Group = &GroupRef{ID: st.GroupID, Index: st.GroupIndex}
 	}
+	if st.RequiresText != "" {
+		st.Requires = ParseRequiresText(st.RequiresText)
+	}
+	if st.MatchedText != "" {
+		st.Matched, _ = ParseTraits(st.MatchedText)
+	}
 }
 
 func (s *Store) expiry(st *Status) {

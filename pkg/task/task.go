@@ -112,6 +112,14 @@ type Status struct {
 	Previous string `json:"previous,omitempty" docstore:"previous"`
 	// CallbackOf is set on a group's callback: the group's ID.
 	CallbackOf string `json:"callback_of,omitempty" docstore:"callback_of"`
+	// Requires are the traits the task's runner must have; Matched the
+	// traits of the runner of the attempt (Runner) that met them.
+	Requires Requires `json:"requires,omitempty" docstore:"-"`
+	Matched  Traits   `json:"matched,omitempty" docstore:"-"`
+	// Waiting says why a queued task has not started, when no live
+	// runner on its queue can run it ("no live runner with python>=3.10
+	// on queue grid"). Dispatch fills it in when it reads the status.
+	Waiting string `json:"waiting,omitempty" docstore:"-"`
 
 	// Fields below are bookkeeping of the store, not part of the API.
 
@@ -130,6 +138,10 @@ type Status struct {
 	// Pending is the encoded task message of a Waiting step, published
 	// when its predecessors are done and cleared then.
 	Pending string `json:"-" docstore:"pending"`
+	// RequiresText and MatchedText hold Requires and Matched in the
+	// store, as text (Requires.String, Traits.String).
+	RequiresText string `json:"-" docstore:"requires"`
+	MatchedText  string `json:"-" docstore:"matched"`
 	// ExpiresAt is when the store may delete the document (DynamoDB TTL,
 	// as epoch seconds).
 	ExpiresAt int64 `json:"-" docstore:"expires_at"`

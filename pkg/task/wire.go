@@ -26,6 +26,7 @@ package task
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -67,6 +68,30 @@ func (e *wireEncoder) optStr(key, s string) {
 		e.lit(key)
 		e.str(s)
 	}
+}
+
+// strMap writes a map of strings, keys sorted as encoding/json sorts
+// them, unless it is empty (omitempty).
+func (e *wireEncoder) strMap(key string, m map[string]string) {
+	if len(m) == 0 {
+		return
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	e.lit(key)
+	e.lit(`{`)
+	for i, k := range keys {
+		if i > 0 {
+			e.lit(`,`)
+		}
+		e.str(k)
+		e.lit(`:`)
+		e.str(m[k])
+	}
+	e.lit(`}`)
 }
 
 func (e *wireEncoder) optTime(key string, t time.Time) {
@@ -202,6 +227,7 @@ func appendMessage(m *Message) ([]byte, bool) {
 	e.time(m.CreatedAt)
 	e.optStr(`,"traceparent":`, m.Traceparent)
 	e.optStr(`,"tracestate":`, m.Tracestate)
+	e.strMap(`,"requires":`, m.Requires)
 	e.lit(`}`)
 	return e.b, e.ok
 }
@@ -244,6 +270,7 @@ func appendEvent(ev *Event) ([]byte, bool) {
 	e.optTime(`,"next_attempt_at":`, ev.NextAttemptAt)
 	e.optStr(`,"traceparent":`, ev.Traceparent)
 	e.optStr(`,"tracestate":`, ev.Tracestate)
+	e.strMap(`,"matched":`, ev.Matched)
 	e.lit(`}}`)
 	return e.b, e.ok
 }
@@ -291,6 +318,17 @@ func appendRunner(r *RunnerInfo) ([]byte, bool) {
 	e.lit(`,"seen_at":`)
 	e.time(r.SeenAt)
 	e.optStr(`,"exec":`, r.Exec)
+	if len(r.Queues) > 0 {
+		e.lit(`,"queues":[`)
+		for i, q := range r.Queues {
+			if i > 0 {
+				e.lit(`,`)
+			}
+			e.str(q)
+		}
+		e.lit(`]`)
+	}
+	e.strMap(`,"traits":`, r.Traits)
 	e.lit(`}}`)
 	return e.b, e.ok
 }
@@ -308,7 +346,7 @@ type wireDecoder struct {
 	off  int
 	// pending are the strings read, set by finish so that they share one
 	// allocation.
-	pending [12]pendingString
+	pending [16]pendingString
 	npend   int
 }
 
@@ -711,6 +749,17 @@ func (d *wireDecoder) time(dst *time.Time) bool {
 	return d.skipString() && dst.UnmarshalJSON(d.data[start:d.off]) == nil
 }
 
+// strMap reads an object of strings into dst (a pointer to a map of
+// strings), as encoding/json does: maps are rare on the wire, so this
+// hands the object to encoding/json.
+func (d *wireDecoder) strMap(dst any) bool {
+	start := d.off
+	if !d.skipValue(0) {
+		return false
+	}
+	return json.Unmarshal(d.data[start:d.off], dst) == nil
+}
+
 // raw reads any value, null included, as a copy of its bytes.
 func (d *wireDecoder) raw(dst *json.RawMessage) bool {
 	start := d.off
@@ -726,10 +775,10 @@ func (d *wireDecoder) raw(dst *json.RawMessage) bool {
 // against the struct tags).
 var (
 	messageKeys = []string{"v", "id", "function", "queue", "args", "args_ref", "timeout_ms", "max_attempts",
-		"created_at", "traceparent", "tracestate"}
+		"created_at", "traceparent", "tracestate", "requires"}
 	envelopeKeys = []string{"v", "event", "runner"}
 	eventKeys    = []string{"task_id", "function", "queue", "max_attempts", "created_at", "attempt", "phase",
-		"runner", "at", "started_at", "error", "result", "result_ref", "next_attempt_at", "traceparent", "tracestate"}
+		"runner", "at", "started_at", "error", "result", "result_ref", "next_attempt_at", "traceparent", "tracestate", "matched"}
 )
 
 // decodeMessage reads data into m, a zero Message, as json.Unmarshal
@@ -763,6 +812,8 @@ func decodeMessage(data []byte, m *Message) bool {
 			return d.str(&m.Traceparent)
 		case "tracestate":
 			return d.str(&m.Tracestate)
+		case "requires":
+			return d.strMap(&m.Requires)
 		}
 		return d.unknown(key, messageKeys)
 	})
@@ -840,6 +891,8 @@ func (d *wireDecoder) event(e *Event) bool {
 			return d.str(&e.Traceparent)
 		case "tracestate":
 			return d.str(&e.Tracestate)
+		case "matched":
+			return d.strMap(&e.Matched)
 		}
 		return d.unknown(key, eventKeys)
 	})
@@ -894,7 +947,7 @@ func statusSize(st *Status) int {
 		return len(`null`)
 	}
 	n := 170 + len(st.ID) + len(st.Function) + len(st.Queue) + len(st.State)
-	for _, s := range [...]string{st.Runner, st.Error, st.ResultRef, st.IdempotencyKey, st.Next, st.Previous, st.CallbackOf} {
+	for _, s := range [...]string{st.Runner, st.Error, st.ResultRef, st.IdempotencyKey, st.Next, st.Previous, st.CallbackOf, st.Waiting, st.RequiresText, st.MatchedText} {
 		if s != "" {
 			n += 20 + len(s)
 		}
@@ -951,6 +1004,9 @@ func (e *wireEncoder) status(st *Status) {
 	e.optStr(`,"next":`, st.Next)
 	e.optStr(`,"previous":`, st.Previous)
 	e.optStr(`,"callback_of":`, st.CallbackOf)
+	e.strMap(`,"requires":`, st.Requires)
+	e.strMap(`,"matched":`, st.Matched)
+	e.optStr(`,"waiting":`, st.Waiting)
 	e.lit(`}`)
 }
 
@@ -958,7 +1014,7 @@ func (e *wireEncoder) status(st *Status) {
 var (
 	statusKeys = []string{"id", "function", "queue", "state", "attempt", "max_attempts", "created_at", "started_at",
 		"finished_at", "runner", "error", "result", "result_ref", "next_attempt_at", "idempotency_key", "group", "next",
-		"previous", "callback_of"}
+		"previous", "callback_of", "requires", "matched", "waiting"}
 	groupRefKeys   = []string{"id", "index"}
 	statusListKeys = []string{"tasks"}
 )
@@ -1070,6 +1126,12 @@ func (d *wireDecoder) status(st *Status) bool {
 			return d.str(&st.Previous)
 		case "callback_of":
 			return d.str(&st.CallbackOf)
+		case "requires":
+			return d.strMap(&st.Requires)
+		case "matched":
+			return d.strMap(&st.Matched)
+		case "waiting":
+			return d.str(&st.Waiting)
 		}
 		return d.unknown(key, statusKeys)
 	})

@@ -441,6 +441,9 @@ type Workflow struct {
 	Store   *Store
 	Archive *Archive
 	Tasks   *Topic
+	// Queues, if set, are the declared queues: a step goes to its
+	// queue's topic there, not to Tasks.
+	Queues *Queues
 	// PayloadLimit is the largest args a released step's message carries
 	// inline (DefaultPayloadLimit).
 	PayloadLimit int
@@ -608,12 +611,16 @@ func (w *Workflow) advanceChain(ctx context.Context, st *Status) error {
 // then clears its Pending (and moves it from waiting to queued unless its
 // events got there first).
 func (w *Workflow) release(ctx context.Context, st *Status, input json.RawMessage) error {
-	if w.Tasks == nil {
-		return fmt.Errorf("release %s: this process has no tasks topic to enqueue workflow steps on (set DROVER_TASKS_TOPIC)", st.ID)
-	}
 	m, err := DecodeMessage([]byte(st.Pending))
 	if err != nil {
 		return fmt.Errorf("release %s: its pending message: %w", st.ID, err)
+	}
+	tasks := w.Tasks
+	if w.Queues != nil {
+		tasks = w.Queues.Topic(m.Queue)
+	}
+	if tasks == nil {
+		return fmt.Errorf("release %s: this process has no topic for queue %s to enqueue workflow steps on (set DROVER_TASKS_TOPIC or DROVER_QUEUE_URLS)", st.ID, m.Queue)
 	}
 	own := m.Args
 	if m.ArgsRef != "" {
@@ -640,7 +647,7 @@ func (w *Workflow) release(ctx context.Context, st *Status, input json.RawMessag
 	if err != nil {
 		return fmt.Errorf("release %s: encode: %w", st.ID, err)
 	}
-	if err := w.Tasks.Send(ctx, body, 0); err != nil {
+	if err := tasks.Send(ctx, body, 0); err != nil {
 		return fmt.Errorf("release %s: enqueue: %w", st.ID, err)
 	}
 	if w.Log != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,6 +39,22 @@ type Env struct {
 	// httpq), with APIKey; the four URLs above are not used.
 	Server string `env:"DROVER_SERVER"`
 	APIKey string `env:"DROVER_API_KEY"`
+	// Queues are the queues the runner serves with their weights
+	// ("critical:6,default:3,low:1"; task.ParseQueueWeights), Priority
+	// how it picks among them: weighted (in proportion, none starves) or
+	// strict (in the order listed).
+	Queues   string `env:"DROVER_QUEUES"`
+	Priority string `env:"DROVER_PRIORITY" envDefault:"weighted"`
+	// QueueURLs are the subscription URLs of the declared queues (a JSON
+	// object of names to URLs, task.ParseQueueURLs); "default" may come
+	// from TasksSubscription instead.
+	QueueURLs string `env:"DROVER_QUEUE_URLS"`
+	// Traits are what the runner declares it offers ("python=3.11,gpu"),
+	// beside os, arch, cpus and memory, which it detects.
+	Traits string `env:"DROVER_TRAITS"`
+	// Subscriptions, if set, replace QueueURLs and TasksSubscription (drover
+	// dev fills them with its embedded queues).
+	Subscriptions task.QueueURLs `env:"-"`
 	// StartedDelay is how long a task runs before its runner publishes
 	// its "started" event (runner.Config.StartedDelay: 0 is the 20ms
 	// default, negative publishes at once). The Lambda runner publishes
@@ -61,9 +78,16 @@ func (e *Env) Validate() error {
 		if _, err := httpq.New(e.Server, httpq.Options{}); err != nil {
 			return fmt.Errorf("--server / DROVER_SERVER: %w", err)
 		}
+		// A remote runner's queues are the dispatcher's: only the
+		// routing settings themselves are checked here.
+		if _, err := e.queueWeights(); err != nil {
+			return err
+		}
+	} else if _, err := e.QueueSubscriptions(); err != nil {
+		return err
 	}
 	for _, v := range []struct{ name, val string }{
-		{"DROVER_TASKS_SUBSCRIPTION", e.TasksSubscription}, {"DROVER_EVENTS_TOPIC", e.EventsTopic},
+		{"DROVER_EVENTS_TOPIC", e.EventsTopic},
 		{"DROVER_BUCKET", e.Bucket}, {"DROVER_STATUS", e.Status},
 	} {
 		if v.val == "" && e.Server == "" {
@@ -75,6 +99,58 @@ func (e *Env) Validate() error {
 	}
 	_, err := e.Log.Logger()
 	return err
+}
+
+// queueWeights returns the queues the runner serves with their weights,
+// checking DROVER_QUEUES, DROVER_PRIORITY and DROVER_TRAITS.
+func (e *Env) queueWeights() ([]task.QueueWeight, error) {
+	weights, err := task.ParseQueueWeights(e.Queues)
+	if err != nil {
+		return nil, fmt.Errorf("DROVER_QUEUES: %w", err)
+	}
+	if e.Priority != task.Weighted && e.Priority != task.Strict {
+		return nil, fmt.Errorf("DROVER_PRIORITY=%q: want %s or %s", e.Priority, task.Weighted, task.Strict)
+	}
+	if _, err := task.ParseTraits(e.Traits); err != nil {
+		return nil, fmt.Errorf("DROVER_TRAITS: %w", err)
+	}
+	return weights, nil
+}
+
+// QueueSubscriptions returns the queues the runner serves, each with its
+// weight and subscription URL, checking DROVER_QUEUES, DROVER_PRIORITY,
+// DROVER_TRAITS and that each queue served is declared.
+func (e *Env) QueueSubscriptions() ([]QueueURL, error) {
+	weights, err := e.queueWeights()
+	if err != nil {
+		return nil, err
+	}
+	urls := e.Subscriptions
+	if urls == nil {
+		parsed, err := task.ParseQueueURLs(e.QueueURLs)
+		if err != nil {
+			return nil, fmt.Errorf("DROVER_QUEUE_URLS: %w", err)
+		}
+		urls = task.Declared(parsed, e.TasksSubscription)
+	}
+	out := make([]QueueURL, 0, len(weights))
+	for _, w := range weights {
+		u, ok := urls[w.Name]
+		if !ok {
+			if w.Name == task.DefaultQueue {
+				return nil, fmt.Errorf("DROVER_TASKS_SUBSCRIPTION (or DROVER_QUEUE_URLS) is required for drover runner (see README: Configuration)")
+			}
+			return nil, fmt.Errorf("DROVER_QUEUES: queue %s is not declared in DROVER_QUEUE_URLS (declared: %s)", w.Name, strings.Join(urls.Names(), ", "))
+		}
+		out = append(out, QueueURL{QueueWeight: w, URL: u})
+	}
+	return out, nil
+}
+
+// QueueURL is a queue a runner serves, with its weight and subscription.
+type QueueURL struct {
+	task.QueueWeight
+	URL string
 }
 
 // ValidateTuning checks the concurrency, heartbeat, lease and visibility
@@ -132,29 +208,60 @@ func (e *Env) newRunner(res *task.Resources, store runner.Statuses, log *slog.Lo
 	if register != nil {
 		register(mux)
 	}
+	traits, _ := task.ParseTraits(e.Traits) // checked by Validate
+	var queues []string
+	if ws, err := e.queueWeights(); err == nil {
+		for _, w := range ws {
+			queues = append(queues, w.Name)
+		}
+	}
 	return runner.New(mux, res.Events, res.Archive, store, log, runner.Config{
 		Name: name, Concurrency: e.Concurrency, Heartbeat: e.Heartbeat, Lease: e.Lease, Grace: e.Grace,
 		StartedDelay: e.StartedDelay, Registerer: e.Registerer, TracerProvider: e.TracerProvider,
+		Queues: queues, Strict: e.Priority == task.Strict, Traits: traits,
 	})
+}
+
+// OpenQueues opens the subscription of every queue the runner serves once
+// now, so that a bad URL stops the process at start.
+func (e *Env) OpenQueues(ctx context.Context) ([]runner.Queue, error) {
+	qs, err := e.QueueSubscriptions()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]runner.Queue, 0, len(qs))
+	for _, q := range qs {
+		variable := "DROVER_TASKS_SUBSCRIPTION"
+		if e.Subscriptions != nil || e.QueueURLs != "" {
+			variable = "DROVER_QUEUE_URLS (" + q.Name + ")"
+		}
+		open, err := task.CheckedOpener(ctx, variable, q.URL)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, runner.Queue{Name: q.Name, Weight: q.Weight, Open: open})
+	}
+	return out, nil
 }
 
 // Run runs one runner process until ctx is done: a remote runner if
 // e.Server is set.
 func Run(ctx context.Context, e *Env, log *slog.Logger, register func(*runner.Mux)) error {
 	var (
-		res   *task.Resources
-		open  task.Opener
-		store runner.Statuses
-		err   error
+		res    *task.Resources
+		queues []runner.Queue
+		store  runner.Statuses
+		err    error
 	)
 	if e.Server != "" {
-		res, open, store, err = e.openRemote(ctx, log)
-	} else {
-		if res, err = e.Open(ctx, log); err == nil {
-			store = res.Store
-			if open, err = task.CheckedOpener(ctx, "DROVER_TASKS_SUBSCRIPTION", e.TasksSubscription); err != nil {
-				res.Close(log)
-			}
+		var open task.Opener
+		if res, open, store, err = e.openRemote(ctx, log); err == nil {
+			queues = []runner.Queue{{Name: task.DefaultQueue, Weight: 1, Open: open}}
+		}
+	} else if res, err = e.Open(ctx, log); err == nil {
+		store = res.Store
+		if queues, err = e.OpenQueues(ctx); err != nil {
+			res.Close(log)
 		}
 	}
 	if err != nil {
@@ -167,8 +274,8 @@ func Run(ctx context.Context, e *Env, log *slog.Logger, register func(*runner.Mu
 		go func() { _ = metrics.Serve(ctx, e.MetricsAddr, reg, log, nil) }()
 	}
 	r := e.newRunner(res, store, log, e.RunnerName, register)
-	log.Info("runner started", "runner", r.Name(), "concurrency", e.Concurrency, "server", e.Server)
-	return r.Run(ctx, open)
+	log.Info("runner started", "runner", r.Name(), "concurrency", e.Concurrency, "queues", e.Queues, "traits", r.Traits().String(), "server", e.Server)
+	return r.RunQueues(ctx, queues)
 }
 
 // openRemote returns a remote runner's transport: the dispatch API at

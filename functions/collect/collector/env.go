@@ -32,6 +32,13 @@ type Env struct {
 	// TracerProvider, if set, traces what the part does (nil: off);
 	// its main sets it from telemetry.SetupTracing.
 	TracerProvider trace.TracerProvider `env:"-"`
+	// QueueURLs are the declared task queues (DROVER_QUEUE_URLS, see
+	// task.ParseQueueURLs): a workflow step goes to its own queue.
+	QueueURLs string `env:"DROVER_QUEUE_URLS"`
+	// DLQURLs are the dead-letter queues of the declared queues, as a
+	// JSON object of queue names to URLs, each swept like
+	// DLQSubscription.
+	DLQURLs string `env:"DROVER_DLQ_URLS"`
 }
 
 // Validate checks e, returning a one-line error that names the variable
@@ -46,6 +53,12 @@ func (e *Env) Validate() error {
 	}
 	if e.Retention < 0 {
 		return fmt.Errorf("DROVER_RETENTION=%s must not be negative", e.Retention)
+	}
+	if _, err := task.ParseQueueURLs(e.QueueURLs); err != nil {
+		return fmt.Errorf("DROVER_QUEUE_URLS: %w", err)
+	}
+	if _, err := task.ParseQueueURLs(e.DLQURLs); err != nil {
+		return fmt.Errorf("DROVER_DLQ_URLS: %w", err)
 	}
 	_, err := e.Log.Logger()
 	return err
@@ -66,12 +79,18 @@ func (e *Env) Open(ctx context.Context, log *slog.Logger) (*Collector, *task.Res
 	res.Store.Retention = e.Retention
 	col := New(res.Store, res.Archive, log)
 	col.Trace(e.TracerProvider)
-	if e.TasksTopic != "" {
-		if res.Tasks, err = task.OpenTopic(ctx, e.TasksTopic); err != nil {
+	urls, err := task.ParseQueueURLs(e.QueueURLs)
+	if err != nil {
+		res.Close(log)
+		return nil, nil, fmt.Errorf("DROVER_QUEUE_URLS: %w", err)
+	}
+	if d := task.Declared(urls, e.TasksTopic); d != nil {
+		if res.Queues, err = task.OpenQueues(ctx, d); err != nil {
 			res.Close(log)
-			return nil, nil, fmt.Errorf("DROVER_TASKS_TOPIC: %w", err)
+			return nil, nil, fmt.Errorf("%s: %w", queuesVariable(e.QueueURLs), err)
 		}
-		col.Workflow.Tasks = res.Tasks
+		res.Tasks = res.Queues.Default()
+		col.Workflow.Tasks, col.Workflow.Queues = res.Tasks, res.Queues
 	}
 	return col, res, nil
 }
@@ -94,15 +113,27 @@ func Run(ctx context.Context, e *Env, log *slog.Logger) error {
 		col.Instrument(reg)
 		wg.Go(func() { _ = metrics.Serve(ctx, e.MetricsAddr, reg, log, nil) })
 	}
+	dlqs, _ := task.ParseQueueURLs(e.DLQURLs)
 	if e.DLQSubscription != "" {
-		openDLQ, err := task.CheckedOpener(ctx, "DROVER_DLQ_SUBSCRIPTION", e.DLQSubscription)
+		dlqs = task.Declared(dlqs, e.DLQSubscription)
+	}
+	for _, q := range dlqs.Names() {
+		openDLQ, err := task.CheckedOpener(ctx, "DROVER_DLQ_URLS ("+q+")", dlqs[q])
 		if err != nil {
 			return err
 		}
 		wg.Go(func() { _ = col.RunSweeper(ctx, openDLQ) })
 	}
-	log.Info("collector started", "sweeper", e.DLQSubscription != "")
+	log.Info("collector started", "sweepers", len(dlqs))
 	err = col.Run(ctx, open)
 	wg.Wait()
 	return err
+}
+
+// queuesVariable names the variable that declares the task queues.
+func queuesVariable(queueURLs string) string {
+	if queueURLs == "" {
+		return "DROVER_TASKS_TOPIC"
+	}
+	return "DROVER_QUEUE_URLS"
 }

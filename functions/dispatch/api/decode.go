@@ -52,6 +52,7 @@ type submitSpec struct {
 	MaxAttempts    *int            `json:"max_attempts"`
 	IdempotencyKey string          `json:"idempotency_key"`
 	Delay          *string         `json:"delay"`
+	Requires       json.RawMessage `json:"requires"`
 	Then           *submitSpec     `json:"then"`
 }
 
@@ -98,6 +99,20 @@ func (s *submitSpec) convert(field string) (task.Spec, error) {
 			return out, &task.FieldError{Field: field + d.name, Reason: fmt.Sprintf("%s is not a positive duration", v)}
 		}
 		*d.out = task.Duration(v)
+	}
+	if len(s.Requires) > 0 && !bytes.Equal(bytes.TrimSpace(s.Requires), []byte("null")) {
+		var raw map[string]json.RawMessage
+		if err := json.Unmarshal(s.Requires, &raw); err != nil {
+			return out, &task.FieldError{Field: field + "requires", Reason: `want an object of trait names to constraints, such as {"python": ">=3.10", "gpu": ""}`}
+		}
+		out.Requires = task.Requires{}
+		for name, v := range raw {
+			var c string
+			if err := json.Unmarshal(v, &c); err != nil {
+				return out, &task.FieldError{Field: field + "requires." + clip(name), Reason: fmt.Sprintf("want a constraint string such as \">=3.10\" (or \"\" for any version), got %s", clip(string(v)))}
+			}
+			out.Requires[name] = c
+		}
 	}
 	if s.Then != nil {
 		depth := 0

@@ -20,13 +20,17 @@ import (
 // Env is the dispatch process's configuration, read once by its main
 // (functions/dispatch, drover dispatch) from DROVER_ variables.
 type Env struct {
-	TasksTopic string        `env:"DROVER_TASKS_TOPIC"`
-	Bucket     string        `env:"DROVER_BUCKET"`
-	Status     string        `env:"DROVER_STATUS"`
-	Addr       string        `env:"DROVER_ADDR" envDefault:"127.0.0.1:8080"`
-	APIKeys    []string      `env:"DROVER_API_KEYS" envSeparator:","`
-	Retention  time.Duration `env:"DROVER_RETENTION" envDefault:"168h"`
-	Log        envconfig.Log
+	TasksTopic string `env:"DROVER_TASKS_TOPIC"`
+	// QueueURLs declares the task queues, each its own topic, as a JSON
+	// object of names to URLs (task.ParseQueueURLs); "default" may come
+	// from TasksTopic instead.
+	QueueURLs string        `env:"DROVER_QUEUE_URLS"`
+	Bucket    string        `env:"DROVER_BUCKET"`
+	Status    string        `env:"DROVER_STATUS"`
+	Addr      string        `env:"DROVER_ADDR" envDefault:"127.0.0.1:8080"`
+	APIKeys   []string      `env:"DROVER_API_KEYS" envSeparator:","`
+	Retention time.Duration `env:"DROVER_RETENTION" envDefault:"168h"`
+	Log       envconfig.Log
 	// TasksSubscription and EventsTopic, when both are set, make a
 	// long-lived dispatcher serve the lease endpoints for remote runners
 	// (drover runner --server).
@@ -52,8 +56,15 @@ type Env struct {
 // Validate checks e, returning a one-line error that names the variable
 // to change.
 func (e *Env) Validate() error {
+	urls, err := task.ParseQueueURLs(e.QueueURLs)
+	if err != nil {
+		return fmt.Errorf("DROVER_QUEUE_URLS: %w", err)
+	}
+	if task.Declared(urls, e.TasksTopic) == nil {
+		return fmt.Errorf("DROVER_TASKS_TOPIC (or DROVER_QUEUE_URLS) is required for drover dispatch (see README: Configuration)")
+	}
 	for _, v := range []struct{ name, val string }{
-		{"DROVER_TASKS_TOPIC", e.TasksTopic}, {"DROVER_BUCKET", e.Bucket}, {"DROVER_STATUS", e.Status},
+		{"DROVER_BUCKET", e.Bucket}, {"DROVER_STATUS", e.Status},
 	} {
 		if v.val == "" {
 			return fmt.Errorf("%s is required for drover dispatch (see README: Configuration)", v.name)
@@ -89,7 +100,7 @@ func (e *Env) Validate() error {
 	if e.Retention < 0 {
 		return fmt.Errorf("DROVER_RETENTION=%s must not be negative", e.Retention)
 	}
-	_, err := e.Log.Logger()
+	_, err = e.Log.Logger()
 	return err
 }
 
@@ -119,9 +130,17 @@ func (e *Env) Open(ctx context.Context, log *slog.Logger) (*Server, *task.Resour
 		res.Close(log)
 		return nil, nil, fmt.Errorf("%s: %w", name, err)
 	}
-	if res.Tasks, err = task.OpenTopic(ctx, e.TasksTopic); err != nil {
-		return fail("DROVER_TASKS_TOPIC", err)
+	urls, err := task.ParseQueueURLs(e.QueueURLs)
+	if err != nil {
+		return fail("DROVER_QUEUE_URLS", err)
 	}
+	if res.Queues, err = task.OpenQueues(ctx, task.Declared(urls, e.TasksTopic)); err != nil {
+		if e.QueueURLs == "" {
+			return fail("DROVER_TASKS_TOPIC", err)
+		}
+		return fail("DROVER_QUEUE_URLS", err)
+	}
+	res.Tasks = res.Queues.Default()
 	if res.Archive, err = task.OpenArchive(ctx, e.Bucket); err != nil {
 		return fail("DROVER_BUCKET", err)
 	}
@@ -129,7 +148,7 @@ func (e *Env) Open(ctx context.Context, log *slog.Logger) (*Server, *task.Resour
 		return fail("DROVER_STATUS", err)
 	}
 	res.Store.Retention = e.Retention
-	cfg.TracerProvider = e.TracerProvider
+	cfg.TracerProvider, cfg.Queues = e.TracerProvider, res.Queues
 	srv := New(res.Tasks, res.Archive, res.Store, log, cfg)
 	if e.TasksSubscription != "" && e.EventsTopic != "" && !e.Lambda {
 		if res.Events, err = task.OpenTopic(ctx, e.EventsTopic); err != nil {

@@ -65,6 +65,9 @@ func fingerprint(sp task.Spec) string {
 	binary.BigEndian.PutUint64(n[8:], uint64(sp.MaxAttempts))
 	binary.BigEndian.PutUint64(n[16:], uint64(sp.Delay))
 	h.Write(n[:])
+	if len(sp.Requires) > 0 {
+		field([]byte("requires:" + sp.Requires.String()))
+	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 

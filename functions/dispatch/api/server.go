@@ -52,6 +52,10 @@ type Config struct {
 	SendTimeout time.Duration
 	// MaxWait caps ?wait= long-polls (60s).
 	MaxWait time.Duration
+	// Queues are the declared task queues, each its own topic; nil is
+	// one queue, "default", on the tasks topic New is given. A task for
+	// a queue not declared here is refused with 422.
+	Queues *task.Queues
 	// RunnerWindow is how recently a runner must have been seen to be
 	// listed (1m).
 	RunnerWindow time.Duration
@@ -127,7 +131,7 @@ func (c *Config) defaults() {
 // Server serves the API.
 type Server struct {
 	svc     *Service
-	tasks   *task.Topic
+	tasks   *task.Queues
 	archive *task.Archive
 	store   *task.Store
 	log     *slog.Logger
@@ -149,10 +153,11 @@ func New(tasks *task.Topic, archive *task.Archive, store *task.Store, log *slog.
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	svc := NewService(tasks, archive, store, log, cfg)
 	s := &Server{
-		svc:   NewService(tasks, archive, store, log, cfg),
-		tasks: tasks, archive: archive, store: store, log: log, cfg: cfg, mux: http.NewServeMux(),
-		flow: &task.Workflow{Store: store, Archive: archive, Tasks: tasks, PayloadLimit: cfg.PayloadLimit, Log: log},
+		svc:   svc,
+		tasks: svc.queues, archive: archive, store: store, log: log, cfg: cfg, mux: http.NewServeMux(),
+		flow: &task.Workflow{Store: store, Archive: archive, Queues: svc.queues, PayloadLimit: cfg.PayloadLimit, Log: log},
 	}
 	s.keys = newAPIKeys(cfg.APIKeys, cfg.APIKeysLoader, cfg.APIKeysRefresh, log)
 	s.inflight.limit = cfg.MaxInflight
@@ -347,6 +352,7 @@ func (s *Server) submitOne(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	s.svc.Explain(r.Context(), sts[0])
 	w.Header().Set("Location", "/v1/tasks/"+sts[0].ID)
 	writeStatus(w, http.StatusAccepted, sts[0])
 }
@@ -389,6 +395,7 @@ func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	s.svc.Explain(r.Context(), sts...)
 	writeStatusList(w, http.StatusAccepted, sts)
 }
 
@@ -437,6 +444,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	s.svc.Explain(r.Context(), st)
 	writeStatus(w, http.StatusOK, st)
 }
 
@@ -500,6 +508,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	if sts == nil {
 		sts = []*task.Status{}
 	}
+	s.svc.Explain(r.Context(), sts...)
 	writeJSON(w, http.StatusOK, map[string]any{"tasks": sts, "next_cursor": next})
 }
 

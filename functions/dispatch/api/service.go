@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -22,7 +23,7 @@ import (
 // and rolls back what it did for tasks it could not enqueue. Its callers
 // (the HTTP handlers, tests) pass specs already decoded and validated.
 type Service struct {
-	tasks   *task.Topic
+	queues  *task.Queues
 	archive *task.Archive
 	store   *task.Store
 	log     *slog.Logger
@@ -30,17 +31,25 @@ type Service struct {
 	metrics *metrics.Dispatch
 	// tracer is nil when tracing is off.
 	tracer trace.Tracer
+
+	runnerCache runnerCache
 }
 
 // NewService returns a Service that enqueues on tasks, archives large
 // payloads in archive and writes statuses and idempotency keys to store.
-// Of cfg it uses PayloadLimit, IdempotencyWindow and SendTimeout.
+// Of cfg it uses PayloadLimit, IdempotencyWindow, SendTimeout and
+// Queues: given, tasks go to the topics of their queues there, and tasks
+// is not used.
 func NewService(tasks *task.Topic, archive *task.Archive, store *task.Store, log *slog.Logger, cfg Config) *Service {
 	cfg.defaults()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	svc := &Service{tasks: tasks, archive: archive, store: store, log: log, cfg: cfg}
+	queues := cfg.Queues
+	if queues == nil {
+		queues = task.OneQueue(tasks)
+	}
+	svc := &Service{queues: queues, archive: archive, store: store, log: log, cfg: cfg}
 	if cfg.Metrics != nil {
 		svc.metrics = metrics.NewDispatch(cfg.Metrics)
 	}
@@ -57,16 +66,13 @@ func NewService(tasks *task.Topic, archive *task.Archive, store *task.Store, log
 // tasks already enqueued stay enqueued and are named in the error.
 func (s *Service) Submit(ctx context.Context, specs []task.Spec) ([]*task.Status, error) {
 	now := time.Now().UTC()
-	for i, sp := range specs {
-		if d := time.Duration(sp.Delay); d > s.tasks.MaxDelay() {
-			field := "delay"
-			if len(specs) > 1 {
-				field = fmt.Sprintf("tasks[%d].delay", i)
-			}
-			if s.tasks.MaxDelay() == 0 {
-				return nil, &task.FieldError{Field: field, Reason: "the tasks topic (DROVER_TASKS_TOPIC) cannot delay messages"}
-			}
-			return nil, &task.FieldError{Field: field, Reason: fmt.Sprintf("%s is longer than the %s the tasks topic can delay", d, s.tasks.MaxDelay())}
+	for i := range specs {
+		prefix := ""
+		if len(specs) > 1 {
+			prefix = fmt.Sprintf("tasks[%d].", i)
+		}
+		if err := s.checkQueue(prefix, &specs[i]); err != nil {
+			return nil, err
 		}
 	}
 
@@ -86,6 +92,7 @@ func (s *Service) Submit(ctx context.Context, specs []task.Spec) ([]*task.Status
 			ID: task.NewID(now), Function: task.Intern(sp.Function), Queue: task.Intern(sp.Queue), State: task.Queued,
 			MaxAttempts: sp.MaxAttempts, CreatedAt: now, IdempotencyKey: sp.IdempotencyKey,
 		}
+		sts[i].SetRequires(sp.Requires)
 		if sp.IdempotencyKey == "" {
 			continue
 		}
@@ -124,6 +131,7 @@ func (s *Service) Submit(ctx context.Context, specs []task.Spec) ([]*task.Status
 	var (
 		idx    []int
 		bodies [][]byte
+		queues []string
 		delays []time.Duration
 		g      errgroup.Group
 		// spans, when tracing, are the tasks' submit spans, as idx.
@@ -142,6 +150,7 @@ func (s *Service) Submit(ctx context.Context, specs []task.Spec) ([]*task.Status
 		m := &task.Message{
 			ID: sts[i].ID, Function: sp.Function, Queue: sp.Queue, Args: sp.Args,
 			TimeoutMS: time.Duration(sp.Timeout).Milliseconds(), MaxAttempts: sp.MaxAttempts, CreatedAt: now,
+			Requires: sp.Requires,
 		}
 		if s.tracer != nil {
 			tctx, span := s.tracer.Start(ctx, "submit "+sp.Function, trace.WithSpanKind(trace.SpanKindProducer),
@@ -161,12 +170,13 @@ func (s *Service) Submit(ctx context.Context, specs []task.Spec) ([]*task.Status
 			return nil, fmt.Errorf("encode task %s: %w", m.ID, err)
 		}
 		idx, bodies, delays = append(idx, i), append(bodies, b), append(delays, time.Duration(sp.Delay))
+		queues = append(queues, sp.Queue)
 	}
 	if err := g.Wait(); err != nil {
 		s.rollback(ctx, specs, sts, fresh, claims)
 		return nil, fmt.Errorf("archive payload: %w", err)
 	}
-	failed := s.tasks.SendAll(sctx, bodies, delays)
+	failed := s.queues.SendAll(sctx, queues, bodies, delays)
 	for k, span := range spans {
 		if err, bad := failed[k]; bad {
 			span.RecordError(err)
@@ -272,6 +282,56 @@ func (s *Service) rollback(ctx context.Context, specs []task.Spec, sts []*task.S
 			if err := s.store.ReleaseKey(ctx, claims[i]); err != nil {
 				s.log.Warn("rollback: could not release idempotency key", "task_id", sts[i].ID, "err", err)
 			}
+		}
+	}
+}
+
+// runnerCache holds the live runners for a moment: statuses are read
+// far more often than runners come and go.
+type runnerCache struct {
+	mu sync.Mutex
+	at time.Time
+	rs []*task.RunnerInfo
+}
+
+// runnerCacheFor is how long the live runners are kept.
+const runnerCacheFor = time.Second
+
+// liveRunners returns the runners seen within RunnerWindow.
+func (s *Service) liveRunners(ctx context.Context) ([]*task.RunnerInfo, error) {
+	c := &s.runnerCache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if time.Since(c.at) < runnerCacheFor {
+		return c.rs, nil
+	}
+	rs, err := s.store.Runners(ctx, time.Now().Add(-s.cfg.RunnerWindow))
+	if err != nil {
+		return nil, err
+	}
+	c.at, c.rs = time.Now(), rs
+	return rs, nil
+}
+
+// Explain says in the Waiting of each queued or retrying status why it
+// cannot start, when no live runner on its queue has its function and
+// the traits it requires (task.WhyWaiting). Without the runners (the
+// store did not answer) it says nothing.
+func (s *Service) Explain(ctx context.Context, sts ...*task.Status) {
+	need := false
+	for _, st := range sts {
+		need = need || (st != nil && (st.State == task.Queued || st.State == task.Retrying))
+	}
+	if !need {
+		return
+	}
+	rs, err := s.liveRunners(ctx)
+	if err != nil {
+		return
+	}
+	for _, st := range sts {
+		if st != nil && (st.State == task.Queued || st.State == task.Retrying) {
+			st.Waiting = task.WhyWaiting(rs, st.Queue, st.Function, st.Requires)
 		}
 	}
 }

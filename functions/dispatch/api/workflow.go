@@ -35,6 +35,7 @@ func (s *Service) stepDocs(ctx context.Context, prev string, then *task.Spec, no
 		m := &task.Message{
 			ID: id, Function: sp.Function, Queue: sp.Queue, Args: sp.Args,
 			TimeoutMS: time.Duration(sp.Timeout).Milliseconds(), MaxAttempts: sp.MaxAttempts, CreatedAt: now,
+			Requires: sp.Requires,
 		}
 		if len(sp.Args) > s.cfg.PayloadLimit {
 			m.Args, m.ArgsRef = nil, task.PayloadKey(id)
@@ -51,6 +52,7 @@ func (s *Service) stepDocs(ctx context.Context, prev string, then *task.Spec, no
 			ID: id, Function: task.Intern(sp.Function), Queue: task.Intern(sp.Queue), State: task.Waiting,
 			MaxAttempts: sp.MaxAttempts, CreatedAt: now, Pending: string(body), CallbackOf: callbackOf,
 		}
+		st.SetRequires(sp.Requires)
 		if callbackOf == "" {
 			st.Previous = prev
 		}
@@ -84,12 +86,22 @@ func (s *Service) message(ctx context.Context, sp *task.Spec, id string, now tim
 	return b, m.ArgsRef, nil
 }
 
-func (s *Service) checkDelay(field string, sp *task.Spec) error {
-	if d := time.Duration(sp.Delay); d > s.tasks.MaxDelay() {
-		if s.tasks.MaxDelay() == 0 {
-			return &task.FieldError{Field: field, Reason: "the tasks topic (DROVER_TASKS_TOPIC) cannot delay messages"}
+// checkQueue checks that sp's queue, and those of the steps after it,
+// are declared, and that sp's delay is one its queue can keep; prefix
+// is the fields' ("tasks[3].").
+func (s *Service) checkQueue(prefix string, sp *task.Spec) error {
+	field := prefix
+	for st := sp; st != nil; st, field = st.Then, field+"then." {
+		if err := s.queues.Check(field+"queue", st.Queue); err != nil {
+			return err
 		}
-		return &task.FieldError{Field: field, Reason: fmt.Sprintf("%s is longer than the %s the tasks topic can delay", d, s.tasks.MaxDelay())}
+	}
+	max := s.queues.MaxDelay(sp.Queue)
+	if d := time.Duration(sp.Delay); d > max {
+		if max == 0 {
+			return &task.FieldError{Field: prefix + "delay", Reason: fmt.Sprintf("the topic of queue %s cannot delay messages", sp.Queue)}
+		}
+		return &task.FieldError{Field: prefix + "delay", Reason: fmt.Sprintf("%s is longer than the %s the topic of queue %s can delay", d, max, sp.Queue)}
 	}
 	return nil
 }
@@ -122,7 +134,7 @@ func (s *Service) undo(ctx context.Context, group string, docs []*task.Status, k
 // documents of every step (the first queued, the others waiting), then
 // publishes the first.
 func (s *Service) SubmitChain(ctx context.Context, sp task.Spec) (*task.Status, error) {
-	if err := s.checkDelay("delay", &sp); err != nil {
+	if err := s.checkQueue("", &sp); err != nil {
 		return nil, err
 	}
 	now := time.Now().UTC()
@@ -140,6 +152,7 @@ func (s *Service) SubmitChain(ctx context.Context, sp task.Spec) (*task.Status, 
 		ID: id, Function: task.Intern(sp.Function), Queue: task.Intern(sp.Queue), State: task.Queued,
 		MaxAttempts: sp.MaxAttempts, CreatedAt: now, Next: task.NextID(id),
 	}
+	first.SetRequires(sp.Requires)
 	rest, more, err := s.stepDocs(ctx, id, sp.Then, now, "")
 	keys = append(keys, more...)
 	docs := append([]*task.Status{first}, rest...)
@@ -148,7 +161,7 @@ func (s *Service) SubmitChain(ctx context.Context, sp task.Spec) (*task.Status, 
 	}
 	if err == nil {
 		sctx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
-		err = s.tasks.Send(sctx, body, time.Duration(sp.Delay))
+		err = s.queues.Topic(sp.Queue).Send(sctx, body, time.Duration(sp.Delay))
 		cancel()
 		if err != nil {
 			err = &EnqueueError{Failed: 1, Of: 1, First: err}
@@ -167,7 +180,7 @@ func (s *Service) SubmitChain(ctx context.Context, sp task.Spec) (*task.Status, 
 // group's document with the first page of members.
 func (s *Service) SubmitGroup(ctx context.Context, g task.GroupSpec) (*task.Group, error) {
 	for i := range g.Tasks {
-		if err := s.checkDelay(fmt.Sprintf("tasks[%d].delay", i), &g.Tasks[i]); err != nil {
+		if err := s.checkQueue(fmt.Sprintf("tasks[%d].", i), &g.Tasks[i]); err != nil {
 			return nil, err
 		}
 	}
@@ -187,6 +200,7 @@ func (s *Service) SubmitGroup(ctx context.Context, g task.GroupSpec) (*task.Grou
 			ID: id, Function: task.Intern(sp.Function), Queue: task.Intern(sp.Queue), State: task.Queued,
 			MaxAttempts: sp.MaxAttempts, CreatedAt: now, Group: &task.GroupRef{ID: gid, Index: i},
 		}
+		docs[i].SetRequires(sp.Requires)
 		delays[i] = time.Duration(sp.Delay)
 		eg.Go(func() error {
 			var err error
@@ -228,7 +242,11 @@ func (s *Service) SubmitGroup(ctx context.Context, g task.GroupSpec) (*task.Grou
 	}
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
 	defer cancel()
-	failed := s.tasks.SendAll(sctx, bodies, delays)
+	queues := make([]string, n)
+	for i := range g.Tasks {
+		queues[i] = g.Tasks[i].Queue
+	}
+	failed := s.queues.SendAll(sctx, queues, bodies, delays)
 	if len(failed) > 0 {
 		// Once more for those that failed, then give the group up: its
 		// members that are enqueued find themselves cancelled.
@@ -238,10 +256,11 @@ func (s *Service) SubmitGroup(ctx context.Context, g task.GroupSpec) (*task.Grou
 		}
 		retry := make([][]byte, len(idx))
 		rdelays := make([]time.Duration, len(idx))
+		rqueues := make([]string, len(idx))
 		for k, i := range idx {
-			retry[k], rdelays[k] = bodies[i], delays[i]
+			retry[k], rdelays[k], rqueues[k] = bodies[i], delays[i], queues[i]
 		}
-		still := s.tasks.SendAll(sctx, retry, rdelays)
+		still := s.queues.SendAll(sctx, rqueues, retry, rdelays)
 		if len(still) > 0 {
 			var first error
 			for _, e := range still {

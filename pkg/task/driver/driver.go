@@ -179,6 +179,15 @@ type NowReceiver interface {
 	ReceiveNow(ctx context.Context, max int) ([]*Delivery, error)
 }
 
+// WaitReceiver is implemented by subscriptions (through As) and
+// subscription extensions that can take messages, as a NowReceiver does,
+// waiting at most wait for them: 0 takes only what is ready now. It
+// returns no deliveries when none came in time. A runner serving several
+// queues tries them in turn with it.
+type WaitReceiver interface {
+	ReceiveWithin(ctx context.Context, max int, wait time.Duration) ([]*Delivery, error)
+}
+
 // SubscriptionExtension settles the messages of one subscription.
 type SubscriptionExtension interface {
 	// Settlers returns m's lease control (nil if none) and, where the
