@@ -42,6 +42,10 @@ func TestPickerShares(t *testing.T) {
 // setupQueues sends n tasks of fn on each of the named memq queues and
 // returns the runner's queues over them.
 func setupQueues(t *testing.T, e *procEnv, names []string, weights []int, n int) []Queue {
+	return setupQueuesTB(t, e, names, weights, n)
+}
+
+func setupQueuesTB(t testing.TB, e *procEnv, names []string, weights []int, n int) []Queue {
 	t.Helper()
 	ctx := context.Background()
 	var qs []Queue
@@ -170,5 +174,47 @@ func TestHandBack(t *testing.T) {
 	evs := ok.drainEvents(t)
 	if len(evs) == 0 || evs[len(evs)-1].Phase != task.PhaseSucceeded || evs[len(evs)-1].Matched["python"] != "3.12.1" {
 		t.Errorf("capable runner's events %+v: want succeeded, matched python=3.12.1", evs)
+	}
+}
+
+// BenchmarkWeightedShares measures the shares a runner takes from three
+// full queues weighted critical:6, default:3, low:1 (docs/routing.md):
+//
+//	go test -run '^$' -bench WeightedShares -benchtime 3000x ./runner/
+//
+// It reports each queue's share of the first b.N tasks taken, in
+// percent, beside the weight's.
+func BenchmarkWeightedShares(b *testing.B) {
+	for _, mode := range []struct {
+		name   string
+		strict bool
+	}{{"weighted", false}, {"strict", true}} {
+		b.Run(mode.name, func(b *testing.B) {
+			taken := make(chan string, b.N)
+			e := setupProcess(b, Config{Concurrency: 8, Strict: mode.strict}, func(m *Mux) {
+				m.HandleFunc("count", func(_ context.Context, tk *task.Task) (task.Result, error) {
+					select {
+					case taken <- string(tk.Args):
+					default:
+					}
+					return nil, nil
+				})
+			})
+			qs := setupQueuesTB(b, e, []string{"critical", "default", "low"}, []int{6, 3, 1}, b.N)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			b.ResetTimer()
+			go func() { done <- e.r.RunQueues(ctx, qs) }()
+			counts := map[string]int{}
+			for range b.N {
+				counts[<-taken]++
+			}
+			b.StopTimer()
+			cancel()
+			<-done
+			for _, q := range []string{"critical", "default", "low"} {
+				b.ReportMetric(100*float64(counts[`"`+q+`"`])/float64(b.N), q+"_%")
+			}
+		})
 	}
 }
