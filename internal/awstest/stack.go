@@ -108,7 +108,25 @@ type Stack struct {
 
 	allowScans bool
 	cfg        aws.Config
+	// extra are the queues AddQueue made (and their DLQs).
+	extra []string
 }
+
+// AddQueue creates one more tasks queue, P-tasks-NAME, with its
+// dead-letter queue and the redrive policy the tasks queue has
+// (maxReceives receives), and returns both URLs; Delete removes them.
+func (s *Stack) AddQueue(ctx context.Context, name string, maxReceives int) (queueURL, dlqURL string, err error) {
+	dlqURL, queueURL, err = createQueuePair(ctx, sqs.NewFromConfig(s.cfg), s.Prefix+"-tasks-"+name, "30", maxReceives)
+	s.extra = append(s.extra, queueURL, dlqURL)
+	return queueURL, dlqURL, err
+}
+
+// SubscriptionURL is the awssqs:// URL a runner takes tasks from queueURL
+// by (raw, nacklazy: see Stack); TopicURL the one dispatch sends by.
+func SubscriptionURL(queueURL string) string { return sqsURL(queueURL, "raw=true&nacklazy=true") }
+
+// TopicURL is the awssqs:// URL of queueURL to send by.
+func TopicURL(queueURL string) string { return sqsURL(queueURL, "") }
 
 // CreateStack creates the resources of a Stack named by prefix. Resources
 // that already exist with the same settings are reused, so it can be run
@@ -331,7 +349,7 @@ func sqsURL(queueURL, query string) string {
 func (s *Stack) Delete(ctx context.Context) error {
 	var errs []error
 	sqsc := sqs.NewFromConfig(s.cfg)
-	for _, u := range []string{s.TasksQueueURL, s.TasksDLQURL, s.EventsQueueURL, s.EventsDLQURL} {
+	for _, u := range append([]string{s.TasksQueueURL, s.TasksDLQURL, s.EventsQueueURL, s.EventsDLQURL}, s.extra...) {
 		if u == "" {
 			continue
 		}
