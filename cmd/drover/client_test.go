@@ -493,7 +493,8 @@ func TestRunners(t *testing.T) {
 	now := time.Now()
 	f.mux.HandleFunc("GET /v1/runners", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, map[string]any{"runners": []task.RunnerInfo{
-			{ID: "2", Name: "vm-b", Host: "10.0.0.2", Functions: []string{"echo", "sleep"}, Concurrency: 8, Active: 2, SeenAt: now.Add(-3 * time.Second)},
+			{ID: "2", Name: "vm-b", Host: "10.0.0.2", Functions: []string{"echo", "sleep"}, Concurrency: 8, Active: 2, SeenAt: now.Add(-3 * time.Second),
+				Queues: []string{"gpu", "default"}, Traits: task.Traits{"gpu": "", "python": "3.11"}},
 			{ID: "1", Name: "vm-a", Functions: []string{"exec"}, Concurrency: 4, SeenAt: now.Add(-90 * time.Second)},
 		}})
 	})
@@ -503,9 +504,9 @@ func TestRunners(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 	for i, want := range []string{
-		"NAME HOST FUNCTIONS ACTIVE/CONCURRENCY SEEN",
-		"vm-a - exec 0/4 1m ago",
-		"vm-b 10.0.0.2 echo,sleep 2/8 3s ago",
+		"NAME HOST QUEUES FUNCTIONS TRAITS ACTIVE/CONCURRENCY SEEN",
+		"vm-a - - exec - 0/4 1m ago",
+		"vm-b 10.0.0.2 gpu,default echo,sleep gpu,python=3.11 2/8 3s ago",
 	} {
 		if i >= len(lines) || strings.Join(strings.Fields(lines[i]), " ") != want {
 			t.Errorf("stdout:\n%s\nline %d, want %q", out, i, want)
