@@ -107,6 +107,15 @@ func runDev(ctx context.Context, e *devEnv, log *slog.Logger, register func(*run
 	if err != nil {
 		return err
 	}
+	// Remote runners lease the tasks of every declared queue.
+	subs, err := e.Runner.DeclaredSubscriptions()
+	if err != nil {
+		return err
+	}
+	leased := map[string]task.Opener{}
+	for name, u := range subs {
+		leased[name] = task.URLOpener(u)
+	}
 	res := &task.Resources{}
 	defer res.Close(log)
 	if res.Queues, err = task.OpenQueues(ctx, e.queueTopics); err != nil {
@@ -157,7 +166,7 @@ func runDev(ctx context.Context, e *devEnv, log *slog.Logger, register func(*run
 	}
 	apiCfg.Metrics, apiCfg.TracerProvider, apiCfg.Queues = reg, e.Dispatch.TracerProvider, res.Queues
 	srv := api.New(res.Tasks, res.Archive, res.Store, log, apiCfg)
-	srv.ServeLeases(task.URLOpener(e.Runner.TasksSubscription), res.Events, api.LeaseConfig{}) // remote runners
+	srv.ServeLeases(leased, res.Events, api.LeaseConfig{})
 	err = api.Serve(ctx, e.Dispatch.Addr, srv, log, ready)
 	srv.Close()
 	runners.Wait()

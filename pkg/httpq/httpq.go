@@ -36,6 +36,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -111,11 +112,19 @@ func (r *Remote) Resources() *task.Resources {
 	}
 }
 
-// Opener returns the opener of the tasks subscription over the leases.
-func (r *Remote) Opener() task.Opener {
+// Opener returns the opener of the subscription of tasks queue queue
+// ("" or "default": the default queue) over the leases.
+func (r *Remote) Opener(queue string) task.Opener {
+	if queue == task.DefaultQueue {
+		queue = "" // a take names no queue for default
+	}
 	return func(ctx context.Context) (*task.Subscription, error) {
-		s := pubsub.NewSubscription(&subscription{r: r}, nil, nil)
-		return task.NewSubscription(s, r.base+"/v1/leases"), nil
+		s := pubsub.NewSubscription(&subscription{r: r, queue: queue}, nil, nil)
+		url := r.base + "/v1/leases"
+		if queue != "" {
+			url += " (queue " + queue + ")"
+		}
+		return task.NewSubscription(s, url), nil
 	}
 }
 
@@ -123,14 +132,27 @@ func (r *Remote) Opener() task.Opener {
 // satisfies runner.Statuses).
 func (r *Remote) Statuses() *Statuses { return &Statuses{r: r} }
 
+// ErrQueueNotLeased is wrapped by Check's error for a queue the
+// dispatcher does not lease tasks of.
+var ErrQueueNotLeased = errors.New("the dispatcher does not lease tasks of this queue")
+
 // Check asks the dispatcher whether it answers, takes the key and serves
-// the lease endpoints (a state read of a task that does not exist).
-func (r *Remote) Check(ctx context.Context) error {
+// the lease endpoints for each of queues ("default" if none): GET
+// /v1/leases lists the queues it leases tasks of.
+func (r *Remote) Check(ctx context.Context, queues ...string) error {
 	var out struct {
-		States []string `json:"states"`
+		Queues []string `json:"queues"`
 	}
-	if err := r.call(ctx, "POST", "/v1/tasks/states", map[string]any{"ids": []string{"00000000000000000000000000"}}, &out); err != nil {
+	if err := r.call(ctx, "GET", "/v1/leases", nil, &out); err != nil {
 		return fmt.Errorf("dispatcher %s: %w", r.base, err)
+	}
+	if len(queues) == 0 {
+		queues = []string{task.DefaultQueue}
+	}
+	for _, q := range queues {
+		if !slices.Contains(out.Queues, q) {
+			return fmt.Errorf("dispatcher %s: queue %s: %w (it leases %s)", r.base, q, ErrQueueNotLeased, strings.Join(out.Queues, ", "))
+		}
 	}
 	return nil
 }

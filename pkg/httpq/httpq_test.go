@@ -42,14 +42,26 @@ type stack struct {
 	store *task.Store
 }
 
-func setup(t *testing.T) *stack {
+func setup(t *testing.T) *stack { return setupQueues(t, task.DefaultQueue) }
+
+// setupQueues is setup with the declared queues names, each its own
+// memq queue whose tasks the lease endpoints serve.
+func setupQueues(t *testing.T, names ...string) *stack {
 	t.Helper()
 	ctx := context.Background()
 	n := seq.Add(1)
-	tasksQ, eventsQ := fmt.Sprintf("httpq-tasks-%d", n), fmt.Sprintf("httpq-events-%d", n)
-	tasks, err := task.OpenTopic(ctx, "memq://"+tasksQ)
-	if err != nil {
-		t.Fatal(err)
+	eventsQ := fmt.Sprintf("httpq-events-%d", n)
+	topics := map[string]*task.Topic{}
+	leased := map[string]task.Opener{}
+	var memqs []string
+	for _, name := range names {
+		q := fmt.Sprintf("httpq-tasks-%d-%s", n, name)
+		tp, err := task.OpenTopic(ctx, "memq://"+q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		topics[name], leased[name] = tp, task.URLOpener("memq://"+q+"?visibility=1m")
+		memqs = append(memqs, q)
 	}
 	events, err := task.OpenTopic(ctx, "memq://"+eventsQ)
 	if err != nil {
@@ -61,8 +73,9 @@ func setup(t *testing.T) *stack {
 	}
 	store := task.NewStore(coll)
 	archive := task.NewArchive(memblob.OpenBucket(nil))
-	srv := api.New(tasks, archive, store, nil, api.Config{APIKeys: []string{key}})
-	srv.ServeLeases(task.URLOpener("memq://"+tasksQ+"?visibility=1m"), events, api.LeaseConfig{})
+	queues := task.NewQueues(topics)
+	srv := api.New(queues.Default(), archive, store, nil, api.Config{APIKeys: []string{key}, Queues: queues})
+	srv.ServeLeases(leased, events, api.LeaseConfig{})
 	hs := httptest.NewServer(srv)
 	colCtx, stop := context.WithCancel(ctx)
 	col := collector.New(store, archive, nil)
@@ -73,7 +86,9 @@ func setup(t *testing.T) *stack {
 		srv.Close()
 		stop()
 		<-done
-		memq.Delete(tasksQ)
+		for _, q := range memqs {
+			memq.Delete(q)
+		}
 		memq.Delete(eventsQ)
 	})
 	return &stack{url: hs.URL, api: client.New(hs.URL, client.WithAPIKey(key)), store: store}
@@ -81,12 +96,24 @@ func setup(t *testing.T) *stack {
 
 // runRemote runs a runner over the Remote until the test ends.
 func (s *stack) runRemote(t *testing.T, name string, register func(*runner.Mux)) {
+	s.runRemoteQueues(t, name, []task.QueueWeight{{Name: task.DefaultQueue, Weight: 1}}, nil, register)
+}
+
+// runRemoteQueues runs a runner serving queues with traits over the
+// Remote until the test ends.
+func (s *stack) runRemoteQueues(t *testing.T, name string, queues []task.QueueWeight, traits task.Traits, register func(*runner.Mux)) {
 	t.Helper()
 	rem, err := httpq.New(s.url, httpq.Options{APIKey: key, Lease: 5 * time.Second, Wait: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := rem.Check(context.Background()); err != nil {
+	rqs := make([]runner.Queue, len(queues))
+	var names []string
+	for i, q := range queues {
+		rqs[i] = runner.Queue{Name: q.Name, Weight: q.Weight, Open: rem.Opener(q.Name)}
+		names = append(names, q.Name)
+	}
+	if err := rem.Check(context.Background(), names...); err != nil {
 		t.Fatal(err)
 	}
 	res := rem.Resources()
@@ -95,10 +122,11 @@ func (s *stack) runRemote(t *testing.T, name string, register func(*runner.Mux))
 	if register != nil {
 		register(mux)
 	}
-	r := runner.New(mux, res.Events, res.Archive, rem.Statuses(), slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelInfo})), runner.Config{Name: name, Concurrency: 4, Heartbeat: 500 * time.Millisecond, Grace: time.Second})
+	r := runner.New(mux, res.Events, res.Archive, rem.Statuses(), slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		runner.Config{Name: name, Concurrency: 4, Heartbeat: 500 * time.Millisecond, Grace: time.Second, Traits: traits})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); _ = r.Run(ctx, rem.Opener()) }()
+	go func() { defer close(done); _ = r.RunQueues(ctx, rqs) }()
 	t.Cleanup(func() { cancel(); <-done })
 }
 
@@ -298,5 +326,86 @@ func TestStartTwice(t *testing.T) {
 	a0, a1 := started[0].(map[string]any)["attempt"], started[1].(map[string]any)["attempt"]
 	if a0 != 1.0 || a1 != 2.0 {
 		t.Errorf("attempts %v, %v; want 1, 2", a0, a1)
+	}
+}
+
+// TestRemoteRouting: remote runners lease only the tasks of their queues
+// (the take names the queue), a task whose requirements a runner lacks
+// is handed back without spending an attempt and waits with the reason
+// in its status, the heartbeats carry each runner's queues and traits,
+// and a queue the dispatcher does not lease is refused by name.
+func TestRemoteRouting(t *testing.T) {
+	s := setupQueues(t, task.DefaultQueue, "gpu")
+	ctx := context.Background()
+	s.runRemoteQueues(t, "gpu-box", []task.QueueWeight{{Name: "gpu", Weight: 3}, {Name: task.DefaultQueue, Weight: 1}}, task.Traits{"gpu": ""}, nil)
+	s.runRemoteQueues(t, "plain", []task.QueueWeight{{Name: task.DefaultQueue, Weight: 1}}, nil, nil)
+
+	var specs []task.Spec
+	for i := range 40 {
+		sp := task.Spec{Function: "echo", Args: json.RawMessage(fmt.Sprint(i))}
+		if i%2 == 0 {
+			sp.Queue, sp.Requires = "gpu", task.Requires{"gpu": ""}
+		}
+		specs = append(specs, sp)
+	}
+	specs = append(specs, task.Spec{Function: "echo", Queue: "gpu", Requires: task.Requires{"python": ">=3.12"}})
+	sts, err := s.api.SubmitBatch(ctx, specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, st := range sts[:40] {
+		got := s.wait(t, st.ID)
+		if got.State != task.Succeeded {
+			t.Errorf("task %d: %s (%s); want succeeded", i, got.State, got.Error)
+			continue
+		}
+		if i%2 == 0 && got.Runner != "gpu-box" {
+			t.Errorf("gpu task %d ran on %q; want gpu-box", i, got.Runner)
+		}
+	}
+
+	// The python task: handed back by gpu-box every time, never started.
+	py := sts[40].ID
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st, err := s.api.Get(ctx, py)
+		if err == nil && st.State == task.Queued && st.Attempt == 0 && strings.Contains(st.Waiting, "python") {
+			break
+		}
+		if err == nil && st.State != task.Queued {
+			t.Fatalf("task requiring python>=3.12 is %s (attempt %d, %q); want it queued, waiting", st.State, st.Attempt, st.Error)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task requiring python>=3.12: %+v %v; want queued, attempt 0, waiting naming python", st, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	rs, err := s.api.Runners(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]task.RunnerInfo{}
+	for _, r := range rs {
+		seen[r.Name] = r
+	}
+	if g := seen["gpu-box"]; strings.Join(g.Queues, ",") != "gpu,default" || g.Traits["os"] == "" {
+		t.Errorf("gpu-box's heartbeat: queues %v traits %v; want gpu,default with gpu and the detected os", g.Queues, g.Traits)
+	} else if _, ok := g.Traits["gpu"]; !ok {
+		t.Errorf("gpu-box's heartbeat: traits %v; want gpu", g.Traits)
+	}
+	if p := seen["plain"]; strings.Join(p.Queues, ",") != "default" {
+		t.Errorf("plain's heartbeat: queues %v; want default", p.Queues)
+	}
+
+	rem, err := httpq.New(s.url, httpq.Options{APIKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rem.Check(ctx, "gpu", "grid"); !errors.Is(err, httpq.ErrQueueNotLeased) || !strings.Contains(err.Error(), "grid") {
+		t.Errorf("Check of queue grid = %v; want ErrQueueNotLeased naming grid", err)
+	}
+	if code, prob := post(t, s.url, key, "/v1/leases", `{"queue":"grid","wait":"0s"}`); code != http.StatusUnprocessableEntity || !strings.Contains(fmt.Sprint(prob["detail"]), `"grid"`) {
+		t.Errorf("take from queue grid: %d %v; want 422 naming it", code, prob)
 	}
 }

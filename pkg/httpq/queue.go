@@ -28,10 +28,14 @@ type leaseAnswer struct {
 	} `json:"leases"`
 }
 
-// take leases up to max messages, waiting up to wait for the first.
-func (r *Remote) take(ctx context.Context, max int, wait time.Duration) ([]*leaseControl, error) {
+// take leases up to max messages of queue ("": default), waiting up to
+// wait for the first.
+func (r *Remote) take(ctx context.Context, queue string, max int, wait time.Duration) ([]*leaseControl, error) {
 	var out leaseAnswer
 	in := map[string]any{"max": max, "lease": r.lease.String(), "wait": wait.String()}
+	if queue != "" {
+		in["queue"] = queue
+	}
 	if err := r.call(ctx, http.MethodPost, "/v1/leases", in, &out); err != nil {
 		return nil, err
 	}
@@ -128,14 +132,24 @@ func (l *leaseControl) nack() {
 	l.settle("nack", body)
 }
 
-// subscription is the gocloud driver of the tasks subscription over the
-// leases. Package task receives through ReceiveDirect (one take per free
-// worker, nothing prefetched); the portable path works too.
-type subscription struct{ r *Remote }
+// subscription is the gocloud driver of one queue's subscription over
+// the leases. Package task receives through ReceiveDirect (one take per
+// free worker, nothing prefetched), or ReceiveWithin for a runner serving
+// several queues; the portable path works too.
+type subscription struct {
+	r     *Remote
+	queue string // "": default
+}
 
 // ReceiveDirect implements taskdriver.DirectReceiver.
 func (s *subscription) ReceiveDirect(ctx context.Context, max int) ([]*task.Delivery, error) {
-	ls, err := s.r.take(ctx, max, s.r.wait)
+	return s.ReceiveWithin(ctx, max, s.r.wait)
+}
+
+// ReceiveWithin implements taskdriver.WaitReceiver: one take that waits
+// at most wait on the dispatcher (0: only what is ready now).
+func (s *subscription) ReceiveWithin(ctx context.Context, max int, wait time.Duration) ([]*task.Delivery, error) {
+	ls, err := s.r.take(ctx, s.queue, max, wait)
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +161,7 @@ func (s *subscription) ReceiveDirect(ctx context.Context, max int) ([]*task.Deli
 }
 
 func (s *subscription) ReceiveBatch(ctx context.Context, max int) ([]*driver.Message, error) {
-	ls, err := s.r.take(ctx, max, time.Second)
+	ls, err := s.r.take(ctx, s.queue, max, time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -186,11 +200,15 @@ func (s *subscription) SendNacks(ctx context.Context, ids []driver.AckID) error 
 func (s *subscription) IsRetryable(error) bool { return false }
 
 func (s *subscription) As(i any) bool {
-	p, ok := i.(*taskdriver.DirectReceiver)
-	if ok {
+	switch p := i.(type) {
+	case *taskdriver.DirectReceiver:
 		*p = s
+		return true
+	case *taskdriver.WaitReceiver:
+		*p = s
+		return true
 	}
-	return ok
+	return false
 }
 
 func (s *subscription) ErrorAs(error, any) bool                { return false }

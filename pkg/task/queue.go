@@ -367,6 +367,47 @@ func (s *Subscription) ReceiveWithin(ctx context.Context, wait time.Duration) (*
 	return d, err
 }
 
+// ReceiveUpTo takes up to n deliveries for a caller that holds each at
+// once (the lease endpoints), waiting at most wait for the first (0: only
+// what is ready now); it returns none and no error when nothing came in
+// time. Where the driver is a WaitReceiver (memq, awsq) the wait is its
+// own; elsewhere it is ReceiveBatch (or ReceiveNow) under a context
+// deadline of wait.
+func (s *Subscription) ReceiveUpTo(ctx context.Context, n int, wait time.Duration) ([]*Delivery, error) {
+	wr, ok := s.ext.(driver.WaitReceiver)
+	if !ok && s.ext == nil {
+		ok = s.sub.As(&wr)
+	}
+	if ok {
+		ds, err := wr.ReceiveWithin(ctx, n, wait)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("receive from %s: %w", s.url, err)
+		}
+		return ds, nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, max(wait, 10*time.Millisecond))
+	defer cancel()
+	var (
+		ds  []*Delivery
+		err error
+	)
+	if s.Batched() {
+		ds, err = s.ReceiveBatch(wctx, n)
+	} else {
+		var d *Delivery
+		if d, err = s.ReceiveNow(wctx); err == nil {
+			ds = []*Delivery{d}
+		}
+	}
+	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
+		return nil, nil
+	}
+	return ds, err
+}
+
 // Receive waits for the next delivery.
 func (s *Subscription) Receive(ctx context.Context) (*Delivery, error) {
 	if s.direct != nil {

@@ -125,13 +125,9 @@ func (e *Env) QueueSubscriptions() ([]QueueURL, error) {
 	if err != nil {
 		return nil, err
 	}
-	urls := e.Subscriptions
-	if urls == nil {
-		parsed, err := task.ParseQueueURLs(e.QueueURLs)
-		if err != nil {
-			return nil, fmt.Errorf("DROVER_QUEUE_URLS: %w", err)
-		}
-		urls = task.Declared(parsed, e.TasksSubscription)
+	urls, err := e.DeclaredSubscriptions()
+	if err != nil {
+		return nil, err
 	}
 	out := make([]QueueURL, 0, len(weights))
 	for _, w := range weights {
@@ -145,6 +141,21 @@ func (e *Env) QueueSubscriptions() ([]QueueURL, error) {
 		out = append(out, QueueURL{QueueWeight: w, URL: u})
 	}
 	return out, nil
+}
+
+// DeclaredSubscriptions returns the subscription URLs of every declared
+// queue: Subscriptions if set, else DROVER_QUEUE_URLS with default from
+// DROVER_TASKS_SUBSCRIPTION (drover dev serves them all to remote
+// runners).
+func (e *Env) DeclaredSubscriptions() (task.QueueURLs, error) {
+	if e.Subscriptions != nil {
+		return e.Subscriptions, nil
+	}
+	parsed, err := task.ParseQueueURLs(e.QueueURLs)
+	if err != nil {
+		return nil, fmt.Errorf("DROVER_QUEUE_URLS: %w", err)
+	}
+	return task.Declared(parsed, e.TasksSubscription), nil
 }
 
 // QueueURL is a queue a runner serves, with its weight and subscription.
@@ -254,10 +265,7 @@ func Run(ctx context.Context, e *Env, log *slog.Logger, register func(*runner.Mu
 		err    error
 	)
 	if e.Server != "" {
-		var open task.Opener
-		if res, open, store, err = e.openRemote(ctx, log); err == nil {
-			queues = []runner.Queue{{Name: task.DefaultQueue, Weight: 1, Open: open}}
-		}
+		res, queues, store, err = e.openRemote(ctx, log)
 	} else if res, err = e.Open(ctx, log); err == nil {
 		store = res.Store
 		if queues, err = e.OpenQueues(ctx); err != nil {
@@ -279,9 +287,10 @@ func Run(ctx context.Context, e *Env, log *slog.Logger, register func(*runner.Mu
 }
 
 // openRemote returns a remote runner's transport: the dispatch API at
-// e.Server, checked once now so that a wrong URL or key stops the
-// process at start.
-func (e *Env) openRemote(ctx context.Context, log *slog.Logger) (*task.Resources, task.Opener, runner.Statuses, error) {
+// e.Server, with a lease subscription for each queue of DROVER_QUEUES,
+// checked once now so that a wrong URL or key, or a queue the dispatcher
+// does not lease, stops the process at start.
+func (e *Env) openRemote(ctx context.Context, log *slog.Logger) (*task.Resources, []runner.Queue, runner.Statuses, error) {
 	hb := e.Heartbeat
 	if hb <= 0 {
 		hb = 5 * time.Second
@@ -290,18 +299,30 @@ func (e *Env) openRemote(ctx context.Context, log *slog.Logger) (*task.Resources
 	if lease <= 0 {
 		lease = 6 * hb
 	}
+	weights, err := e.queueWeights()
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	rem, err := httpq.New(e.Server, httpq.Options{APIKey: e.APIKey, Lease: lease, Log: log})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("--server / DROVER_SERVER: %w", err)
 	}
+	names := make([]string, len(weights))
+	queues := make([]runner.Queue, len(weights))
+	for i, w := range weights {
+		names[i] = w.Name
+		queues[i] = runner.Queue{Name: w.Name, Weight: w.Weight, Open: rem.Opener(w.Name)}
+	}
 	check, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := rem.Check(check); err != nil {
+	if err := rem.Check(check, names...); err != nil {
 		hint := ""
 		if ce := (*client.Error)(nil); errors.As(err, &ce) && ce.Status == http.StatusUnauthorized {
 			hint = " (set DROVER_API_KEY to one of the dispatcher's DROVER_API_KEYS)"
+		} else if errors.Is(err, httpq.ErrQueueNotLeased) {
+			hint = " (DROVER_QUEUES names it; see docs/routing.md: Remote runners)"
 		}
 		return nil, nil, nil, fmt.Errorf("remote runner: %w%s", err, hint)
 	}
-	return rem.Resources(), rem.Opener(), rem.Statuses(), nil
+	return rem.Resources(), queues, rem.Statuses(), nil
 }

@@ -36,6 +36,11 @@ type Env struct {
 	// (drover runner --server).
 	TasksSubscription string `env:"DROVER_TASKS_SUBSCRIPTION"`
 	EventsTopic       string `env:"DROVER_EVENTS_TOPIC"`
+	// LeaseQueueURLs are the subscription URLs of the declared queues
+	// other than default whose tasks the lease endpoints hand to remote
+	// runners (a JSON object of names to URLs, as a runner's
+	// DROVER_QUEUE_URLS); each must be declared in QueueURLs.
+	LeaseQueueURLs string `env:"DROVER_LEASE_QUEUE_URLS"`
 
 	// APIKeysSecret is the ARN of a Secrets Manager secret or an SSM
 	// parameter holding the keys (a JSON array of strings, or keys
@@ -100,6 +105,9 @@ func (e *Env) Validate() error {
 	if e.Retention < 0 {
 		return fmt.Errorf("DROVER_RETENTION=%s must not be negative", e.Retention)
 	}
+	if _, err := e.leaseQueues(); err != nil {
+		return err
+	}
 	_, err = e.Log.Logger()
 	return err
 }
@@ -154,14 +162,49 @@ func (e *Env) Open(ctx context.Context, log *slog.Logger) (*Server, *task.Resour
 		if res.Events, err = task.OpenTopic(ctx, e.EventsTopic); err != nil {
 			return fail("DROVER_EVENTS_TOPIC", err)
 		}
-		open, err := task.CheckedOpener(ctx, "DROVER_TASKS_SUBSCRIPTION", e.TasksSubscription)
+		urls, err := e.leaseQueues()
 		if err != nil {
 			res.Close(log)
 			return nil, nil, err
 		}
-		srv.ServeLeases(open, res.Events, LeaseConfig{})
+		opens := map[string]task.Opener{}
+		for _, name := range urls.Names() {
+			variable := "DROVER_TASKS_SUBSCRIPTION"
+			if name != task.DefaultQueue {
+				variable = "DROVER_LEASE_QUEUE_URLS (" + name + ")"
+			}
+			if opens[name], err = task.CheckedOpener(ctx, variable, urls[name]); err != nil {
+				res.Close(log)
+				return nil, nil, err
+			}
+		}
+		srv.ServeLeases(opens, res.Events, LeaseConfig{})
 	}
 	return srv, res, nil
+}
+
+// leaseQueues returns the subscription URLs of the queues the lease
+// endpoints serve: default from DROVER_TASKS_SUBSCRIPTION (if set), the
+// others from DROVER_LEASE_QUEUE_URLS, each declared in DROVER_QUEUE_URLS.
+func (e *Env) leaseQueues() (task.QueueURLs, error) {
+	urls, err := task.ParseQueueURLs(e.LeaseQueueURLs)
+	if err != nil {
+		return nil, fmt.Errorf("DROVER_LEASE_QUEUE_URLS: %w", err)
+	}
+	if _, ok := urls[task.DefaultQueue]; ok {
+		return nil, fmt.Errorf("DROVER_LEASE_QUEUE_URLS: the default queue's subscription is DROVER_TASKS_SUBSCRIPTION, not here")
+	}
+	if len(urls) > 0 && (e.TasksSubscription == "" || e.EventsTopic == "") {
+		return nil, fmt.Errorf("DROVER_LEASE_QUEUE_URLS is set, so DROVER_TASKS_SUBSCRIPTION and DROVER_EVENTS_TOPIC must be too (the lease endpoints need both)")
+	}
+	topics, _ := task.ParseQueueURLs(e.QueueURLs) // checked by Validate
+	declared := task.Declared(topics, e.TasksTopic)
+	for name := range urls {
+		if _, ok := declared[name]; !ok {
+			return nil, fmt.Errorf("DROVER_LEASE_QUEUE_URLS: queue %s is not declared in DROVER_QUEUE_URLS (declared: %s)", name, strings.Join(declared.Names(), ", "))
+		}
+	}
+	return task.Declared(urls, e.TasksSubscription), nil
 }
 
 // Config returns the API's configuration from e: its API keys, read

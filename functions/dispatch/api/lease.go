@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,19 +47,27 @@ func (c *LeaseConfig) defaults() {
 }
 
 // leases is the state of the lease endpoints: the deliveries taken from
-// the tasks subscription on behalf of remote runners, by lease ID. A
+// the queues' subscriptions on behalf of remote runners, by lease ID. A
 // lease is the delivery's own visibility timeout, set to the lease's
 // length at each take and extension: a runner that stops extending it
 // loses nothing, the queue delivers the message again when it ends. The
 // table only lets later calls find the delivery, and forgets it then.
 type leases struct {
-	subs   *task.Reopener
+	queues map[string]*leaseQueue
+	names  []string // of queues, sorted
 	events *task.Topic
 	cfg    LeaseConfig
 
+	mu    sync.Mutex
+	held  map[string]*lease
+	swept time.Time
+}
+
+// leaseQueue is one queue whose tasks the endpoints lease.
+type leaseQueue struct {
+	subs *task.Reopener
+
 	mu      sync.Mutex
-	held    map[string]*lease
-	swept   time.Time
 	version int   // of the subscription the last take used
 	failed  error // that take's failure to receive, if it failed
 }
@@ -70,12 +80,25 @@ type lease struct {
 }
 
 // ServeLeases adds the lease endpoints, through which remote runners
-// (drover runner --server) take task messages from open's subscription,
-// publish events on events, record starts and read states in the store,
-// and read and write the archive (docs/api.md: Remote runners).
-func (s *Server) ServeLeases(open task.Opener, events *task.Topic, cfg LeaseConfig) {
+// (drover runner --server) take task messages from the subscriptions
+// queues opens (by queue name; "default" is the one a take names no
+// queue for), publish events on events, record starts and read states in
+// the store, and read and write the archive (docs/api.md: Remote
+// runners).
+func (s *Server) ServeLeases(queues map[string]task.Opener, events *task.Topic, cfg LeaseConfig) {
 	cfg.defaults()
-	s.leases = &leases{subs: task.NewReopener(open, s.log, "tasks (leases)"), events: events, cfg: cfg, held: map[string]*lease{}}
+	l := &leases{queues: map[string]*leaseQueue{}, events: events, cfg: cfg, held: map[string]*lease{}}
+	for name, open := range queues {
+		what := "tasks (leases)"
+		if name != task.DefaultQueue {
+			what = "tasks queue " + name + " (leases)"
+		}
+		l.queues[name] = &leaseQueue{subs: task.NewReopener(open, s.log, what)}
+		l.names = append(l.names, name)
+	}
+	slices.Sort(l.names)
+	s.leases = l
+	s.mux.HandleFunc("GET /v1/leases", s.authed(s.leaseQueues))
 	s.mux.HandleFunc("POST /v1/leases", s.authed(s.takeLeases))
 	s.mux.HandleFunc("POST /v1/leases/{id}/extend", s.authed(s.extendLease))
 	s.mux.HandleFunc("POST /v1/leases/{id}/ack", s.authed(s.ackLease))
@@ -108,13 +131,17 @@ func (s *Server) Close() {
 		}
 		ls.d.Nack()
 	}
-	_ = l.subs.Close(ctx)
+	for _, q := range l.queues {
+		_ = q.subs.Close(ctx)
+	}
 }
 
 const probLeaseGone = "lease-gone"
 
 // takeRequest is the body of POST /v1/leases.
 type takeRequest struct {
+	// Queue is the queue to take from ("": default).
+	Queue string  `json:"queue"`
 	Max   int     `json:"max"`
 	Lease *string `json:"lease"`
 	Wait  *string `json:"wait"`
@@ -172,10 +199,18 @@ func (s *Server) takeLeases(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	name := in.Queue
+	if name == "" {
+		name = task.DefaultQueue
+	}
+	q := l.queues[name]
+	if q == nil {
+		s.fail(w, r, reject(http.StatusUnprocessableEntity, probValidation, "queue: %q is not a queue this dispatcher leases tasks of (it leases %s)", clip(name), strings.Join(l.names, ", ")))
+		return
+	}
 	l.mu.Lock()
 	l.sweep(time.Now())
 	full := len(l.held)+in.Max > l.cfg.MaxLeases
-	version, failed := l.version, l.failed
 	l.mu.Unlock()
 	if full {
 		w.Header().Set("Retry-After", "1")
@@ -183,35 +218,28 @@ func (s *Server) takeLeases(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ctx, cancel := context.WithTimeout(r.Context(), wait)
-	defer cancel()
-	sub, v, err := l.subs.Current(r.Context(), version, failed)
+	q.mu.Lock()
+	version, failed := q.version, q.failed
+	q.mu.Unlock()
+	sub, v, err := q.subs.Current(r.Context(), version, failed)
 	if err != nil {
-		s.fail(w, r, fmt.Errorf("open the tasks subscription: %w", err))
+		s.fail(w, r, fmt.Errorf("open the subscription of tasks queue %s: %w", name, err))
 		return
 	}
-	var ds []*task.Delivery
-	if sub.Batched() {
-		ds, err = sub.ReceiveBatch(ctx, in.Max)
-	} else {
-		var d *task.Delivery
-		if d, err = sub.ReceiveNow(ctx); err == nil {
-			ds = []*task.Delivery{d}
-		}
+	ds, err := sub.ReceiveUpTo(r.Context(), in.Max, wait)
+	q.mu.Lock()
+	q.version, q.failed = v, nil
+	if err != nil && r.Context().Err() == nil {
+		q.failed = err
 	}
-	l.mu.Lock()
-	l.version, l.failed = v, nil
-	if err != nil && ctx.Err() == nil {
-		l.failed = err
-	}
-	l.mu.Unlock()
+	q.mu.Unlock()
 	if r.Context().Err() != nil {
 		// The runner is gone: what it would have leased comes back now.
 		release(ds)
 		return
 	}
-	if err != nil && ctx.Err() == nil {
-		s.fail(w, r, fmt.Errorf("receive from the tasks queue: %w", err))
+	if err != nil {
+		s.fail(w, r, fmt.Errorf("receive from tasks queue %s: %w", name, err))
 		return
 	}
 
@@ -241,6 +269,16 @@ func (s *Server) takeLeases(w http.ResponseWriter, r *http.Request) {
 		l.mu.Unlock()
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"leases": out})
+}
+
+// leaseQueues answers GET /v1/leases: the queues this dispatcher leases
+// tasks of, which a remote runner checks its own against at start.
+func (s *Server) leaseQueues(w http.ResponseWriter, r *http.Request) {
+	if s.leases == nil {
+		writeProblem(w, http.StatusNotFound, probNotFound, "this dispatcher serves no lease endpoints")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"queues": s.leases.names})
 }
 
 // release gives deliveries back at once.
