@@ -128,5 +128,17 @@ func TestRemoteRunnersDev(t *testing.T) {
 		t.Errorf("bad key output %q; want the 401 and DROVER_API_KEY named", out)
 	}
 
+	// So does a queue the dispatcher does not lease tasks of.
+	grid := proctest.Start(t, "grid", droverBin, []string{"runner", "--server", url}, []string{"DROVER_API_KEY=" + remoteKey, "DROVER_QUEUES=grid"})
+	select {
+	case <-grid.Done():
+	case <-time.After(time.Minute):
+		grid.Kill()
+		t.Fatal("a remote runner serving a queue the dispatcher does not lease did not stop")
+	}
+	if out := grid.Tail(2000); !strings.Contains(out, "queue grid") || !strings.Contains(out, "DROVER_QUEUES") {
+		t.Errorf("undeclared queue output %q; want queue grid and DROVER_QUEUES named", out)
+	}
+
 	killRemote(t, c, url, 4*time.Second, &procs)
 }
