@@ -16,6 +16,13 @@ func TestEnv(t *testing.T) {
 	base := map[string]string{
 		"DROVER_TASKS_TOPIC": "memq://env-test-tasks", "DROVER_BUCKET": "mem://", "DROVER_STATUS": "mem://env-test/id",
 		"DROVER_ADDR": "127.0.0.1:8080", "DROVER_API_KEYS": "", "DROVER_API_KEYS_SECRET": "", "DROVER_API_KEYS_REFRESH": "",
+		"DROVER_QUEUE_URLS": "", "DROVER_TASKS_SUBSCRIPTION": "", "DROVER_EVENTS_TOPIC": "", "DROVER_LEASE_QUEUE_URLS": "",
+	}
+	leasing := func(lease string) map[string]string {
+		return map[string]string{
+			"DROVER_QUEUE_URLS": `{"gpu":"memq://env-test-gpu"}`, "DROVER_TASKS_SUBSCRIPTION": "memq://env-test-tasks",
+			"DROVER_EVENTS_TOPIC": "memq://env-test-events", "DROVER_LEASE_QUEUE_URLS": lease,
+		}
 	}
 	key := "key-0123456789abcdef"
 	cases := []struct {
@@ -45,6 +52,11 @@ func TestEnv(t *testing.T) {
 		{"tasks topic scheme", map[string]string{"DROVER_TASKS_TOPIC": "nope://tasks"}, "DROVER_TASKS_TOPIC"},
 		{"bucket scheme", map[string]string{"DROVER_BUCKET": "nope://b"}, "DROVER_BUCKET"},
 		{"status scheme", map[string]string{"DROVER_STATUS": "nope://s/id"}, "DROVER_STATUS"},
+		{"leases of a declared queue", leasing(`{"gpu":"memq://env-test-gpu"}`), ""},
+		{"leases of an undeclared queue", leasing(`{"grid":"memq://env-test-grid"}`), "DROVER_LEASE_QUEUE_URLS"},
+		{"leases of default by the map", leasing(`{"default":"memq://env-test-tasks"}`), "DROVER_LEASE_QUEUE_URLS"},
+		{"lease subscription scheme", leasing(`{"gpu":"nope://gpu"}`), "DROVER_LEASE_QUEUE_URLS (gpu)"},
+		{"lease queues without the lease endpoints", map[string]string{"DROVER_QUEUE_URLS": `{"gpu":"memq://env-test-gpu"}`, "DROVER_LEASE_QUEUE_URLS": `{"gpu":"memq://env-test-gpu"}`}, "DROVER_LEASE_QUEUE_URLS"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
