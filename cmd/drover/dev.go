@@ -175,8 +175,15 @@ func runDev(ctx context.Context, e *devEnv, log *slog.Logger, register func(*run
 	stopCol()
 	wg.Wait()
 	// Every part has stopped: the durable queues sync and give back their
-	// engine, which closes with the status store (res.Close) after them.
-	for _, u := range []string{e.Dispatch.TasksTopic, e.Runner.TasksSubscription, e.Runner.EventsTopic, e.Collect.EventsSubscription} {
+	// engine, which closes with the status store (res.Close) after them:
+	// every declared queue's as well as the events'.
+	urls := []string{e.Dispatch.TasksTopic, e.Runner.TasksSubscription, e.Runner.EventsTopic, e.Collect.EventsSubscription}
+	for _, m := range []task.QueueURLs{e.queueTopics, subs} {
+		for _, name := range m.Names() {
+			urls = append(urls, m[name])
+		}
+	}
+	for _, u := range urls {
 		if name, ok := durableQueue(u); ok {
 			if rerr := memq.Release(name); rerr != nil {
 				log.Error("durable queue not closed cleanly", "queue", name, "err", rerr)

@@ -37,24 +37,30 @@ func setupDurableDev(t *testing.T, dataDir string, tune func(*devEnv)) *devBundl
 }
 
 // TestDevDurableShutdownClosesEngine: a drover dev that stops closes its
-// storage engine (the queues give back their references, then the status
-// store), so the database is released for the next process.
+// storage engine (the queues give back their references, every declared
+// queue's too, then the status store), so the database is released for
+// the next process.
 func TestDevDurableShutdownClosesEngine(t *testing.T) {
-	dir := t.TempDir()
-	b := setupDurableDev(t, dir, nil)
-	var st task.Status
-	if code, raw := b.do(t, "POST", "/v1/tasks", "application/json", []byte(`{"function":"echo","args":1}`), &st); code != http.StatusAccepted {
-		t.Fatalf("submit: %d %s", code, raw)
-	}
-	b.awaitTerminal(t, []string{st.ID}, time.Minute)
-	b.stop()
-	// pebble refuses a second open of a directory its process holds.
-	db, err := pebble.Open(filepath.Join(dir, embedded.StateDir), &pebble.Options{})
-	if err != nil {
-		t.Fatalf("the engine is still open after drover dev stopped: %v", err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
+	for _, c := range []struct{ name, queues, queue string }{{"default", "", "default"}, {"gpu queue", "gpu,default", "gpu"}} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			b := setupDurableDev(t, dir, func(e *devEnv) { e.Runner.Queues = c.queues })
+			var st task.Status
+			body := fmt.Sprintf(`{"function":"echo","args":1,"queue":%q}`, c.queue)
+			if code, raw := b.do(t, "POST", "/v1/tasks", "application/json", []byte(body), &st); code != http.StatusAccepted {
+				t.Fatalf("submit: %d %s", code, raw)
+			}
+			b.awaitTerminal(t, []string{st.ID}, time.Minute)
+			b.stop()
+			// pebble refuses a second open of a directory its process holds.
+			db, err := pebble.Open(filepath.Join(dir, embedded.StateDir), &pebble.Options{})
+			if err != nil {
+				t.Fatalf("the engine is still open after drover dev stopped: %v", err)
+			}
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
 
