@@ -137,7 +137,7 @@ func NewRunner(reg prometheus.Registerer) *Runner {
 	return &Runner{
 		started:   counter(reg, "runner_tasks_started_total", "Attempts a runner started running (a function was called).", "function", "queue"),
 		succeeded: counter(reg, "runner_tasks_succeeded_total", "Attempts that succeeded.", "function", "queue"),
-		failed:    counter(reg, "runner_tasks_failed_total", "Attempts that failed for good (no retry left, permanent, unknown function).", "function", "queue"),
+		failed:    counter(reg, "runner_tasks_failed_total", "Attempts that failed for good (no retry left, permanent, gave up).", "function", "queue"),
 		retried:   counter(reg, "runner_tasks_retried_total", "Attempts that failed and will be retried after a backoff.", "function", "queue"),
 		run:       histogram(reg, "runner_run_seconds", "Time a function ran, per attempt.", "function", "queue"),
 	}
