@@ -5,12 +5,13 @@
 //
 // # What it provides
 //
-//   - Tasks: a gocloud pubsub subscription whose deliveries are leases
-//     (POST /v1/leases takes one per free worker; each delivery's
-//     LeaseControl extends it, POST /v1/leases/{id}/extend; Ack and Nack
-//     settle it). A lease is the message's own visibility timeout on the
-//     dispatcher's queue: a runner that dies stops extending it, and the
-//     message goes to another runner when it ends.
+//   - Tasks: a gocloud pubsub subscription per queue served (Opener),
+//     whose deliveries are leases (POST /v1/leases naming the queue takes
+//     one per free worker; each delivery's LeaseControl extends it, POST
+//     /v1/leases/{id}/extend; Ack and Nack settle it). A lease is the
+//     message's own visibility timeout on the dispatcher's queue: a runner
+//     that dies stops extending it, and the message goes to another
+//     runner when it ends.
 //   - Events: a gocloud pubsub topic posting to POST /v1/events, which the
 //     dispatcher publishes on its events topic for the collector.
 //   - Archive: a gocloud blob bucket over /v1/blobs/{key}, for payloads,
