@@ -8,9 +8,13 @@
 // their journal and their state at start. Every change is a pebble batch
 // applied without waiting for its sync (ordered in the log after every
 // earlier change), except the changes a caller is answered for — a send,
-// a document's creation — which wait for a sync. Pebble's commit pipeline
-// syncs the log once for every commit waiting on it (group commit), so
-// waiting costs latency, not throughput.
+// a document's creation — which wait for a sync, once per call (a batch
+// of creations waits after its last). Pebble's commit pipeline syncs the
+// log once for every commit waiting on it (group commit), so waiting
+// costs latency, not throughput. A queue may order its sends instead of
+// syncing them (memq's sendsync=ordered) when what its senders do next is
+// journaled after them here, as a runner's ack follows its event: a crash
+// that loses such a send loses what came after it too.
 //
 // A disk that fills is met before it is full: while the free space on the
 // engine's file system is under its reserve (Options.Reserve), Room
