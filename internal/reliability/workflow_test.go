@@ -15,6 +15,10 @@ import (
 	"github.com/droverhq/drover/pkg/task"
 )
 
+// wfTimeout is the workflow tasks' timeout: a task whose last attempt died
+// with a killed runner is given up a minute after it (as in soakSpecs).
+const wfTimeout = task.Duration(30 * time.Second)
+
 // TestWorkflowChaos is scenario 8: groups with a callback and chains of
 // steps while runners and the collector are killed (-9) and restarted at
 // random. Every callback and every chain step must have exactly one
@@ -58,17 +62,17 @@ func TestWorkflowChaos(t *testing.T) {
 		var chains []chainWant
 		// Submission first, then chaos while they run.
 		for g := range sc.groups {
-			spec := task.GroupSpec{Then: &task.Spec{Function: FnEcho, MaxAttempts: 6}}
+			spec := task.GroupSpec{Then: &task.Spec{Function: FnEcho, MaxAttempts: 6, Timeout: wfTimeout}}
 			fails := -1
 			if g%5 == 4 {
 				fails = g % sc.members
 			}
 			for i := range sc.members {
 				if i == fails {
-					spec.Tasks = append(spec.Tasks, task.Spec{Function: FnFail, Args: json.RawMessage(fmt.Sprintf(`{"always":true,"message":"member %d of group %d"}`, i, g)), MaxAttempts: 2})
+					spec.Tasks = append(spec.Tasks, task.Spec{Function: FnFail, Args: json.RawMessage(fmt.Sprintf(`{"always":true,"message":"member %d of group %d"}`, i, g)), MaxAttempts: 2, Timeout: wfTimeout})
 					continue
 				}
-				spec.Tasks = append(spec.Tasks, task.Spec{Function: FnEcho, Args: json.RawMessage(fmt.Sprintf(`{"g":%d,"i":%d}`, g, i)), MaxAttempts: 6})
+				spec.Tasks = append(spec.Tasks, task.Spec{Function: FnEcho, Args: json.RawMessage(fmt.Sprintf(`{"g":%d,"i":%d}`, g, i)), MaxAttempts: 6, Timeout: wfTimeout})
 			}
 			gr, err := submitRetry(func(ctx context.Context) (*task.Group, error) { return c.SubmitGroup(ctx, spec) })
 			if err != nil {
@@ -84,12 +88,12 @@ func TestWorkflowChaos(t *testing.T) {
 			var first *task.Spec
 			var cur *task.Spec
 			for s := range sc.steps {
-				sp := &task.Spec{Function: FnEcho, Args: json.RawMessage(fmt.Sprintf(`[%d]`, s)), MaxAttempts: 6}
+				sp := &task.Spec{Function: FnEcho, Args: json.RawMessage(fmt.Sprintf(`[%d]`, s)), MaxAttempts: 6, Timeout: wfTimeout}
 				if s == 0 {
 					sp.Args = json.RawMessage(fmt.Sprintf(`{"chain":%d}`, k))
 				}
 				if s == fails {
-					sp = &task.Spec{Function: FnFail, Args: json.RawMessage(fmt.Sprintf(`{"always":true,"message":"step %d of chain %d"}`, s, k)), MaxAttempts: 2}
+					sp = &task.Spec{Function: FnFail, Args: json.RawMessage(fmt.Sprintf(`{"always":true,"message":"step %d of chain %d"}`, s, k)), MaxAttempts: 2, Timeout: wfTimeout}
 				}
 				if first == nil {
 					first = sp
