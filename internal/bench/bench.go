@@ -279,6 +279,7 @@ func benchConfig(o *Options) (*benchEnv, error) {
 			Visibility:        30 * time.Second,
 			Grace:             5 * time.Second,
 			Log:               envconfig.Log{Level: "warn"},
+			Priority:          task.Weighted, // DROVER_PRIORITY's default
 		}
 		switch o.Durability {
 		case embedded.Memory:
