@@ -440,6 +440,12 @@ func slowest(out string, n int) string {
 	return strings.Join(parts, ", ")
 }
 
+// The end-to-end run's runners, by DROVER_RUNNER_NAME.
+const (
+	plainRunner = "plain-runner"
+	gpuRunner   = "gpu-runner"
+)
+
 // stackQueues are the applied stack's queues: default and gpu, gpu with
 // its own visibility timeout and longest task.
 const stackQueues = `{default = {}, gpu = {visibility_timeout_seconds = 240, longest_task_seconds = 600}}`
@@ -1229,12 +1235,22 @@ func runEndToEnd(t *testing.T, bin string, moto *awstest.Moto, o Outputs, n int,
 	}
 	addr := freeAddr(t)
 	logs := t.TempDir()
-	for _, role := range []string{"collect", "runner", "dispatch"} {
+	// Two runners: one serves default, the other only the declared queue
+	// gpu (DROVER_QUEUE_URLS from drover_env), with the trait gpu.
+	for _, p := range []struct {
+		name, role string
+		env        []string
+	}{
+		{"collect", "collect", nil},
+		{"runner", "runner", []string{"DROVER_RUNNER_NAME=" + plainRunner}},
+		{"gpu-runner", "runner", []string{"DROVER_RUNNER_NAME=" + gpuRunner, "DROVER_QUEUES=gpu", "DROVER_TRAITS=gpu"}},
+		{"dispatch", "dispatch", nil},
+	} {
 		a := addr
-		if role != "dispatch" {
+		if p.role != "dispatch" {
 			a = freeAddr(t) // in case they serve health endpoints too
 		}
-		startProcess(t, bin, role, role, append(slices.Clone(env), "DROVER_ADDR="+a), logs)
+		startProcess(t, bin, p.name, p.role, append(slices.Clone(env), append(p.env, "DROVER_ADDR="+a)...), logs)
 	}
 	base := "http://" + addr
 
@@ -1276,15 +1292,20 @@ func runEndToEnd(t *testing.T, bin string, moto *awstest.Moto, o Outputs, n int,
 
 	// Submit n tasks in one batch. Every tenth echoes arguments larger than
 	// the inline result limit (4 KiB), so its result is archived in the
-	// bucket and the status carries a result_ref.
+	// bucket and the status carries a result_ref. Every fifth from the
+	// third on goes to the queue gpu and requires the trait gpu: only the
+	// gpu runner may run it, and it runs nothing else.
 	type args struct {
 		I   int    `json:"i"`
 		Pad string `json:"pad,omitempty"`
 	}
 	type spec struct {
-		Function string `json:"function"`
-		Args     args   `json:"args"`
+		Function string            `json:"function"`
+		Args     args              `json:"args"`
+		Queue    string            `json:"queue,omitempty"`
+		Requires map[string]string `json:"requires,omitempty"`
 	}
+	gpu := func(i int) bool { return i%5 == 2 }
 	batch := struct {
 		Tasks []spec `json:"tasks"`
 	}{}
@@ -1294,7 +1315,11 @@ func runEndToEnd(t *testing.T, bin string, moto *awstest.Moto, o Outputs, n int,
 		if i%10 == 0 {
 			want[i].Pad = strings.Repeat(fmt.Sprintf("%04d", i), 2<<10) // 8 KiB
 		}
-		batch.Tasks = append(batch.Tasks, spec{Function: "echo", Args: want[i]})
+		sp := spec{Function: "echo", Args: want[i]}
+		if gpu(i) {
+			sp.Queue, sp.Requires = "gpu", map[string]string{"gpu": ""}
+		}
+		batch.Tasks = append(batch.Tasks, sp)
 	}
 	body, _ := json.Marshal(batch)
 	resp, err := client.Post(base+"/v1/tasks/batch", "application/json", bytes.NewReader(body))
@@ -1337,6 +1362,7 @@ func runEndToEnd(t *testing.T, bin string, moto *awstest.Moto, o Outputs, n int,
 	// Poll until every task is terminal.
 	submittedAt := time.Now()
 	refs := 0
+	ranOn := map[string]int{}
 	for len(pending) > 0 {
 		if ctx.Err() != nil {
 			t.Fatalf("%d of %d tasks not succeeded after %s; logs:\n%s", len(pending), n, time.Since(submittedAt).Round(time.Second), readLogs(logs))
@@ -1351,6 +1377,14 @@ func runEndToEnd(t *testing.T, bin string, moto *awstest.Moto, o Outputs, n int,
 			}
 			switch doc.State {
 			case "succeeded":
+				ranOn[doc.Runner]++
+				runner, queue := plainRunner, "default"
+				if gpu(i) {
+					runner, queue = gpuRunner, "gpu"
+				}
+				if doc.Runner != runner || doc.Queue != queue {
+					t.Errorf("task %s (i=%d) on queue %q ran on %q, want queue %s and %s", id, i, doc.Queue, doc.Runner, queue, runner)
+				}
 				switch {
 				case doc.ResultRef != "":
 					// The archived result, read back through the API from
@@ -1383,7 +1417,7 @@ func runEndToEnd(t *testing.T, bin string, moto *awstest.Moto, o Outputs, n int,
 	if wantRefs := (n + 9) / 10; refs != wantRefs {
 		t.Errorf("%d tasks had a result_ref, want %d (every task whose result is above the inline limit)", refs, wantRefs)
 	}
-	t.Logf("%d tasks terminal %s after submission (%d results read from the bucket)", n, time.Since(submittedAt).Round(time.Millisecond), refs)
+	t.Logf("%d tasks terminal %s after submission (%d results read from the bucket; tasks per runner %v)", n, time.Since(submittedAt).Round(time.Millisecond), refs, ranOn)
 	if t.Failed() {
 		t.Logf("logs:\n%s", readLogs(logs))
 	}
@@ -1410,6 +1444,8 @@ func getResult(ctx context.Context, c *http.Client, base, id string) ([]byte, er
 
 type statusDoc struct {
 	ID        string          `json:"id"`
+	Queue     string          `json:"queue"`
+	Runner    string          `json:"runner"`
 	State     string          `json:"state"`
 	Error     string          `json:"error"`
 	Result    json.RawMessage `json:"result"`
