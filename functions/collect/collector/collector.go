@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
@@ -182,9 +183,19 @@ func (c *Collector) poison(ctx context.Context, d *task.Delivery, cause error) {
 // failures.
 func (c *Collector) Run(ctx context.Context, open task.Opener) error {
 	return Receive(ctx, c.log, "events", open, c.MaxBatch, func(ds []*task.Delivery) {
-		c.Process(context.WithoutCancel(ctx), ds)
+		// One call that never returns (a half-open connection: the AWS
+		// SDK sets no response deadline) must not stall every later
+		// event behind it: a batch cut short is nacked and comes back.
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
+		defer cancel()
+		c.Process(bctx, ds)
 	})
 }
+
+// batchTimeout bounds the processing of one batch of events by Run: far
+// more than a batch takes on a slow backend (a few calls of a second or
+// so each), so that only a hung call meets it.
+const batchTimeout = 2 * time.Minute
 
 // Receive is the collector's receive loop, which Run and RunSweeper
 // run: until ctx is done, a receiver feeds a channel from the
