@@ -32,29 +32,11 @@ type receiver struct {
 // receive waits (long-polling, until ctx is done) for up to n (at most
 // ten) messages.
 func (r *receiver) receive(ctx context.Context, n int) ([]*driver.Delivery, error) {
-	n = min(max(n, 1), 10)
 	for {
-		out, err := r.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
-			QueueUrl:                    aws.String(r.queueURL),
-			MaxNumberOfMessages:         int32(n),
-			WaitTimeSeconds:             sqsWaitSeconds,
-			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameApproximateReceiveCount},
-			MessageAttributeNames:       []string{"All"},
-		})
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, fmt.Errorf("sqs receive from %s: %w", r.queueURL, err)
+		ds, err := r.receiveWithin(ctx, n, sqsWaitSeconds*time.Second)
+		if err != nil || len(ds) > 0 {
+			return ds, err
 		}
-		if len(out.Messages) == 0 {
-			continue
-		}
-		ds := make([]*driver.Delivery, 0, len(out.Messages))
-		for _, m := range out.Messages {
-			ds = append(ds, r.delivery(m))
-		}
-		return ds, nil
 	}
 }
 
