@@ -562,8 +562,13 @@ func TestTopicAs(t *testing.T) {
 }
 
 // TestWakeOne: a message wakes one blocked receiver, not all of them.
+//
+// The visibility outlasts the receivers' wait, so that taking the message
+// schedules no deadline before theirs: such a deadline wakes a second
+// receiver (wakeBefore) to re-arm its timer, and the count of receivers
+// parked would then depend on how soon that one is scheduled again.
 func TestWakeOne(t *testing.T) {
-	tp, s := newPair(t, SubscriptionOptions{Wait: time.Hour})
+	tp, s := newPair(t, SubscriptionOptions{Wait: time.Hour, Visibility: 2 * time.Hour})
 	const n = 8
 	var got atomic.Int32
 	var wg sync.WaitGroup
