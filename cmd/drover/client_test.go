@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -406,11 +407,20 @@ func TestWaitTimeout(t *testing.T) {
 	}
 }
 
+// TestWaitInterrupted: an interrupt names the state last seen. The
+// interrupt comes with the second poll (so the first one's answer has
+// been read, however slow the machine), not at a guess of 50 ms.
 func TestWaitInterrupted(t *testing.T) {
 	f := setupAPI(t)
-	serveTask(f, queued())
 	ctx, cancel := context.WithCancel(t.Context())
-	time.AfterFunc(50*time.Millisecond, cancel)
+	defer cancel()
+	var polls atomic.Int32
+	f.mux.HandleFunc("GET /v1/tasks/{id}", func(w http.ResponseWriter, r *http.Request) {
+		if polls.Add(1) == 2 {
+			cancel()
+		}
+		writeJSON(w, 200, queued())
+	})
 	var out, errOut bytes.Buffer
 	code := run(ctx, []string{"wait", testID}, &out, &errOut)
 	if code != 130 || !strings.Contains(errOut.String(), "interrupted; task "+testID+" is still queued") {
