@@ -41,6 +41,15 @@ func TestAppendPackedMatchesGeneric(t *testing.T) {
 			if !bytes.Equal(got, want) {
 				t.Fatalf("hasRev %v: appendPacked\n%x\nwant (appendValue of toMap)\n%x", hasRev, got, want)
 			}
+			// Loading it gives back the packed document it was.
+			wantRev := int64(0)
+			if hasRev {
+				wantRev = rev
+			}
+			back, gotRev, ok := ti.unpackJournal(got[len("prefix"):], "DocstoreRevision", &unpackScratch{})
+			if !ok || !bytes.Equal(back, buf) || gotRev != wantRev {
+				t.Fatalf("hasRev %v: unpackJournal: ok %v rev %d (want %d)\n%x\nwant\n%x", hasRev, ok, gotRev, wantRev, back, buf)
+			}
 		}
 	}
 	check(t, &kinds{}, 1)
@@ -81,4 +90,63 @@ func TestAppendPackedMatchesGeneric(t *testing.T) {
 		}
 		check(t, in, r.Int64())
 	}
+}
+
+// TestUnpackJournalRefuses: a journaled document that is not exactly one
+// of the type's (a field missing, extra or renamed, a value of another
+// kind or out of its field's range, a time in another location, bytes
+// cut short) is not packed: it loads generic, as it was written.
+func TestUnpackJournalRefuses(t *testing.T) {
+	d, err := driver.NewDocument(&kinds{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ti := typeOf(d, "DocstoreRevision")
+	buf, _ := ti.pack(reflect.ValueOf(&kinds{ID: "x", At: time.Unix(5, 0).UTC()}).UnsafePointer())
+	base := ti.toMap(buf, "DocstoreRevision", 3, true)
+	if _, _, ok := ti.unpackJournal(mustAppend(t, base), "DocstoreRevision", &unpackScratch{}); !ok {
+		t.Fatal("the type's own document is refused")
+	}
+	change := map[string]func(m map[string]any){
+		"missing field":   func(m map[string]any) { delete(m, "I8") },
+		"extra field":     func(m map[string]any) { m["extra"] = "x" },
+		"renamed field":   func(m map[string]any) { m["I9"] = m["I8"]; delete(m, "I8") },
+		"int out of int8": func(m map[string]any) { m["I8"] = int64(300) },
+		"negative uint8":  func(m map[string]any) { m["U8"] = int64(-1) },
+		"string for int":  func(m map[string]any) { m["I"] = "1" },
+		"int for string":  func(m map[string]any) { m["ID"] = int64(1) },
+		"float32 range":   func(m map[string]any) { m["F32"] = 0.1 },
+		"fixed zone":      func(m map[string]any) { m["At"] = time.Unix(5, 0).In(time.FixedZone("X", 3600)) },
+		"nil string":      func(m map[string]any) { m["ID"] = nil },
+		"zero revision":   func(m map[string]any) { m["DocstoreRevision"] = int64(0) },
+		"float revision":  func(m map[string]any) { m["DocstoreRevision"] = 1.0 },
+		"list of ints":    func(m map[string]any) { m["SS"] = []any{int64(1)} },
+	}
+	for name, f := range change {
+		t.Run(name, func(t *testing.T) {
+			m := ti.toMap(buf, "DocstoreRevision", 3, true)
+			f(m)
+			if _, _, ok := ti.unpackJournal(mustAppend(t, m), "DocstoreRevision", &unpackScratch{}); ok {
+				t.Errorf("packed")
+			}
+		})
+	}
+	whole := mustAppend(t, base)
+	for n := range len(whole) {
+		if _, _, ok := ti.unpackJournal(whole[:n], "DocstoreRevision", &unpackScratch{}); ok {
+			t.Fatalf("packed from %d of %d bytes", n, len(whole))
+		}
+	}
+	if _, _, ok := ti.unpackJournal(append(whole, 0), "DocstoreRevision", &unpackScratch{}); ok {
+		t.Fatal("packed with a trailing byte")
+	}
+}
+
+func mustAppend(t *testing.T, m map[string]any) []byte {
+	t.Helper()
+	b, err := appendValue(nil, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

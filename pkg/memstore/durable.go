@@ -5,11 +5,13 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
 
 	"gocloud.dev/docstore"
+	"gocloud.dev/docstore/driver"
 	"gocloud.dev/gcerrors"
 
 	"github.com/droverhq/drover/pkg/durable"
@@ -262,10 +264,26 @@ func (c *collection) syncCreate() error {
 	return nil
 }
 
-// loadEngine loads the collection's documents from its engine.
+// loadEngine loads the collection's documents from its engine: those of
+// a registered document type (taskdriver.DocumentTypes) packed, as they
+// were when written, the others generic.
 func (c *collection) loadEngine() error {
 	eng := c.opts.Engine
 	var maxRev int64
+	var types []*typeInfo
+	var sc unpackScratch
+	for _, t := range taskdriver.DocumentTypes() {
+		if t.Kind() != reflect.Struct {
+			continue
+		}
+		doc, err := driver.NewDocument(reflect.New(t).Interface())
+		if err != nil {
+			continue
+		}
+		if ti := typeOf(doc, c.opts.RevisionField); ti.flat {
+			types = append(types, ti)
+		}
+	}
 	err := eng.Scan(c.pfx, func(k, v []byte) error {
 		key, rest, err := readValue(k[len(c.pfx):])
 		if err == nil && len(rest) != 0 {
@@ -274,19 +292,22 @@ func (c *collection) loadEngine() error {
 		if err != nil {
 			return fmt.Errorf("load collection %q from %s: key %q: %w", c.opts.Name, eng.Dir(), k, err)
 		}
-		dv, rest, err := readValue(v)
-		m, ok := dv.(map[string]any)
-		if err == nil && (!ok || len(rest) != 0) {
-			err = fmt.Errorf("not one document")
+		s := c.loadTyped(types, v, &sc)
+		if s == nil {
+			dv, rest, err := readValue(v)
+			m, ok := dv.(map[string]any)
+			if err == nil && (!ok || len(rest) != 0) {
+				err = fmt.Errorf("not one document")
+			}
+			if err != nil {
+				return fmt.Errorf("load collection %q from %s: document %v: %w", c.opts.Name, eng.Dir(), key, err)
+			}
+			s = &stored{m: m}
+			if r, ok := m[c.opts.RevisionField].(int64); ok {
+				s.rev = r
+			}
 		}
-		if err != nil {
-			return fmt.Errorf("load collection %q from %s: document %v: %w", c.opts.Name, eng.Dir(), key, err)
-		}
-		s := &stored{m: m}
-		if r, ok := m[c.opts.RevisionField].(int64); ok {
-			s.rev = r
-			maxRev = max(maxRev, r)
-		}
+		maxRev = max(maxRev, s.rev)
 		c.setExpiry(s)
 		c.store(c.shardOf(key), key, nil, s)
 		c.loaded++
@@ -325,6 +346,17 @@ func Crash(coll *docstore.Collection) {
 func (c *collection) Sync(context.Context) error {
 	if err := c.opts.Engine.Sync(); err != nil {
 		return taskdriver.Errorf(gcerrors.Internal, "memstore: sync: %v", err)
+	}
+	return nil
+}
+
+// loadTyped returns the packed form of the journaled document v if it is
+// one of types', else nil.
+func (c *collection) loadTyped(types []*typeInfo, v []byte, sc *unpackScratch) *stored {
+	for _, ti := range types {
+		if packed, rev, ok := ti.unpackJournal(v, c.opts.RevisionField, sc); ok {
+			return &stored{ti: ti, packed: packed, rev: rev}
+		}
 	}
 	return nil
 }

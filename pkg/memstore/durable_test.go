@@ -1,9 +1,11 @@
 package memstore
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"gocloud.dev/docstore"
 
 	"github.com/droverhq/drover/pkg/durable"
+	taskdriver "github.com/droverhq/drover/pkg/task/driver"
 )
 
 type durDoc struct {
@@ -170,5 +173,61 @@ func TestDurableConcurrentBatches(t *testing.T) {
 		if got.N != w.N || got.DocstoreRevision != w.DocstoreRevision || !slices.Equal(got.Tags, w.Tags) {
 			t.Fatalf("%s reopened: N %d rev %v tags %v; memory had N %d rev %v tags %v", w.ID, got.N, got.DocstoreRevision, got.Tags, w.N, w.DocstoreRevision, w.Tags)
 		}
+	}
+}
+
+// TestDurableLoadsTyped: at open, the documents of a registered type
+// load packed (no generic map: restart with a million statuses was
+// mostly building maps and collecting them), byte for byte what they were
+// when written; a generic document with the type's key stays generic.
+func TestDurableLoadsTyped(t *testing.T) {
+	taskdriver.RegisterDocumentType(reflect.TypeFor[durDoc]())
+	ctx := context.Background()
+	dir := t.TempDir()
+	coll := openDurable(t, dir)
+	at := time.Date(2026, 12, 2, 5, 0, 0, 7, time.UTC)
+	docs := []*durDoc{
+		{ID: "a", N: -3, F: 2.5, B: []byte("b"), At: at, Tags: []string{"t"}, ExpiresAt: time.Now().Unix() + 3600},
+		{ID: "empty"},
+		{ID: "local", At: at.Local(), Tags: []string{}, B: []byte{}},
+	}
+	for _, d := range docs {
+		if err := coll.Create(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := coll.Create(ctx, map[string]any{"ID": "g", "N": "not a number"}); err != nil {
+		t.Fatal(err)
+	}
+	var c *collection
+	coll.As(&c)
+	want := map[string][]byte{}
+	for _, d := range docs {
+		sh := c.shardOf(d.ID)
+		want[d.ID] = sh.docs[d.ID].packed
+	}
+	Crash(coll)
+	coll = openDurable(t, dir)
+	defer coll.Close()
+	coll.As(&c)
+	for _, d := range docs {
+		s := c.shardOf(d.ID).docs[d.ID]
+		if s.ti == nil || !bytes.Equal(s.packed, want[d.ID]) || s.rev != d.DocstoreRevision.(int64) {
+			t.Errorf("%s loaded as %+v, want packed %x rev %v", d.ID, s, want[d.ID], d.DocstoreRevision)
+		}
+		got := &durDoc{ID: d.ID}
+		if err := coll.Get(ctx, got); err != nil {
+			t.Fatal(err)
+		}
+		if got.N != d.N || !got.At.Equal(d.At) || got.At.Location() != d.At.Location() || !slices.Equal(got.Tags, d.Tags) ||
+			!bytes.Equal(got.B, d.B) || (got.B == nil) != (d.B == nil) || (got.Tags == nil) != (d.Tags == nil) {
+			t.Errorf("%s read back %+v, want %+v", d.ID, got, d)
+		}
+	}
+	if s := c.shardOf("g").docs["g"]; s.m == nil {
+		t.Errorf("generic document loaded as %+v", s)
+	}
+	if c.exp.count != 1 {
+		t.Errorf("%d documents indexed for expiry, want 1", c.exp.count)
 	}
 }

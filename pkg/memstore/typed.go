@@ -521,3 +521,213 @@ func (f *typedField) appendValue(b, buf []byte) []byte {
 	}
 	return append(b, tagNil)
 }
+
+// unpackJournal returns the packed form of a document journaled by
+// appendPacked (or by appendValue of a generic document holding exactly
+// ti's fields, with values of their kinds), and its revision (0: none):
+// the stored form the document had when it was written, without building
+// its generic map. It returns false for anything else (another type's
+// document, a value of another kind, a time in another location), which
+// the caller loads generic.
+func (ti *typeInfo) unpackJournal(v []byte, revField string, sc *unpackScratch) (packed []byte, rev int64, ok bool) {
+	if len(v) == 0 || v[0] != tagMap {
+		return nil, 0, false
+	}
+	v = v[1:]
+	uvarint := func() (int, bool) {
+		n, w := binary.Uvarint(v)
+		if w <= 0 || n > uint64(len(v)) {
+			return 0, false
+		}
+		v = v[w:]
+		return int(n), true
+	}
+	bytesOf := func() ([]byte, bool) {
+		n, ok := uvarint()
+		if !ok || n > len(v) {
+			return nil, false
+		}
+		b := v[:n]
+		v = v[n:]
+		return b, true
+	}
+	count, ok := uvarint()
+	if !ok || (count != len(ti.fields) && count != len(ti.fields)+1) {
+		return nil, 0, false
+	}
+	hasRev := count == len(ti.fields)+1
+	// Values are read in name order; strings and slices go to tail in
+	// that order, and then to the packed bytes in field order, as pack
+	// lays them out. segs[i] is field i's bytes in tail, and its length
+	// (bytes, or strings for a []string).
+	slots := resize(sc.slots, ti.slots)
+	segs := resize(sc.segs, len(ti.fields))
+	tail := sc.tail[:0]
+	defer func() { sc.slots, sc.segs, sc.tail = slots, segs, tail }()
+	begin := func(i, n int) { segs[i] = [3]int{len(tail), 0, n} }
+	for _, i := range ti.sorted {
+		if i < 0 {
+			if !hasRev {
+				continue
+			}
+			k, ok := bytesOf()
+			if !ok || string(k) != revField || len(v) == 0 || v[0] != tagInt {
+				return nil, 0, false
+			}
+			r, w := binary.Varint(v[1:])
+			if w <= 0 || r == 0 { // a stored revision is never 0
+				return nil, 0, false
+			}
+			v, rev = v[1+w:], r
+			continue
+		}
+		f := &ti.fields[i]
+		k, ok := bytesOf()
+		if !ok || string(k) != f.name || len(v) == 0 {
+			return nil, 0, false
+		}
+		tag := v[0]
+		v = v[1:]
+		switch {
+		case f.isTime:
+			b, ok := bytesOf()
+			var t time.Time
+			if tag != tagTime || !ok || t.UnmarshalBinary(b) != nil {
+				return nil, 0, false
+			}
+			x := uint64(t.Nanosecond())
+			switch t.Location() {
+			case time.UTC:
+			case time.Local:
+				x |= timeLocal
+			default:
+				return nil, 0, false
+			}
+			slots[f.slot], slots[f.slot+1] = uint64(t.Unix()), x
+		case (f.isBytes || f.isStrings) && tag == tagNil:
+			slots[f.slot] = nilSlice
+		case f.isBytes:
+			b, ok := bytesOf()
+			if tag != tagBytes || !ok {
+				return nil, 0, false
+			}
+			begin(i, len(b))
+			tail = append(tail, b...)
+			segs[i][1] = len(tail)
+		case f.isStrings:
+			n, ok := uvarint()
+			if tag != tagList || !ok {
+				return nil, 0, false
+			}
+			begin(i, n)
+			for range n {
+				if len(v) == 0 || v[0] != tagString {
+					return nil, 0, false
+				}
+				v = v[1:]
+				s, ok := bytesOf()
+				if !ok {
+					return nil, 0, false
+				}
+				tail = binary.LittleEndian.AppendUint32(tail, uint32(len(s)))
+				tail = append(tail, s...)
+			}
+			segs[i][1] = len(tail)
+		case f.kind == reflect.String:
+			s, ok := bytesOf()
+			if tag != tagString || !ok {
+				return nil, 0, false
+			}
+			begin(i, len(s))
+			tail = append(tail, s...)
+			segs[i][1] = len(tail)
+		case f.kind == reflect.Bool:
+			if tag != tagTrue && tag != tagFalse {
+				return nil, 0, false
+			}
+			if tag == tagTrue {
+				slots[f.slot] = 1
+			}
+		case f.kind == reflect.Float32 || f.kind == reflect.Float64:
+			if tag != tagFloat || len(v) < 8 {
+				return nil, 0, false
+			}
+			bits := binary.BigEndian.Uint64(v)
+			v = v[8:]
+			if f.kind == reflect.Float32 && math.Float64bits(float64(float32(math.Float64frombits(bits)))) != bits {
+				return nil, 0, false
+			}
+			slots[f.slot] = bits
+		default: // an integer kind
+			if tag != tagInt {
+				return nil, 0, false
+			}
+			n, w := binary.Varint(v)
+			if w <= 0 || !fitsKind(n, f.kind) {
+				return nil, 0, false
+			}
+			v = v[w:]
+			slots[f.slot] = uint64(n)
+		}
+	}
+	if len(v) != 0 {
+		return nil, 0, false
+	}
+	base := ti.slots * 8
+	packed = make([]byte, base+len(tail))
+	off := base
+	for i := range ti.fields {
+		f := &ti.fields[i]
+		if !(f.isBytes || f.isStrings || f.kind == reflect.String) || slots[f.slot] == nilSlice {
+			continue
+		}
+		sg := segs[i]
+		slots[f.slot] = uint64(off) | uint64(sg[2])<<32
+		off += copy(packed[off:], tail[sg[0]:sg[1]])
+	}
+	for i, x := range slots {
+		binary.LittleEndian.PutUint64(packed[i*8:], x)
+	}
+	return packed, rev, true
+}
+
+// unpackScratch is what unpackJournal works in, reused from one document
+// to the next.
+type unpackScratch struct {
+	slots []uint64
+	segs  [][3]int
+	tail  []byte
+}
+
+// resize returns s with n zero elements, reusing its array if it can.
+func resize[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	s = s[:n]
+	clear(s)
+	return s
+}
+
+// fitsKind reports whether the generic integer n is a value of an integer
+// field of kind k, as its slot holds it (uint64 values are held as their
+// int64 bits).
+func fitsKind(n int64, k reflect.Kind) bool {
+	switch k {
+	case reflect.Int8:
+		return n == int64(int8(n))
+	case reflect.Int16:
+		return n == int64(int16(n))
+	case reflect.Int32:
+		return n == int64(int32(n))
+	case reflect.Uint8:
+		return n == int64(uint8(n))
+	case reflect.Uint16:
+		return n == int64(uint16(n))
+	case reflect.Uint32:
+		return n == int64(uint32(n))
+	case reflect.Int, reflect.Int64, reflect.Uint, reflect.Uint64:
+		return true
+	}
+	return false
+}

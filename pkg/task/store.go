@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"reflect"
 	"time"
 
 	"gocloud.dev/docstore"
@@ -20,6 +21,17 @@ var (
 	ErrNotFound = errors.New("task not found")
 	ErrTerminal = errors.New("task already finished")
 )
+
+// The documents the store writes, for drivers that load them typed
+// (driver.DocumentTypes).
+func init() {
+	for _, t := range []reflect.Type{
+		reflect.TypeFor[Status](), reflect.TypeFor[keyDoc](),
+		reflect.TypeFor[groupDoc](), reflect.TypeFor[RunnerInfo](),
+	} {
+		driver.RegisterDocumentType(t)
+	}
+}
 
 // Store is the status collection: one document per task, plus runner
 // heartbeats and idempotency keys, told apart by their kind field. Every

@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"time"
 
@@ -249,4 +250,36 @@ func Code(err error) gcerrors.ErrorCode {
 		return c.ErrorCode()
 	}
 	return gcerrors.Code(err)
+}
+
+// Document types. Package task registers the struct types it stores in a
+// status collection, so that a driver that keeps documents of a known
+// type in a compact form (memstore's packed documents) can load them in
+// that form when it opens, before any of them has been read or written.
+// A driver must not depend on it: a document of no registered type is
+// kept as it would be without the hint.
+var docTypes struct {
+	sync.Mutex
+	list []reflect.Type
+}
+
+// RegisterDocumentType adds the struct type t to DocumentTypes; a type
+// registered twice is listed once.
+func RegisterDocumentType(t reflect.Type) {
+	docTypes.Lock()
+	defer docTypes.Unlock()
+	for _, x := range docTypes.list {
+		if x == t {
+			return
+		}
+	}
+	docTypes.list = append(docTypes.list, t)
+}
+
+// DocumentTypes returns the registered document types, in the order they
+// were registered.
+func DocumentTypes() []reflect.Type {
+	docTypes.Lock()
+	defer docTypes.Unlock()
+	return append([]reflect.Type(nil), docTypes.list...)
 }
