@@ -231,3 +231,52 @@ func TestDurableLoadsTyped(t *testing.T) {
 		t.Errorf("%d documents indexed for expiry, want 1", c.exp.count)
 	}
 }
+
+// TestDurableCapBoundsJournal: the documents the cap and the expiry drop
+// are deleted from the engine too, so that what a restart loads (and the
+// data dir holds, once compacted) stays bounded by the cap, however many
+// documents were written: 5,000 written under a cap of 100, 100 load.
+func TestDurableCapBoundsJournal(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	open := func() (*docstore.Collection, *collection) {
+		eng, err := durable.Open(dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		coll, err := OpenCollection("ID", &Options{Engine: eng, Name: "docs", ExpiryField: "expires_at", Cap: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c *collection
+		coll.As(&c)
+		return coll, c
+	}
+	coll, _ := open()
+	exp := time.Now().Add(time.Hour).Unix()
+	for b := range 10 { // an action list syncs once
+		al := coll.Actions()
+		for i := b * 500; i < (b+1)*500; i++ {
+			al.Create(&durDoc{ID: fmt.Sprintf("d%05d", i), ExpiresAt: exp + int64(i)})
+		}
+		if err := al.Do(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := coll.Create(ctx, &durDoc{ID: "old", ExpiresAt: time.Now().Unix() - 1}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2500 * time.Millisecond) // the sweep runs every second
+	Crash(coll)
+	coll, c := open()
+	defer coll.Close()
+	if c.loaded != 100 {
+		t.Errorf("%d documents loaded after 5,001 writes under a cap of 100, want 100", c.loaded)
+	}
+	if err := coll.Get(ctx, &durDoc{ID: "d04999"}); err != nil {
+		t.Errorf("the last document written: %v", err)
+	}
+	if err := coll.Get(ctx, &durDoc{ID: "d00000"}); err == nil {
+		t.Error("the first document written (expiring soonest) was kept")
+	}
+}
