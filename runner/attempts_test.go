@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -196,5 +197,53 @@ func TestGiveUpWaitsForLastAttempt(t *testing.T) {
 	if len(evs) != 1 || evs[0].TaskID != dead || evs[0].Phase != task.PhaseFailed || evs[0].Attempt != 3 ||
 		!strings.HasPrefix(evs[0].Error, "gave up: 3 of max_attempts 3 attempts started") {
 		t.Fatalf("events %+v, want one failed \"gave up\" at attempt 3 of %s", evs, dead)
+	}
+}
+
+// lostAnswers is a status store whose first lost StartMany calls write
+// their starts and then fail, as a call whose answer is lost or comes
+// after its deadline does.
+type lostAnswers struct {
+	*task.Store
+	lost atomic.Int64
+}
+
+func (s *lostAnswers) StartMany(ctx context.Context, evs []*task.Event) ([]task.Started, error) {
+	res, err := s.Store.StartMany(ctx, evs)
+	if err == nil && s.lost.Add(-1) >= 0 {
+		return nil, errors.New("answer lost after the write")
+	}
+	return res, err
+}
+
+// TestStartWrittenButUnanswered: a start that was recorded although its
+// call failed spends no attempt: the runner asks again with the same
+// start, the store finds it written, and the function runs as attempt 1
+// (an execution that never ran used to take attempt 1, the task ending
+// at attempt 2: 8 of 500 tasks at load on moto).
+func TestStartWrittenButUnanswered(t *testing.T) {
+	var seen []int
+	var store *lostAnswers
+	e := setupProcessStatuses(t, Config{}, func(m *Mux) {
+		m.HandleFunc("once", func(_ context.Context, tk *task.Task) (task.Result, error) {
+			seen = append(seen, tk.Attempt)
+			return task.Result(`"ok"`), nil
+		})
+	}, func(s *task.Store) Statuses {
+		store = &lostAnswers{Store: s}
+		store.lost.Store(startTries - 1)
+		return store
+	})
+	id := e.submit(t, "once", nil, 1)[0]
+	ctx := context.Background()
+	if o := e.r.Process(ctx, e.receive(t, 1)[0]); o != Acked {
+		t.Fatalf("outcome %d, want Acked: the start was handed back", o)
+	}
+	if !slices.Equal(seen, []int{1}) {
+		t.Fatalf("function saw attempts %v, want [1]", seen)
+	}
+	st, err := e.store.Get(ctx, id)
+	if err != nil || st.Attempt != 1 {
+		t.Fatalf("status %+v %v, want attempt 1", st, err)
 	}
 }

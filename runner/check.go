@@ -89,13 +89,23 @@ func (c *stateChecks) roundCtx() context.Context {
 	return c.ctx
 }
 
+// startTries is how many times a round calls StartMany before its
+// deliveries are handed back: a call that failed may still have written
+// its starts (a deadline met after the write, a lost answer), and only a
+// call again with the same events finds them (Store.StartMany), so that
+// no attempt is spent on an execution that never ran.
+const startTries = 3
+
 func (c *stateChecks) read(batch []*stateCheck) {
-	ctx := c.roundCtx()
 	evs := make([]*task.Event, len(batch))
 	for i, k := range batch {
 		evs[i] = k.ev
 	}
-	res, err := c.store.StartMany(ctx, evs)
+	res, err := c.store.StartMany(c.roundCtx(), evs)
+	for try := 1; err != nil && try < startTries; try++ {
+		time.Sleep(time.Duration(try) * 200 * time.Millisecond)
+		res, err = c.store.StartMany(c.roundCtx(), evs)
+	}
 	for i, k := range batch {
 		if err != nil {
 			k.err = err

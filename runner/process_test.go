@@ -36,6 +36,13 @@ var procSeq atomic.Int64
 // register adds, over fresh queues and a fresh store.
 func setupProcess(tb testing.TB, cfg Config, register func(*Mux)) *procEnv {
 	tb.Helper()
+	return setupProcessStatuses(tb, cfg, register, nil)
+}
+
+// setupProcessStatuses is setupProcess with the runner reading and
+// recording statuses through wrap(the store) when wrap is not nil.
+func setupProcessStatuses(tb testing.TB, cfg Config, register func(*Mux), wrap func(*task.Store) Statuses) *procEnv {
+	tb.Helper()
 	ctx := context.Background()
 	n := procSeq.Add(1)
 	tasksQ, eventsQ := fmt.Sprintf("runner-test-tasks-%d", n), fmt.Sprintf("runner-test-events-%d", n)
@@ -67,7 +74,11 @@ func setupProcess(tb testing.TB, cfg Config, register func(*Mux)) *procEnv {
 	if cfg.Name == "" {
 		cfg.Name = "test-runner"
 	}
-	e.r = New(mux, events, task.NewArchive(bucket), e.store, nil, cfg)
+	var statuses Statuses = e.store
+	if wrap != nil {
+		statuses = wrap(e.store)
+	}
+	e.r = New(mux, events, task.NewArchive(bucket), statuses, nil, cfg)
 	tb.Cleanup(func() {
 		_ = e.sub.Shutdown(ctx)
 		_ = e.events.Shutdown(ctx)

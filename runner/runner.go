@@ -368,7 +368,7 @@ func (r *Runner) Process(ctx context.Context, d *task.Delivery) Outcome {
 			if wait := time.Until(started.LastStartedAt.Add(m.Timeout() + giveUpGrace)); wait > 0 {
 				wait = min(wait, maxGiveUpWait)
 				log.Info("the last attempt started recently and may still be running; handing the delivery back until it cannot be",
-					"attempt", started.Attempt, "last_started_at", started.LastStartedAt, "timeout", m.Timeout(), "backoff", wait.Round(time.Millisecond))
+					"last_attempt", started.Attempt, "last_started_at", started.LastStartedAt, "timeout", m.Timeout(), "backoff", wait.Round(time.Millisecond))
 				return r.release(context.WithoutCancel(ctx), d, wait)
 			}
 			ev.Attempt, ev.Phase, ev.StartedAt = started.Attempt, task.PhaseFailed, time.Time{}

@@ -174,7 +174,11 @@ func TestTakeOverFence(t *testing.T) {
 			}
 			// The first claimant wakes up and tries to commit.
 			commitErr := s.CommitKey(ctx, c1)
-			again, err := s.StartMany(ctx, []*task.Event{startEv})
+			// Another delivery of the first task starts (another runner:
+			// startEv again would be the first start, found written).
+			againEv := *startEv
+			againEv.Runner, againEv.At = "r2", late
+			again, err := s.StartMany(ctx, []*task.Event{&againEv})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -294,5 +298,39 @@ func TestStartManyDuplicateDeliveries(t *testing.T) {
 	doc, err := s.Get(ctx, st.ID)
 	if err != nil || doc.Attempt != 2 || doc.State != task.Running {
 		t.Fatalf("document %+v, %v; want running attempt 2", doc, err)
+	}
+}
+
+// TestStartManyOnce: a start passed again (its first call's write landed
+// but the caller never learned it, so it asks again) is answered with the
+// attempt it recorded, and writes nothing; another start of the task,
+// on another runner or later on the same one, is the next attempt.
+func TestStartManyOnce(t *testing.T) {
+	s := cappedStore(t, 1000)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	st := accepted(now)
+	if err := s.CreateMany(ctx, []*task.Status{st}); err != nil {
+		t.Fatal(err)
+	}
+	ev := func(r string, at time.Time) *task.Event {
+		return &task.Event{TaskID: st.ID, Function: "echo", Queue: "default", MaxAttempts: 3, CreatedAt: now, Runner: r, At: at}
+	}
+	first := ev("r1", now.Add(time.Second))
+	for i := range 3 {
+		res, err := s.StartMany(ctx, []*task.Event{first})
+		if err != nil || res[0].Attempt != 1 || res[0].GaveUp || res[0].State != "" {
+			t.Fatalf("call %d with the first start: %+v %v, want attempt 1", i+1, res, err)
+		}
+	}
+	for i, e := range []*task.Event{ev("r2", now.Add(time.Second)), ev("r1", now.Add(2*time.Second))} {
+		res, err := s.StartMany(ctx, []*task.Event{e})
+		if err != nil || res[0].Attempt != i+2 {
+			t.Fatalf("start %d: %+v %v, want attempt %d", i+2, res, err, i+2)
+		}
+	}
+	doc, err := s.Get(ctx, st.ID)
+	if err != nil || doc.Attempt != 3 || doc.Runner != "r1" {
+		t.Fatalf("document %+v %v, want running attempt 3 on r1", doc, err)
 	}
 }

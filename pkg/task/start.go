@@ -39,6 +39,12 @@ type Started struct {
 // written. Concurrent starts of one task get distinct attempts, and a
 // start and a cancellation or an idempotency fence (see claim.go) are
 // ordered by the document's revision: one of them sees the other.
+//
+// A start is recorded once however often its event is passed: a
+// document that is running with e's runner and start time is e's own
+// start, and StartMany answers its attempt again without a write. So a
+// caller whose call failed after its write may have landed (a deadline,
+// a lost answer) calls again with the same events.
 func (s *Store) StartMany(ctx context.Context, evs []*Event) ([]Started, error) {
 	out := make([]Started, len(evs))
 	pending := make([]int, len(evs))
@@ -78,6 +84,15 @@ func (s *Store) StartMany(ctx context.Context, evs []*Event) ([]Started, error) 
 			fresh := st == nil
 			if fresh {
 				st = &Status{}
+			}
+			if !fresh && ownStart(st, e) {
+				// This start is written already: a write that landed
+				// though its answer was lost (the SDK's retry of it then
+				// conflicted with it), or an earlier call with e whose
+				// answer came too late. Counting it again would spend
+				// an attempt that never ran.
+				out[i] = Started{Attempt: st.Attempt}
+				continue
 			}
 			if st.State.Terminal() {
 				out[i] = Started{Attempt: st.Attempt, State: st.State}
@@ -120,4 +135,15 @@ func (s *Store) StartMany(ctx context.Context, evs []*Event) ([]Started, error) 
 		}
 	}
 	return out, nil
+}
+
+// ownStart reports whether st records e's start: a running attempt of
+// e's runner that started when e did (the runner's clock, to the
+// nanosecond: two deliveries of a task on one runner start apart).
+func ownStart(st *Status, e *Event) bool {
+	at := e.StartedAt
+	if at.IsZero() {
+		at = e.At
+	}
+	return st.State == Running && st.Runner == e.Runner && st.StartedAt.Equal(at)
 }
