@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ type Proc struct {
 	cmd  *exec.Cmd
 	mu   sync.Mutex
 	out  bytes.Buffer
+	file *os.File // the whole output, when PROCTEST_LOG_DIR is set
 	done chan struct{}
 }
 
@@ -32,9 +34,18 @@ const maxOutput = 1 << 20
 
 // Start runs bin with args and an environment of PATH, HOME and env
 // (KEY=VALUE, later values win), failing the test if it cannot start.
+// With PROCTEST_LOG_DIR set, the process's whole output is also appended
+// to DIR/TEST.NAME.log, for a failure that the kept tail does not explain.
 func Start(t testing.TB, name, bin string, args []string, env []string) *Proc {
 	t.Helper()
 	p := &Proc{Name: name, done: make(chan struct{})}
+	if dir := os.Getenv("PROCTEST_LOG_DIR"); dir != "" {
+		f, err := os.OpenFile(filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+"."+name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			t.Fatalf("start %s: PROCTEST_LOG_DIR: %v", name, err)
+		}
+		p.file = f
+	}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
 	p.cmd.Stdout, p.cmd.Stderr = p, p
@@ -42,7 +53,13 @@ func Start(t testing.TB, name, bin string, args []string, env []string) *Proc {
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	go func() {
+		_ = p.cmd.Wait()
+		if p.file != nil {
+			_ = p.file.Close()
+		}
+		close(p.done)
+	}()
 	return p
 }
 
@@ -50,6 +67,9 @@ func Start(t testing.TB, name, bin string, args []string, env []string) *Proc {
 func (p *Proc) Write(b []byte) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.file != nil {
+		_, _ = p.file.Write(b)
+	}
 	if p.out.Len() > maxOutput {
 		p.out.Next(p.out.Len() - maxOutput/2)
 	}
@@ -74,6 +94,22 @@ func (p *Proc) Done() <-chan struct{} { return p.done }
 func (p *Proc) Kill() {
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.done
+}
+
+// Dump asks a Go process for the stacks of all its goroutines (SIGQUIT,
+// which also ends it) and waits up to 5s for it to exit: what a stuck
+// part was waiting on, for the test log.
+func (p *Proc) Dump() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+	}
 }
 
 // Stop asks the process to shut down (SIGTERM) and waits up to 15s

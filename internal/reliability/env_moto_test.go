@@ -3,6 +3,7 @@ package reliability
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -65,6 +66,10 @@ func (motoBackend) newEnv(t *testing.T, o envOpts) env {
 	e.vars = append(append(append([]string{}, moto.Env()...), st.Env()...),
 		"DROVER_LOG_LEVEL=warn", "DROVER_GRACE=1s", "DROVER_HEARTBEAT="+hb.String(),
 		"DROVER_LEASE="+max(o.Visibility, 2*hb).String())
+	if lvl := os.Getenv("REL_LOG_LEVEL"); lvl != "" {
+		// For a failure that warnings do not explain (with PROCTEST_LOG_DIR).
+		e.vars = append(e.vars, "DROVER_LOG_LEVEL="+lvl)
+	}
 	if o.Throttle != nil {
 		if e.throttle, err = awstest.StartThrottle(moto.Endpoint, *o.Throttle); err != nil {
 			t.Fatal(err)
@@ -195,4 +200,56 @@ func (e *motoEnv) StartRunner(name string, o runnerOpts) proc {
 
 func (e *motoEnv) StartCollector(name string) proc {
 	return e.start(name, droverBin, []string{"collect"})
+}
+
+// DumpStuck logs, for a run whose tasks did not all end, what the queues
+// hold (visible, in flight, delayed) and up to 20 of the tasks that did
+// not end as the store has them: where to start reading the parts' logs.
+func (e *motoEnv) DumpStuck(t *testing.T, ids []string, docs map[string]*task.Status) {
+	t.Helper()
+	for _, q := range []struct{ name, url string }{
+		{"tasks", e.stack.TasksQueueURL}, {"tasks-dlq", e.stack.TasksDLQURL},
+		{"events", e.stack.EventsQueueURL}, {"events-dlq", e.stack.EventsDLQURL},
+	} {
+		out, err := e.sqs.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{
+			QueueUrl: aws.String(q.url),
+			AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameApproximateNumberOfMessages,
+				sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible, sqstypes.QueueAttributeNameApproximateNumberOfMessagesDelayed},
+		})
+		if err != nil {
+			t.Logf("queue %s: %v", q.name, err)
+			continue
+		}
+		a := out.Attributes
+		t.Logf("queue %s: %s visible, %s in flight, %s delayed", q.name,
+			a[string(sqstypes.QueueAttributeNameApproximateNumberOfMessages)],
+			a[string(sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible)],
+			a[string(sqstypes.QueueAttributeNameApproximateNumberOfMessagesDelayed)])
+	}
+	shown := 0
+	for _, id := range ids {
+		d := docs[id]
+		if d != nil && d.State.Terminal() {
+			continue
+		}
+		if shown++; shown > 20 {
+			break
+		}
+		if d == nil {
+			t.Logf("not ended: %s: no status", id)
+			continue
+		}
+		t.Logf("not ended: %s %s: %s attempt %d/%d on %q, started %s, next attempt %s, error %q",
+			id, d.Function, d.State, d.Attempt, d.MaxAttempts, d.Runner,
+			d.StartedAt.Format(time.RFC3339Nano), d.NextAttemptAt.Format(time.RFC3339Nano), d.Error)
+	}
+	if os.Getenv("REL_DUMP_STUCK") != "" {
+		// Every live part's goroutines, into its log (PROCTEST_LOG_DIR).
+		e.mu.Lock()
+		procs := e.procs
+		e.mu.Unlock()
+		for _, p := range procs {
+			p.Dump()
+		}
+	}
 }

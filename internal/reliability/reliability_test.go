@@ -216,6 +216,17 @@ func waitTerminal(t *testing.T, st *task.Store, ids []string, within time.Durati
 	}
 }
 
+// dumpIfStuck has e log what its queues hold and the tasks that did not
+// end, when some did not and e can tell (the moto backend).
+func dumpIfStuck(t *testing.T, e env, ids []string, docs map[string]*task.Status) {
+	t.Helper()
+	if d, ok := e.(interface {
+		DumpStuck(*testing.T, []string, map[string]*task.Status)
+	}); ok && countTerminal(docs) < len(ids) {
+		d.DumpStuck(t, ids, docs)
+	}
+}
+
 func countTerminal(docs map[string]*task.Status) int {
 	n := 0
 	for _, d := range docs {

@@ -125,6 +125,7 @@ func TestSoakThrottled(t *testing.T) {
 	})
 	ids := submitAll(t, e.Client(), specs)
 	docs := waitTerminal(t, e.Store(), ids, z.deadline)
+	dumpIfStuck(t, e, ids, docs)
 	close(stop)
 	wg.Wait()
 	mu.Lock()

@@ -164,6 +164,7 @@ func TestWorkflowChaos(t *testing.T) {
 			deadline *= 2 // an emulator under load takes seconds per receive
 		}
 		docs := waitTerminal(t, e.Store(), ids, deadline)
+		dumpIfStuck(t, e, ids, docs)
 		close(stop)
 		wg.Wait()
 		execs := e.Executions(t)
