@@ -40,13 +40,23 @@ func (r *receiver) receive(ctx context.Context, n int) ([]*driver.Delivery, erro
 	}
 }
 
+// receiveMargin is how long past its long poll a ReceiveMessage call may
+// take before it is abandoned as hung (the AWS SDK sets no response
+// deadline, and one call that never returns would stop its worker for
+// good, with nothing logged). Messages an abandoned call took come back
+// after their visibility timeout; attempts count executions, so that
+// costs a receive, not an attempt.
+var receiveMargin = 40 * time.Second // a variable for tests
+
 // receiveWithin makes one ReceiveMessage call for up to n messages that
 // waits at most wait (rounded up to whole seconds, up to 20 s; 0 is a
-// short poll), never cut short by a deadline of its own: a call
-// abandoned in flight could take messages nobody then holds.
+// short poll), and gives up on it receiveMargin after that.
 func (r *receiver) receiveWithin(ctx context.Context, n int, wait time.Duration) ([]*driver.Delivery, error) {
 	n = min(max(n, 1), 10)
 	secs := min(int32((wait+time.Second-1)/time.Second), sqsWaitSeconds)
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(secs)*time.Second+receiveMargin)
+	defer cancel()
 	out, err := r.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 		QueueUrl:                    aws.String(r.queueURL),
 		MaxNumberOfMessages:         int32(n),
@@ -55,8 +65,8 @@ func (r *receiver) receiveWithin(ctx context.Context, n int, wait time.Duration)
 		MessageAttributeNames:       []string{"All"},
 	})
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+		if parent.Err() != nil {
+			return nil, parent.Err()
 		}
 		return nil, fmt.Errorf("sqs receive from %s: %w", r.queueURL, err)
 	}

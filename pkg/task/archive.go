@@ -56,8 +56,16 @@ func (a *Archive) Bucket() *blob.Bucket { return a.bucket }
 // Close closes the bucket.
 func (a *Archive) Close() error { return a.bucket.Close() }
 
+// blobCallTimeout bounds each Put and Get: the AWS SDK sets no response
+// deadline, and a call that never returns would stop its caller (a
+// runner's worker, while its heartbeat keeps the task's lease) for good,
+// with nothing logged. Far longer than a whole payload takes.
+const blobCallTimeout = 5 * time.Minute
+
 // Put writes body at key.
 func (a *Archive) Put(ctx context.Context, key, contentType string, body []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, blobCallTimeout)
+	defer cancel()
 	err := a.bucket.WriteAll(ctx, key, body, &blob.WriterOptions{ContentType: contentType})
 	if err != nil {
 		return fmt.Errorf("write blob %s: %w", key, err)
@@ -67,6 +75,8 @@ func (a *Archive) Put(ctx context.Context, key, contentType string, body []byte)
 
 // Get reads the blob at key, at most limit bytes (0: no limit).
 func (a *Archive) Get(ctx context.Context, key string, limit int64) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, blobCallTimeout)
+	defer cancel()
 	r, err := a.Open(ctx, key)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,64 @@
+package awsq
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+)
+
+// TestReceiveHungCall: a ReceiveMessage call that never gets an answer
+// (the server took the request and went silent) is abandoned
+// receiveMargin after its long poll, with an error naming the queue,
+// instead of stopping its caller for good; a caller's own cancellation
+// is still reported as such.
+func TestReceiveHungCall(t *testing.T) {
+	hung := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hung:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(hung)
+	old := receiveMargin
+	receiveMargin = time.Second
+	defer func() { receiveMargin = old }()
+
+	client := sqs.New(sqs.Options{
+		BaseEndpoint: aws.String(srv.URL), Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("x", "y", ""),
+		Retryer:     aws.NopRetryer{},
+	})
+	r := &receiver{client: client, queueURL: srv.URL + "/123456789012/q"}
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.receiveWithin(context.Background(), 1, 0)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || errors.Is(err, context.Canceled) {
+			t.Fatalf("hung receive: %v, want an error of its own", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("a receive whose call never returns did not give up")
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		_, err := r.receiveWithin(ctx, 1, 20*time.Second)
+		done <- err
+	}()
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled receive: %v, want context.Canceled", err)
+	}
+}
