@@ -415,3 +415,56 @@ func TestSQSDepth(t *testing.T) {
 	}
 	m.Ack()
 }
+
+// TestSQSReceiveBatch: a Subscription on an SQS queue is Batched, and
+// ReceiveBatch takes up to ten messages per ReceiveMessage call (the
+// collector's receive: one message per call through gocloud's adaptive
+// batching left it far behind many runners' heartbeats on a slow
+// emulator, its events waiting minutes in the queue). Each delivery is
+// acked for good.
+func TestSQSReceiveBatch(t *testing.T) {
+	b := setupSQS(t, 30*time.Second)
+	tp := task.NewTopic(b.topic, "awssqs://"+strings.TrimPrefix(b.queueURL, "http://"))
+	var bodies [][]byte
+	for i := range 30 {
+		bodies = append(bodies, fmt.Appendf(nil, `{"n":%d}`, i))
+	}
+	if failed := tp.SendAll(b.ctx, bodies, nil); len(failed) > 0 {
+		t.Fatalf("SendAll failed: %v", failed)
+	}
+	sub, err := task.OpenSubscription(b.ctx, b.subURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Shutdown(context.Background())
+	if !sub.Batched() || sub.InProcess() {
+		t.Fatalf("SQS subscription: Batched %v, InProcess %v; want batched, not in process", sub.Batched(), sub.InProcess())
+	}
+	got, most := map[string]int{}, 0
+	for calls := 0; len(got) < len(bodies) && calls < 30; calls++ {
+		ds, err := sub.ReceiveBatch(b.ctx, 500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) > 10 {
+			t.Fatalf("ReceiveBatch returned %d, more than SQS's ten per call", len(ds))
+		}
+		most = max(most, len(ds))
+		for _, d := range ds {
+			got[string(d.Body)]++
+			d.Ack()
+		}
+	}
+	if len(got) != len(bodies) {
+		t.Fatalf("received %d of %d messages", len(got), len(bodies))
+	}
+	if most < 2 {
+		t.Fatalf("at most %d message per ReceiveBatch with 30 ready: not batched", most)
+	}
+	if err := sub.Shutdown(b.ctx); err != nil { // flushes the acks
+		t.Fatal(err)
+	}
+	if n := b.probe(t); n != 0 {
+		t.Fatalf("%d messages left after every delivery was acked", n)
+	}
+}

@@ -284,12 +284,31 @@ func extensionOf(rawURL string) driver.QueueExtension {
 }
 
 // Batched reports whether ReceiveBatch can return more than one delivery
-// per call (the driver is a DirectReceiver).
-func (s *Subscription) Batched() bool { return s.direct != nil }
+// per call: the driver is a DirectReceiver (memq), or the extension a
+// driver.NowReceiver (awsq: one ReceiveMessage call for up to ten).
+func (s *Subscription) Batched() bool {
+	_, now := s.ext.(driver.NowReceiver)
+	return s.direct != nil || now
+}
+
+// InProcess reports whether the driver hands out deliveries in process
+// (a DirectReceiver): one ReceiveBatch takes all that is ready, so one
+// receiver is enough; a remote queue's calls are worth overlapping.
+func (s *Subscription) InProcess() bool { return s.direct != nil }
 
 // ReceiveBatch waits for the next deliveries, up to max: as many as are
 // ready where the subscription is Batched, else one.
 func (s *Subscription) ReceiveBatch(ctx context.Context, max int) ([]*Delivery, error) {
+	if nr, ok := s.ext.(driver.NowReceiver); ok && s.direct == nil {
+		ds, err := nr.ReceiveNow(ctx, max)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("receive from %s: %w", s.url, err)
+		}
+		return ds, nil
+	}
 	if s.direct == nil {
 		d, err := s.Receive(ctx)
 		if err != nil {

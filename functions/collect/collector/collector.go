@@ -215,9 +215,15 @@ func Receive(ctx context.Context, log *slog.Logger, what string, open task.Opene
 				break
 			}
 			seen = v
-			if sub.Batched() {
-				failed = receiveBatchesInto(ctx, sub, ch, maxBatch)
-			} else {
+			switch {
+			case sub.InProcess():
+				failed = receiveBatchesInto(ctx, sub, ch, maxBatch, 1)
+			case sub.Batched():
+				// A remote queue (SQS: up to ten per call): calls of
+				// their own latency overlap, so that the collector
+				// keeps up with many runners' heartbeats and events.
+				failed = receiveBatchesInto(ctx, sub, ch, maxBatch, 4)
+			default:
 				failed = receiveInto(ctx, sub, ch, 4)
 			}
 		}
@@ -275,22 +281,33 @@ func receiveInto(ctx context.Context, sub *task.Subscription, ch chan<- *task.De
 }
 
 // receiveBatchesInto receives whole batches from a Batched subscription
-// until ctx is done or receiving fails, returning the failure.
-func receiveBatchesInto(ctx context.Context, sub *task.Subscription, ch chan<- *task.Delivery, max int) error {
-	for {
-		ds, err := sub.ReceiveBatch(ctx, max)
-		if err != nil {
-			return err
-		}
-		for i, d := range ds {
-			select {
-			case ch <- d:
-			case <-ctx.Done():
-				for _, d := range ds[i:] {
-					d.Nack()
+// with n goroutines until ctx is done or receiving fails, returning the
+// failure.
+func receiveBatchesInto(ctx context.Context, sub *task.Subscription, ch chan<- *task.Delivery, max, n int) error {
+	rctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for {
+				ds, err := sub.ReceiveBatch(rctx, max)
+				if err != nil {
+					cancel(err)
+					return
 				}
-				return ctx.Err()
+				for i, d := range ds {
+					select {
+					case ch <- d:
+					case <-rctx.Done():
+						for _, d := range ds[i:] {
+							d.Nack()
+						}
+						return
+					}
+				}
 			}
-		}
+		})
 	}
+	wg.Wait()
+	return context.Cause(rctx)
 }
