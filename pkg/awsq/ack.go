@@ -87,13 +87,16 @@ func (a *acker) settlers(m *pubsub.Message, handle string) (ack, nack func()) {
 }
 
 // ackHandle returns the Ack of the SQS delivery with the given message ID
-// and receipt handle, taken by ReceiveNow (see receiver). Unlike the Ack
-// of settlers, it returns once the delete is done (or has failed): a
-// runner worker takes its next message only then, so a runner killed at
-// any point leaves at most one finished, undeleted message per worker to
-// be delivered (and perhaps run) again. Concurrent acks still share
-// DeleteMessageBatch calls.
-func (a *acker) ackHandle(id, handle string) func() {
+// and receipt handle, taken by a receiver. With wait (ReceiveNow), unlike
+// the Ack of settlers, it returns once the delete is done (or has
+// failed): a runner worker takes its next message only then, so a runner
+// killed at any point leaves at most one finished, undeleted message per
+// worker to be delivered (and perhaps run) again. Concurrent acks still
+// share DeleteMessageBatch calls. Without wait (ReceiveBatch), it joins a
+// round in the background as settlers' Ack does, so that the collector's
+// loop of acks over a batch shares requests instead of making one round
+// trip per event.
+func (a *acker) ackHandle(id, handle string, wait bool) func() {
 	var settled atomic.Bool
 	return func() {
 		if settled.Swap(true) {
@@ -102,7 +105,12 @@ func (a *acker) ackHandle(id, handle string) func() {
 		a.mu.Lock()
 		a.open++
 		a.mu.Unlock()
-		it := &ackItem{id: id, handle: handle, done: make(chan struct{})}
+		it := &ackItem{id: id, handle: handle}
+		if !wait {
+			go a.rounds.Add(it)
+			return
+		}
+		it.done = make(chan struct{})
 		a.rounds.Add(it)
 		<-it.done
 	}

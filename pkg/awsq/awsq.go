@@ -74,7 +74,9 @@ func (extension) OpenSubscription(ctx context.Context, rawURL string) (*pubsub.S
 		// Only under nacklazy does gocloud's Nack, which settles the
 		// message after the delete, send nothing.
 		se.acks = newAcker(client, qURL)
-		return s, &nowSubscription{subscription: se, now: &receiver{client: client, queueURL: qURL, acks: se.acks}}, nil
+		return s, &nowSubscription{subscription: se,
+			now:   &receiver{client: client, queueURL: qURL, acks: se.acks, waitAcks: true},
+			batch: &receiver{client: client, queueURL: qURL, acks: se.acks}}, nil
 	}
 	return s, se, nil
 }
@@ -185,7 +187,8 @@ type subscription struct {
 // receive for callers ready to start what they get.
 type nowSubscription struct {
 	*subscription
-	now *receiver
+	now   *receiver
+	batch *receiver // acks in the background
 }
 
 // ReceiveNow implements driver.NowReceiver: one ReceiveMessage call for
@@ -197,6 +200,12 @@ func (s *nowSubscription) ReceiveNow(ctx context.Context, max int) ([]*driver.De
 // ReceiveWithin implements driver.WaitReceiver (see receiver.receiveWithin).
 func (s *nowSubscription) ReceiveWithin(ctx context.Context, max int, wait time.Duration) ([]*driver.Delivery, error) {
 	return s.now.receiveWithin(ctx, max, wait)
+}
+
+// ReceiveBatch implements driver.BatchReceiver: ReceiveNow, but the
+// deliveries' acks do not wait for their deletes.
+func (s *nowSubscription) ReceiveBatch(ctx context.Context, max int) ([]*driver.Delivery, error) {
+	return s.batch.receive(ctx, max)
 }
 
 func (s *subscription) Settlers(m *pubsub.Message) (lease driver.LeaseControl, ack, nack func()) {

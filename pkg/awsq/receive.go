@@ -27,6 +27,9 @@ type receiver struct {
 	client   *sqs.Client
 	queueURL string
 	acks     *acker
+	// waitAcks: a delivery's Ack returns once its delete is done (see
+	// acker.ackHandle), for workers that take the next message only then.
+	waitAcks bool
 }
 
 // receive waits (long-polling, until ctx is done) for up to n (at most
@@ -94,7 +97,7 @@ func (r *receiver) delivery(m sqstypes.Message) *driver.Delivery {
 	return &driver.Delivery{
 		ID: id, Body: body,
 		Lease: NewLease(r.client, r.queueURL, handle, n),
-		Ack:   r.acks.ackHandle(id, handle),
+		Ack:   r.acks.ackHandle(id, handle, r.waitAcks),
 		// The visibility last set through the lease (a retry's backoff,
 		// 0 at shutdown), or the queue's, stands.
 		Nack: func() {},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 	"time"
 
@@ -60,5 +61,50 @@ func TestReceiveHungCall(t *testing.T) {
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled receive: %v, want context.Canceled", err)
+	}
+}
+
+// TestBatchAcksDoNotWait: acks of deliveries taken for a batch
+// (ReceiveBatch, the collector's) return before their delete is answered,
+// so a loop of them shares DeleteMessageBatch calls; those taken by
+// ReceiveNow (a runner worker's) wait for it. The server here never
+// answers.
+func TestBatchAcksDoNotWait(t *testing.T) {
+	hung := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hung:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(hung)
+	client := sqs.New(sqs.Options{
+		BaseEndpoint: aws.String(srv.URL), Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("x", "y", ""),
+		Retryer:     aws.NopRetryer{},
+	})
+	a := newAcker(client, srv.URL+"/123456789012/q")
+	acked := make(chan bool, 1)
+	go func() {
+		for i := range 50 {
+			a.ackHandle(strconv.Itoa(i), "h"+strconv.Itoa(i), false)()
+		}
+		acked <- true
+	}()
+	select {
+	case <-acked:
+	case <-time.After(20 * time.Second):
+		t.Fatal("a loop of batch acks waited for deletes that are never answered")
+	}
+	waiting := make(chan bool, 1)
+	go func() {
+		a.ackHandle("w", "hw", true)()
+		waiting <- true
+	}()
+	select {
+	case <-waiting:
+		t.Fatal("a worker's ack returned before its delete was answered")
+	case <-time.After(2 * time.Second):
 	}
 }

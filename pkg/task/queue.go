@@ -285,10 +285,10 @@ func extensionOf(rawURL string) driver.QueueExtension {
 
 // Batched reports whether ReceiveBatch can return more than one delivery
 // per call: the driver is a DirectReceiver (memq), or the extension a
-// driver.NowReceiver (awsq: one ReceiveMessage call for up to ten).
+// driver.BatchReceiver (awsq: one ReceiveMessage call for up to ten).
 func (s *Subscription) Batched() bool {
-	_, now := s.ext.(driver.NowReceiver)
-	return s.direct != nil || now
+	_, batch := s.ext.(driver.BatchReceiver)
+	return s.direct != nil || batch
 }
 
 // InProcess reports whether the driver hands out deliveries in process
@@ -299,8 +299,8 @@ func (s *Subscription) InProcess() bool { return s.direct != nil }
 // ReceiveBatch waits for the next deliveries, up to max: as many as are
 // ready where the subscription is Batched, else one.
 func (s *Subscription) ReceiveBatch(ctx context.Context, max int) ([]*Delivery, error) {
-	if nr, ok := s.ext.(driver.NowReceiver); ok && s.direct == nil {
-		ds, err := nr.ReceiveNow(ctx, max)
+	if br, ok := s.ext.(driver.BatchReceiver); ok && s.direct == nil {
+		ds, err := br.ReceiveBatch(ctx, max)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()

@@ -180,6 +180,15 @@ type NowReceiver interface {
 	ReceiveNow(ctx context.Context, max int) ([]*Delivery, error)
 }
 
+// BatchReceiver is implemented by subscription extensions of remote
+// queues that can take up to max messages per call for a consumer that
+// settles them as a batch (the collector): as with a NowReceiver nothing
+// is prefetched, but an Ack does not wait for its delete, so that a loop
+// of acks shares requests (the subscription's Shutdown waits for them).
+type BatchReceiver interface {
+	ReceiveBatch(ctx context.Context, max int) ([]*Delivery, error)
+}
+
 // WaitReceiver is implemented by subscriptions (through As) and
 // subscription extensions that can take messages, as a NowReceiver does,
 // waiting at most wait for them: 0 takes only what is ready now. It
