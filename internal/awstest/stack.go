@@ -45,9 +45,16 @@ type StackOptions struct {
 	// queues: receives before a message moves to its dead-letter queue.
 	// Default DefaultMaxReceiveCount.
 	MaxReceiveCount int
-	// VisibilityTimeout is both queues' default visibility timeout, whole
-	// seconds. Default DefaultVisibilityTimeout.
+	// VisibilityTimeout is the tasks queue's default visibility timeout,
+	// whole seconds. Default DefaultVisibilityTimeout.
 	VisibilityTimeout time.Duration
+	// EventsVisibilityTimeout is the events queue's. Default the larger
+	// of VisibilityTimeout and DefaultVisibilityTimeout: the collector
+	// holds a batch of events for as long as the batch takes (Terraform's
+	// default is 180 s), and a visibility shorter than that has every
+	// event of a slow batch delivered again, so that the backlog grows
+	// instead of draining.
+	EventsVisibilityTimeout time.Duration
 	// AllowScans adds allow_scans=true to the DROVER_STATUS URL, letting
 	// queries that no key or index serves run as table scans.
 	AllowScans bool
@@ -144,8 +151,13 @@ func CreateStack(ctx context.Context, prefix string, opts StackOptions) (*Stack,
 	if opts.MaxReceiveCount < 1 || opts.MaxReceiveCount > 1000 {
 		return nil, fmt.Errorf("create stack %s: max receive count %d not in [1, 1000]", prefix, opts.MaxReceiveCount)
 	}
-	if opts.VisibilityTimeout < 0 || opts.VisibilityTimeout > 12*time.Hour {
-		return nil, fmt.Errorf("create stack %s: visibility timeout %s not in [0, 12h]", prefix, opts.VisibilityTimeout)
+	if opts.EventsVisibilityTimeout == 0 {
+		opts.EventsVisibilityTimeout = max(opts.VisibilityTimeout, DefaultVisibilityTimeout)
+	}
+	for _, v := range []time.Duration{opts.VisibilityTimeout, opts.EventsVisibilityTimeout} {
+		if v < 0 || v > 12*time.Hour {
+			return nil, fmt.Errorf("create stack %s: visibility timeout %s not in [0, 12h]", prefix, v)
+		}
 	}
 	cfg, err := stackConfig(ctx, opts.Config)
 	if err != nil {
@@ -160,15 +172,16 @@ func CreateStack(ctx context.Context, prefix string, opts StackOptions) (*Stack,
 		cfg:        cfg,
 	}
 	sqsc := sqs.NewFromConfig(cfg)
-	visibility := strconv.Itoa(int((opts.VisibilityTimeout + time.Second - 1) / time.Second))
+	seconds := func(d time.Duration) string { return strconv.Itoa(int((d + time.Second - 1) / time.Second)) }
 	for _, q := range []struct {
-		name     string
-		url, dlq *string
+		name       string
+		visibility time.Duration
+		url, dlq   *string
 	}{
-		{prefix + "-tasks", &s.TasksQueueURL, &s.TasksDLQURL},
-		{prefix + "-events", &s.EventsQueueURL, &s.EventsDLQURL},
+		{prefix + "-tasks", opts.VisibilityTimeout, &s.TasksQueueURL, &s.TasksDLQURL},
+		{prefix + "-events", opts.EventsVisibilityTimeout, &s.EventsQueueURL, &s.EventsDLQURL},
 	} {
-		if *q.dlq, *q.url, err = createQueuePair(ctx, sqsc, q.name, visibility, opts.MaxReceiveCount); err != nil {
+		if *q.dlq, *q.url, err = createQueuePair(ctx, sqsc, q.name, seconds(q.visibility), opts.MaxReceiveCount); err != nil {
 			return nil, fmt.Errorf("create stack %s: %w", prefix, err)
 		}
 	}
