@@ -75,21 +75,13 @@ func TestAWSPipeline(t *testing.T) {
 	}
 	// Attempts count executions (the status store numbers starts), so a
 	// duplicate delivery (moto delivers one message to concurrent
-	// receivers, like SQS now and then) spends none, and one of a last
-	// attempt still running waits for it instead of giving up: every task
-	// ends as its function decides ("gave up" never). A start can still be
-	// recorded without its execution: a StartMany round whose write landed
-	// but whose answer came too late hands the delivery back, so the task
-	// ends one attempt later (seen at load 4-8: 8 echo tasks of 500 in one
-	// burst). A few of those are allowed; a systematic loss is not.
-	spent := 0
+	// receivers, like SQS now and then) spends none, one of a last attempt
+	// still running waits for it instead of giving up, and a start whose
+	// write landed with its answer lost is found written when the runner
+	// asks again: every task ends exactly as its function decides, at the
+	// attempt it decides ("gave up" never).
 	for i, st := range docs {
 		w := wants[i]
-		if st != nil && st.State == w.state && st.Attempt == w.attempt+1 && w.state == task.Succeeded {
-			spent++
-			t.Logf("task %d (%s %s): a start was recorded without its execution: %s attempt %d", i, ids[i], st.Function, st.State, st.Attempt)
-			w.attempt = st.Attempt
-		}
 		switch {
 		case st == nil:
 			t.Errorf("task %d (%s): no document in DynamoDB", i, ids[i])
@@ -100,9 +92,6 @@ func TestAWSPipeline(t *testing.T) {
 		case w.state == task.Failed && st.Error != "nope":
 			t.Errorf("task %d: error %q, want \"nope\"", i, st.Error)
 		}
-	}
-	if spent > 25 {
-		t.Errorf("%d of 500 tasks had a start recorded without its execution; more than late answers explain", spent)
 	}
 	page, err := c.List(ctx, client.ListOptions{State: task.Failed, Limit: 1000})
 	if err != nil {
