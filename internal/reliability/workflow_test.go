@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,12 +28,6 @@ const wfTimeout = task.Duration(30 * time.Second)
 // stops at a step that fails for good and the rest are cancelled.
 func TestWorkflowChaos(t *testing.T) {
 	forEach(t, func(t *testing.T, b backend) {
-		if b.name() == "moto" && sc.name != "full" && os.Getenv("DROVER_WORKFLOW_MOTO") == "" {
-			// Not yet in make test: on this session's overloaded machine
-			// the emulator left plain members unstarted for minutes (see
-			// docs/workflows.md, Tests). make reliability runs it.
-			t.Skip("workflow chaos on moto runs with RELIABILITY_SCALE=full or DROVER_WORKFLOW_MOTO=1")
-		}
 		start := time.Now()
 		vis := 2 * time.Second
 		if b.name() == "moto" {
