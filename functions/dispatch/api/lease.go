@@ -244,6 +244,7 @@ func (s *Server) takeLeases(w http.ResponseWriter, r *http.Request) {
 	}
 
 	out := make([]Lease, 0, len(ds))
+	taken := make([]*lease, 0, len(ds))
 	now := time.Now()
 	for _, d := range ds {
 		if d.Lease == nil {
@@ -264,10 +265,24 @@ func (s *Server) takeLeases(w http.ResponseWriter, r *http.Request) {
 			ls.taskID = m.ID
 		}
 		out = append(out, Lease{ID: ls.id, MessageID: d.ID, TaskID: ls.taskID, ReceiveCount: ls.attempt, ExpiresAt: ls.expires.UTC(), Body: d.Body})
-		l.mu.Lock()
-		l.held[ls.id] = ls
-		l.mu.Unlock()
+		taken = append(taken, ls)
 	}
+	if r.Context().Err() != nil {
+		// The runner went away while the leases were being set (its take
+		// timed out, or it was killed): nobody will hear of them, so
+		// they come back now rather than when they end.
+		gone := make([]*task.Delivery, len(taken))
+		for i, ls := range taken {
+			gone[i] = ls.d
+		}
+		release(gone)
+		return
+	}
+	l.mu.Lock()
+	for _, ls := range taken {
+		l.held[ls.id] = ls
+	}
+	l.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"leases": out})
 }
 
