@@ -14,12 +14,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 )
 
-// TestReceiveHungCall: a ReceiveMessage call that never gets an answer
-// (the server took the request and went silent) is abandoned
-// receiveMargin after its long poll, with an error naming the queue,
-// instead of stopping its caller for good; a caller's own cancellation
-// is still reported as such.
-func TestReceiveHungCall(t *testing.T) {
+// silentSQS returns an SQS client of a server that takes every request
+// and never answers, and the server's URL; the server stops with t.
+func silentSQS(t *testing.T) (*sqs.Client, string) {
 	hung := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -27,18 +24,27 @@ func TestReceiveHungCall(t *testing.T) {
 		case <-r.Context().Done():
 		}
 	}))
-	defer srv.Close()
-	defer close(hung)
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(hung) })
+	return sqs.New(sqs.Options{
+		BaseEndpoint: aws.String(srv.URL), Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("x", "y", ""),
+		Retryer:     aws.NopRetryer{},
+	}), srv.URL
+}
+
+// TestReceiveHungCall: a ReceiveMessage call that never gets an answer
+// (the server took the request and went silent) is abandoned
+// receiveMargin after its long poll, with an error naming the queue,
+// instead of stopping its caller for good; a caller's own cancellation
+// is still reported as such.
+func TestReceiveHungCall(t *testing.T) {
+	client, url := silentSQS(t)
 	old := receiveMargin
 	receiveMargin = time.Second
 	defer func() { receiveMargin = old }()
 
-	client := sqs.New(sqs.Options{
-		BaseEndpoint: aws.String(srv.URL), Region: "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider("x", "y", ""),
-		Retryer:     aws.NopRetryer{},
-	})
-	r := &receiver{client: client, queueURL: srv.URL + "/123456789012/q"}
+	r := &receiver{client: client, queueURL: url + "/123456789012/q"}
 	done := make(chan error, 1)
 	go func() {
 		_, err := r.receiveWithin(context.Background(), 1, 0)
@@ -70,21 +76,8 @@ func TestReceiveHungCall(t *testing.T) {
 // ReceiveNow (a runner worker's) wait for it. The server here never
 // answers.
 func TestBatchAcksDoNotWait(t *testing.T) {
-	hung := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-hung:
-		case <-r.Context().Done():
-		}
-	}))
-	defer srv.Close()
-	defer close(hung)
-	client := sqs.New(sqs.Options{
-		BaseEndpoint: aws.String(srv.URL), Region: "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider("x", "y", ""),
-		Retryer:     aws.NopRetryer{},
-	})
-	a := newAcker(client, srv.URL+"/123456789012/q")
+	client, url := silentSQS(t)
+	a := newAcker(client, url+"/123456789012/q")
 	acked := make(chan bool, 1)
 	go func() {
 		for i := range 50 {

@@ -9,7 +9,6 @@ package collector
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -215,17 +214,15 @@ func Receive(ctx context.Context, log *slog.Logger, what string, open task.Opene
 				break
 			}
 			seen = v
-			switch {
-			case sub.InProcess():
-				failed = receiveBatchesInto(ctx, sub, ch, maxBatch, 1)
-			case sub.Batched():
-				// A remote queue (SQS: up to ten per call): calls of
-				// their own latency overlap, so that the collector
-				// keeps up with many runners' heartbeats and events.
-				failed = receiveBatchesInto(ctx, sub, ch, maxBatch, 4)
-			default:
-				failed = receiveInto(ctx, sub, ch, 4)
+			// An in-process queue hands out all that is ready in one
+			// call; a remote one's calls (SQS: up to ten each) overlap,
+			// so that the collector keeps up with many runners'
+			// heartbeats and events.
+			receivers := 4
+			if sub.InProcess() {
+				receivers = 1
 			}
+			failed = receiveBatchesInto(ctx, sub, ch, maxBatch, receivers)
 		}
 		_ = subs.Close(ctx)
 	})
@@ -250,39 +247,9 @@ func Receive(ctx context.Context, log *slog.Logger, what string, open task.Opene
 	return nil
 }
 
-// receiveInto receives with n goroutines until ctx is done or receiving
-// fails, returning the failure.
-func receiveInto(ctx context.Context, sub *task.Subscription, ch chan<- *task.Delivery, n int) error {
-	rctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var wg sync.WaitGroup
-	for range n {
-		wg.Go(func() {
-			for {
-				d, err := sub.Receive(rctx)
-				if err != nil {
-					cancel(err)
-					return
-				}
-				select {
-				case ch <- d:
-				case <-rctx.Done():
-					d.Nack()
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if err := context.Cause(rctx); err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return fmt.Errorf("receive: %w", context.Cause(rctx))
-}
-
-// receiveBatchesInto receives whole batches from a Batched subscription
-// with n goroutines until ctx is done or receiving fails, returning the
-// failure.
+// receiveBatchesInto receives with n goroutines until ctx is done or
+// receiving fails, returning the failure: whole batches from a Batched
+// subscription, one delivery per call from another.
 func receiveBatchesInto(ctx context.Context, sub *task.Subscription, ch chan<- *task.Delivery, max, n int) error {
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
