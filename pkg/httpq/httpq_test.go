@@ -317,8 +317,12 @@ func TestStartTwice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev := fmt.Sprintf(`{"v":1,"event":{"task_id":%q,"function":"x","queue":"default","max_attempts":3,"created_at":"2026-01-01T00:00:00Z","attempt":0,"phase":"started","runner":"r","at":"2026-01-01T00:00:01Z"}}`, st.ID)
-	code, out := post(t, s.url, key, "/v1/tasks/starts", `{"events":[`+ev+`,`+ev+`]}`)
+	// Two deliveries of the task, started a moment apart (the same event
+	// twice would be one start asked about again: Store.StartMany).
+	ev := func(at string) string {
+		return fmt.Sprintf(`{"v":1,"event":{"task_id":%q,"function":"x","queue":"default","max_attempts":3,"created_at":"2026-01-01T00:00:00Z","attempt":0,"phase":"started","runner":"r","at":%q}}`, st.ID, at)
+	}
+	code, out := post(t, s.url, key, "/v1/tasks/starts", `{"events":[`+ev("2026-01-01T00:00:01Z")+`,`+ev("2026-01-01T00:00:01.5Z")+`]}`)
 	started, _ := out["started"].([]any)
 	if code != http.StatusOK || len(started) != 2 {
 		t.Fatalf("starts: %d %v", code, out)
