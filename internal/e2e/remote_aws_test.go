@@ -19,21 +19,11 @@ func TestRemoteRunnersAWS(t *testing.T) {
 	e.start("collect", "collect")
 	url := "http://" + addr
 	c := client.New(url, client.WithAPIKey(remoteKey))
-	var procs []*proctest.Proc
-	t.Cleanup(func() {
-		for _, p := range procs {
-			p.Stop()
-		}
-		if t.Failed() {
-			for _, p := range procs {
-				t.Logf("---- %s log (last 3000 bytes) ----\n%s", p.Name, p.Tail(3000))
-			}
-		}
-	})
+	procs := stopWithTest(t)
 	// A saturated emulator can answer a call more than 5 s late
 	// (docs/reliability.md): leases of 10 s, as the moto soak's
 	// visibility.
-	killRemote(t, c, url, 10*time.Second, &procs)
+	killRemote(t, c, url, 10*time.Second, procs)
 	q := sqsClient(t)
 	if n := queueCount(t, q, e.stack.TasksDLQURL); n != 0 {
 		t.Errorf("%d messages in the tasks DLQ; want 0", n)

@@ -207,10 +207,9 @@ func waitProgress(t *testing.T, c *client.Client, ids []string, stall time.Durat
 	return nil
 }
 
-// TestRemoteRunnersDev: two remote runners over HTTP against drover dev
-// with no runners of its own, one of them killed -9 mid-run.
-func TestRemoteRunnersDev(t *testing.T) {
-	addr := proctest.FreeAddr(t)
+// stopWithTest returns the list of processes a test adds to: each is
+// stopped when t ends, and its log's tail shown if t failed.
+func stopWithTest(t *testing.T) *[]*proctest.Proc {
 	var procs []*proctest.Proc
 	t.Cleanup(func() {
 		for _, p := range procs {
@@ -222,11 +221,19 @@ func TestRemoteRunnersDev(t *testing.T) {
 			}
 		}
 	})
+	return &procs
+}
+
+// TestRemoteRunnersDev: two remote runners over HTTP against drover dev
+// with no runners of its own, one of them killed -9 mid-run.
+func TestRemoteRunnersDev(t *testing.T) {
+	addr := proctest.FreeAddr(t)
+	procs := stopWithTest(t)
 	dev := proctest.Start(t, "dev", droverBin, []string{"dev"}, []string{
 		"DROVER_ADDR=" + addr, "DROVER_RUNNERS=0", "DROVER_API_KEYS=" + remoteKey,
 		"DROVER_DATA_DIR=" + filepath.Join(t.TempDir(), "data"), "DROVER_LOG_LEVEL=info",
 	})
-	procs = append(procs, dev)
+	*procs = append(*procs, dev)
 	dev.WaitReady(t, "http://"+addr+"/healthz", time.Minute)
 	url := "http://" + addr
 	c := client.New(url, client.WithAPIKey(remoteKey))
@@ -255,5 +262,5 @@ func TestRemoteRunnersDev(t *testing.T) {
 		t.Errorf("undeclared queue output %q; want queue grid and DROVER_QUEUES named", out)
 	}
 
-	killRemote(t, c, url, 4*time.Second, &procs)
+	killRemote(t, c, url, 4*time.Second, procs)
 }
