@@ -105,9 +105,22 @@ func (r *Runner) RunQueues(ctx context.Context, queues []Queue) error {
 func (r *Runner) heartbeats(ctx context.Context, now bool) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	// Leases first and on every beat, the first included, whatever the
+	// rest of the last beat (a status read, a heartbeat event) still
+	// waits on: a fresh runner whose first announcement stalls must
+	// still extend the lease of the message it has just taken.
+	beat := func() {
+		r.extendLeases(ctx)
+		if r.announcing.CompareAndSwap(false, true) {
+			wg.Go(func() {
+				defer r.announcing.Store(false)
+				r.checkAndAnnounce(ctx)
+			})
+		}
+	}
 	wg.Go(func() {
 		if now {
-			r.Beat(ctx)
+			beat()
 		}
 		t := time.NewTicker(r.cfg.Heartbeat)
 		defer t.Stop()
@@ -116,16 +129,7 @@ func (r *Runner) heartbeats(ctx context.Context, now bool) (stop func()) {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				// Leases first and on every tick, whatever the rest of
-				// the last beat (a status read, a heartbeat event)
-				// still waits on.
-				r.extendLeases(ctx)
-				if r.announcing.CompareAndSwap(false, true) {
-					wg.Go(func() {
-						defer r.announcing.Store(false)
-						r.checkAndAnnounce(ctx)
-					})
-				}
+				beat()
 			}
 		}
 	})
