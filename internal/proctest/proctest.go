@@ -40,7 +40,11 @@ func Start(t testing.TB, name, bin string, args []string, env []string) *Proc {
 	t.Helper()
 	p := &Proc{Name: name, done: make(chan struct{})}
 	if dir := os.Getenv("PROCTEST_LOG_DIR"); dir != "" {
-		f, err := os.OpenFile(filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+"."+name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		err := os.MkdirAll(dir, 0o755)
+		var f *os.File
+		if err == nil {
+			f, err = os.OpenFile(filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+"."+name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		}
 		if err != nil {
 			t.Fatalf("start %s: PROCTEST_LOG_DIR: %v", name, err)
 		}
