@@ -18,3 +18,10 @@ func NewPortableStore(c *docstore.Collection) *Store { return &Store{coll: c} }
 
 // Direct reports whether s uses its driver's DirectCollection.
 func (s *Store) Direct() bool { return s.direct != nil }
+
+// RunnerIDPrefix and the ids of the other kinds, for the test that
+// runner ids sort above them all.
+const RunnerIDPrefix = runnerIDPrefix
+
+func GroupDocID(id string) string { return groupDocID(id) }
+func KeyDocID(key string) string  { return keyDocID(key) }
