@@ -70,3 +70,51 @@ func TestLeasesExtendWhileAnnounceHangs(t *testing.T) {
 		t.Fatalf("lease extended %d times in 10 s of 20 ms beats while the announcement hung, want at least 3", got)
 	}
 }
+
+// blockingAck is a delivery whose Ack waits until release is closed, as
+// an SQS Ack waits for its DeleteMessageBatch.
+func blockingAck(lease task.LeaseControl, release chan struct{}) *task.Delivery {
+	return &task.Delivery{ID: "m1", Lease: lease, Ack: func() { <-release }, Nack: func() {}}
+}
+
+// TestLeaseExtendedUntilAckReturns: the heartbeat goes on extending a
+// delivery's lease while its Ack waits for the delete, and stops once the
+// Ack returns. It used to stop before the Ack, so a delete answered after
+// the lease's end (a saturated moto) let the message come back and run
+// again as attempt 2 (TestAWSPipeline under load).
+func TestLeaseExtendedUntilAckReturns(t *testing.T) {
+	hung := hungTopic{release: make(chan struct{})}
+	events := task.NewTopic(pubsub.NewTopic(hung, nil), "hung://events")
+	t.Cleanup(func() {
+		close(hung.release)
+		_ = events.Shutdown(context.Background())
+	})
+	r := New(NewMux(), events, nil, nil, nil, Config{Name: "ack-test", Heartbeat: 20 * time.Millisecond})
+	lease := &countingLease{}
+	j := &job{id: "t1", lease: lease, log: taskLog{base: r.log, m: &task.Message{ID: "t1"}}}
+	r.hold(j)
+	release := make(chan struct{})
+	w := r.settling(j, blockingAck(lease, release))
+	stop := r.heartbeats(context.Background(), false)
+	defer stop()
+
+	acked := make(chan struct{})
+	before := lease.n.Load()
+	go func() { w.Ack(); close(acked) }()
+	// Wide: ten beats are due in 200 ms; three in 10 s on any machine.
+	deadline := time.Now().Add(10 * time.Second)
+	for lease.n.Load() < before+3 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := lease.n.Load() - before; got < 3 {
+		t.Fatalf("lease extended %d times in 10 s of 20 ms beats while the ack waited for its delete, want at least 3", got)
+	}
+	close(release)
+	<-acked
+	r.mu.Lock()
+	_, held := r.held[j]
+	r.mu.Unlock()
+	if held {
+		t.Fatal("the job is still held after its Ack returned: its lease would be extended for ever")
+	}
+}

@@ -166,7 +166,7 @@ func (r *Runner) extendLeases(ctx context.Context) {
 			defer cancel()
 			err := j.lease.SetVisibility(ctx, r.cfg.Lease)
 			switch {
-			case err == nil || ctx.Err() != nil:
+			case err == nil || ctx.Err() != nil || j.acking.Load():
 			case errors.Is(err, task.ErrLeaseLost):
 				// Said once: the lease stays lost.
 				if j.leaseLost.CompareAndSwap(false, true) {

@@ -228,8 +228,10 @@ type job struct {
 	startedClaimed bool
 	startedSent    sync.WaitGroup
 	// leaseLost is set once a heartbeat found the lease gone (said once);
-	// extending while a heartbeat's extension of the lease is under way.
-	leaseLost, extending atomic.Bool
+	// extending while a heartbeat's extension of the lease is under way;
+	// acking while its delivery's Ack runs (an extension may then fail,
+	// and says nothing).
+	leaseLost, extending, acking atomic.Bool
 }
 
 var (
@@ -509,7 +511,18 @@ func (r *Runner) settling(j *job, d *task.Delivery) *task.Delivery {
 			time.Sleep(5 * time.Millisecond) // bounded by the extension's own timeout
 		}
 	}
-	w.Ack = func() { let(); d.Ack() }
+	// An ack keeps the lease extended until it returns: on SQS it waits
+	// for the delete, and a delete answered after the lease ran out let
+	// the message come back and run again on another runner while the
+	// outcome was not yet collected (a saturated moto, TestAWSPipeline).
+	// An extension racing the delete is harmless. A nack and a change of
+	// visibility stop the extensions first: one landing after them would
+	// hide the message again.
+	w.Ack = func() {
+		j.acking.Store(true)
+		d.Ack()
+		let()
+	}
 	w.Nack = func() { let(); d.Nack() }
 	if d.Lease != nil {
 		w.Lease = settlingLease{LeaseControl: d.Lease, let: let}
