@@ -31,6 +31,18 @@ func (hungTopic) ErrorAs(error, any) bool            { return false }
 func (hungTopic) ErrorCode(error) gcerrors.ErrorCode { return gcerrors.Unknown }
 func (hungTopic) Close() error                       { return nil }
 
+// hungRunner is a runner beating every 20 ms whose events topic hangs
+// (hungTopic) until the test ends.
+func hungRunner(t *testing.T, name string) *Runner {
+	hung := hungTopic{release: make(chan struct{})}
+	events := task.NewTopic(pubsub.NewTopic(hung, nil), "hung://events")
+	t.Cleanup(func() {
+		close(hung.release)
+		_ = events.Shutdown(context.Background())
+	})
+	return New(NewMux(), events, nil, nil, nil, Config{Name: name, Heartbeat: 20 * time.Millisecond})
+}
+
 // countingLease counts the extensions of a delivery's lease.
 type countingLease struct{ n atomic.Int64 }
 
@@ -48,13 +60,7 @@ func (l *countingLease) SetVisibility(context.Context, time.Duration) error {
 // again to another runner while it ran (TestSoakThrottled on moto: a
 // duplicate execution on two runners neither killed nor stalled).
 func TestLeasesExtendWhileAnnounceHangs(t *testing.T) {
-	hung := hungTopic{release: make(chan struct{})}
-	events := task.NewTopic(pubsub.NewTopic(hung, nil), "hung://events")
-	t.Cleanup(func() {
-		close(hung.release)
-		_ = events.Shutdown(context.Background())
-	})
-	r := New(NewMux(), events, nil, nil, nil, Config{Name: "hb-test", Heartbeat: 20 * time.Millisecond})
+	r := hungRunner(t, "hb-test")
 	lease := &countingLease{}
 	r.hold(&job{id: "t1", lease: lease, log: taskLog{base: r.log, m: &task.Message{ID: "t1"}}})
 
@@ -83,13 +89,7 @@ func blockingAck(lease task.LeaseControl, release chan struct{}) *task.Delivery 
 // the lease's end (a saturated moto) let the message come back and run
 // again as attempt 2 (TestAWSPipeline under load).
 func TestLeaseExtendedUntilAckReturns(t *testing.T) {
-	hung := hungTopic{release: make(chan struct{})}
-	events := task.NewTopic(pubsub.NewTopic(hung, nil), "hung://events")
-	t.Cleanup(func() {
-		close(hung.release)
-		_ = events.Shutdown(context.Background())
-	})
-	r := New(NewMux(), events, nil, nil, nil, Config{Name: "ack-test", Heartbeat: 20 * time.Millisecond})
+	r := hungRunner(t, "ack-test")
 	lease := &countingLease{}
 	j := &job{id: "t1", lease: lease, log: taskLog{base: r.log, m: &task.Message{ID: "t1"}}}
 	r.hold(j)

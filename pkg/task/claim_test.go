@@ -13,7 +13,7 @@ import (
 
 // cappedStore is a status store holding at most capN task documents, as
 // the embedded default's cap does.
-func cappedStore(t *testing.T, capN int) *task.Store {
+func cappedStore(t testing.TB, capN int) *task.Store {
 	t.Helper()
 	c, err := memstore.OpenCollection("id", &memstore.Options{ExpiryField: "expires_at", Cap: capN, CapField: "kind", CapValue: task.KindTask})
 	if err != nil {

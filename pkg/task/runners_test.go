@@ -60,7 +60,7 @@ func TestRunnersAmongOtherDocuments(t *testing.T) {
 // (the embedded default's cap), as dispatch's runner cache reads them
 // once a second.
 func BenchmarkRunners(b *testing.B) {
-	s := cappedStore(&testing.T{}, 200_000)
+	s := cappedStore(b, 200_000)
 	ctx := context.Background()
 	now := time.Now().UTC()
 	for i := range 100 {
