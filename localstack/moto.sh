@@ -53,7 +53,18 @@ if [[ -z $port ]]; then
 fi
 endpoint=http://127.0.0.1:$port
 
-moto_server -H 127.0.0.1 -p "$port" >"$state/moto.log" 2>&1 &
+# moto_server through internal/awstest/moto_serial.py, which handles one
+# request at a time: moto has no lock around conditional writes and
+# message receives, which AWS makes atomic. The Python is the one
+# moto_server's script names, else python3.
+py=python3
+read -r -a shebang <"$(command -v moto_server)" || true
+if [[ ${shebang[0]:-} == '#!'* ]]; then
+	prog=${shebang[0]#\#!}
+	if [[ ${prog##*/} == env && -n ${shebang[1]:-} ]]; then prog=${shebang[1]}; fi
+	if [[ ${prog##*/} == python* ]]; then py=$prog; fi
+fi
+"$py" "$root/internal/awstest/moto_serial.py" -H 127.0.0.1 -p "$port" >"$state/moto.log" 2>&1 &
 echo $! >"$pidfile"
 log "moto_server on $endpoint (pid $!, log $state/moto.log)"
 for _ in $(seq 1 100); do

@@ -1,20 +1,30 @@
 // Package awstest starts a local AWS emulator (moto_server) for tests: one
 // process per test binary, on a free loopback port, stopped by the same
-// code that started it.
+// code that started it. moto runs with one request handled at a time
+// (moto_serial.py): it has no lock around the conditional writes and the
+// message receives that AWS makes atomic.
 package awstest
 
 import (
+	"bufio"
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 )
+
+// serialScript runs moto_server with its request handling serialized.
+//
+//go:embed moto_serial.py
+var serialScript string
 
 // Moto is a running moto_server.
 type Moto struct {
@@ -56,18 +66,30 @@ func Start() (*Moto, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
+	dir, err := os.MkdirTemp("", "drover-moto-")
+	if err != nil {
+		return nil, err
+	}
+	script := filepath.Join(dir, "moto_serial.py")
+	if err := os.WriteFile(script, []byte(serialScript), 0o644); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	py := interpreter(bin)
+	cmd := exec.Command(py, script, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
 	cmd.SysProcAttr = procAttr()
+	var stderr tail
 	if os.Getenv("DROVER_MOTO_LOG") == "" {
-		cmd.Stdout, cmd.Stderr = nil, nil
+		cmd.Stdout, cmd.Stderr = nil, &stderr
 	} else {
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start moto_server: %w", err)
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("start moto_server (%s %s): %w", py, script, err)
 	}
 	m := &Moto{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(m.done) }()
+	go func() { _ = cmd.Wait(); os.RemoveAll(dir); close(m.done) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(m.Endpoint + "/moto-api/")
@@ -77,7 +99,7 @@ func Start() (*Moto, error) {
 		}
 		select {
 		case <-m.done:
-			return nil, fmt.Errorf("moto_server on port %d exited at start", port)
+			return nil, fmt.Errorf("moto_server on port %d (%s %s) exited at start: %s", port, py, script, stderr.String())
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -138,6 +160,41 @@ func (m *Moto) Stop() {
 		<-m.done
 	}
 }
+
+// interpreter returns the Python that runs moto_server: the one its
+// script names, or python3 where the script is not Python's own (a pyenv
+// shim, say).
+func interpreter(bin string) string {
+	f, err := os.Open(bin)
+	if err == nil {
+		defer f.Close()
+		line, _ := bufio.NewReader(f).ReadString('\n')
+		if fields := strings.Fields(strings.TrimPrefix(line, "#!")); strings.HasPrefix(line, "#!") && len(fields) > 0 {
+			prog := fields[0]
+			if filepath.Base(prog) == "env" && len(fields) > 1 {
+				prog = fields[1]
+			}
+			if strings.HasPrefix(filepath.Base(prog), "python") {
+				return prog
+			}
+		}
+	}
+	return "python3"
+}
+
+// tail keeps the last 2 KB written to it: moto's output, for the error
+// when it does not start.
+type tail struct{ b []byte }
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if len(t.b) > 2048 {
+		t.b = append(t.b[:0], t.b[len(t.b)-2048:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string { return strings.TrimSpace(string(t.b)) }
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -27,8 +27,8 @@ import (
 func TestAWSPipeline(t *testing.T) {
 	e := newEnv(t, awstest.StackOptions{})
 	c := e.dispatch()
-	e.start("runner-a", "runner", "DROVER_CONCURRENCY=16")
-	e.start("runner-b", "runner", "DROVER_CONCURRENCY=16")
+	e.start("runner-a", "runner", "DROVER_CONCURRENCY=16", "DROVER_LOG_LEVEL=debug")
+	e.start("runner-b", "runner", "DROVER_CONCURRENCY=16", "DROVER_LOG_LEVEL=debug")
 	e.start("collect", "collect")
 
 	type want struct {
@@ -80,19 +80,23 @@ func TestAWSPipeline(t *testing.T) {
 	// write landed with its answer lost is found written when the runner
 	// asks again: every task ends exactly as its function decides, at the
 	// attempt it decides ("gave up" never).
+	var wrong []string
 	for i, st := range docs {
 		w := wants[i]
 		switch {
 		case st == nil:
 			t.Errorf("task %d (%s): no document in DynamoDB", i, ids[i])
 		case st.State != w.state || st.Attempt != w.attempt:
-			t.Errorf("task %d (%s %s): %s attempt %d, want %s attempt %d (error %q)", i, ids[i], st.Function, st.State, st.Attempt, w.state, w.attempt, st.Error)
+			t.Errorf("task %d (%s %s): %s attempt %d, want %s attempt %d (error %q, runner %s)", i, ids[i], st.Function, st.State, st.Attempt, w.state, w.attempt, st.Error, st.Runner)
+			wrong = append(wrong, ids[i])
 		case specs[i].Function == "echo" && string(st.Result) != string(specs[i].Args):
 			t.Errorf("task %d: result %s, want %s", i, st.Result, specs[i].Args)
 		case w.state == task.Failed && st.Error != "nope":
 			t.Errorf("task %d: error %q, want \"nope\"", i, st.Error)
 		}
 	}
+	// The runners log each outcome (debug): who ran which attempt.
+	e.logTasks(wrong[:min(len(wrong), 4)])
 	page, err := c.List(ctx, client.ListOptions{State: task.Failed, Limit: 1000})
 	if err != nil {
 		t.Fatal(err)

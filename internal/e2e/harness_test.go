@@ -99,6 +99,18 @@ func newEnv(t *testing.T, opts awstest.StackOptions) *env {
 	return e
 }
 
+// logTasks logs what each part said of each of the tasks ids (the kept
+// tail of its output, up to 1 MiB), for a failure about those tasks.
+func (e *env) logTasks(ids []string) {
+	for _, id := range ids {
+		for _, p := range e.procs {
+			if lines := p.Lines(id, 20); len(lines) > 0 {
+				e.t.Logf("---- %s of task %s ----\n%s", p.Name, id, strings.Join(lines, "\n"))
+			}
+		}
+	}
+}
+
 // start runs `drover <part>` with the env's variables plus extra.
 func (e *env) start(name, part string, extra ...string) *proctest.Proc {
 	e.t.Helper()

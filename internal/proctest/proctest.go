@@ -91,6 +91,22 @@ func (p *Proc) Tail(n int) string {
 	return string(b)
 }
 
+// Lines returns up to max lines of the kept output that contain s.
+func (p *Proc) Lines(s string, max int) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for line := range strings.Lines(p.out.String()) {
+		if strings.Contains(line, s) {
+			out = append(out, strings.TrimSuffix(line, "\n"))
+			if len(out) == max {
+				break
+			}
+		}
+	}
+	return out
+}
+
 // Done is closed when the process has exited.
 func (p *Proc) Done() <-chan struct{} { return p.done }
 

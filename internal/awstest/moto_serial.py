@@ -1,0 +1,50 @@
+"""Runs moto_server with one request handled at a time.
+
+moto answers each request on its own thread and takes no lock around the
+check-then-set steps that AWS makes atomic: a conditional PutItem reads
+the item, evaluates the condition and stores the new item as three steps
+(moto/dynamodb/models/table.py, Table.put_item), and a ReceiveMessage
+checks that a message is visible and then marks it received
+(moto/sqs/models.py, SQSBackend.receive_message). Two concurrent requests
+can both pass one condition, or both receive one message inside its
+visibility timeout. DynamoDB never does the first; SQS does the second
+rarely, and moto did it once in 400 receives with 8 concurrent receivers.
+
+Here a lock is held while a request is handled. It is let go while a
+ReceiveMessage long poll waits for messages, so a waiting receive does
+not hold up the rest. moto's Python code runs under the GIL anyway, so
+the lock costs little throughput.
+
+Usage: python3 moto_serial.py [moto_server options]
+"""
+
+import sys
+import threading
+
+from moto.moto_server import werkzeug_app
+from moto.server import main
+from moto.sqs import models as sqs_models
+
+_lock = threading.RLock()
+_handle = werkzeug_app.DomainDispatcherApplication.__call__
+_wait = sqs_models.Queue.wait_for_messages
+
+
+def _serialized(self, environ, start_response):
+    with _lock:
+        return _handle(self, environ, start_response)
+
+
+def _wait_unlocked(self, timeout):
+    _lock.release()
+    try:
+        _wait(self, timeout)
+    finally:
+        _lock.acquire()
+
+
+werkzeug_app.DomainDispatcherApplication.__call__ = _serialized
+sqs_models.Queue.wait_for_messages = _wait_unlocked
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
