@@ -374,16 +374,19 @@ func (r *Runner) Process(ctx context.Context, d *task.Delivery) Outcome {
 				return r.release(context.WithoutCancel(ctx), d, wait)
 			}
 			ev.Attempt, ev.Phase, ev.StartedAt = started.Attempt, task.PhaseFailed, time.Time{}
+			log.setAttempt(started.Attempt)
 			ev.Error = fmt.Sprintf("gave up: %d of max_attempts %d attempts started and none recorded an outcome within its timeout %s (their runners stopped)", started.Attempt, m.MaxAttempts, m.Timeout())
 			return r.finish(ctx, d, log, ev)
 		}
 		attempt = started.Attempt
 	} else if attempt > m.MaxAttempts {
 		ev.Attempt, ev.Phase, ev.Error = m.MaxAttempts, task.PhaseFailed, fmt.Sprintf("gave up: delivered %d times, max_attempts is %d (earlier attempts ended without an outcome)", attempt, m.MaxAttempts)
+		log.setAttempt(m.MaxAttempts)
 		ev.StartedAt = time.Time{}
 		return r.finish(ctx, d, log, ev)
 	}
-	ev.Attempt, log.attempt = attempt, attempt
+	ev.Attempt = attempt
+	log.setAttempt(attempt)
 
 	j.task = task.Task{
 		ID: m.ID, Function: m.Function, Queue: m.Queue, Args: args, Timeout: m.Timeout(),
@@ -721,22 +724,31 @@ func (r *Runner) handBackWait(deliveries int) time.Duration {
 
 // taskLog is the logger of one attempt, with the task's attributes. It is
 // built on first use: most attempts log nothing at the configured level,
-// and slog's With formats its attributes up front.
+// and slog's With formats its attributes up front. It is built again once
+// the attempt is known (setAttempt): a delivery can log before its start
+// is recorded (a lease lost while it waits), and its later lines must not
+// say attempt 0.
 type taskLog struct {
 	base    *slog.Logger
 	m       *task.Message
-	attempt int
-	l       atomic.Pointer[slog.Logger]
+	attempt atomic.Int64
+	l       atomic.Pointer[attemptLogger]
 }
 
+type attemptLogger struct {
+	attempt int64
+	l       *slog.Logger
+}
+
+func (t *taskLog) setAttempt(a int) { t.attempt.Store(int64(a)) }
+
 func (t *taskLog) logger() *slog.Logger {
-	if l := t.l.Load(); l != nil {
-		return l
+	a := t.attempt.Load()
+	if p := t.l.Load(); p != nil && p.attempt == a {
+		return p.l
 	}
-	l := t.base.With("task_id", t.m.ID, "attempt", t.attempt, "function", t.m.Function, "queue", t.m.Queue)
-	if !t.l.CompareAndSwap(nil, l) {
-		return t.l.Load()
-	}
+	l := t.base.With("task_id", t.m.ID, "attempt", a, "function", t.m.Function, "queue", t.m.Queue)
+	t.l.Store(&attemptLogger{attempt: a, l: l})
 	return l
 }
 
