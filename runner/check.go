@@ -39,6 +39,7 @@ func newStateChecks(store Statuses) *stateChecks {
 }
 
 type stateCheck struct {
+	ctx  context.Context // the caller's
 	ev   *task.Event
 	res  task.Started
 	err  error
@@ -53,7 +54,7 @@ var doneChans = sync.Pool{New: func() any { return make(chan struct{}, 1) }}
 // k, which the caller provides to save an allocation, as the request.
 func (c *stateChecks) start(ctx context.Context, k *stateCheck, ev *task.Event) (task.Started, error) {
 	done := doneChans.Get().(chan struct{})
-	*k = stateCheck{ev: ev, done: done}
+	*k = stateCheck{ctx: ctx, ev: ev, done: done}
 	c.rounds.Add(k)
 	select {
 	case <-done:
@@ -89,12 +90,21 @@ func (c *stateChecks) roundCtx() context.Context {
 	return c.ctx
 }
 
-// startTries is how many times a round calls StartMany before its
-// deliveries are handed back: a call that failed may still have written
-// its starts (a deadline met after the write, a lost answer), and only a
-// call again with the same events finds them (Store.StartMany), so that
-// no attempt is spent on an execution that never ran.
-const startTries = 3
+// A round calls StartMany again, with the same events, until it answers,
+// for up to startRetryFor, or until none of the round's callers waits any
+// more: a call that failed may still have written its starts (a deadline
+// met after the write, a lost answer), and only a call again with the
+// same events finds them (Store.StartMany), so that no attempt is spent
+// on an execution that never ran. The deliveries are held meanwhile, their
+// leases extended. Three tries within a few seconds were not enough: a
+// loaded make test saw moto leave BatchGetItem unanswered past three 10 s
+// deadlines, and tasks ended at attempt 2, or gave up, for attempts that
+// never ran.
+const (
+	startRetryFor  = time.Minute
+	startBackoff   = 200 * time.Millisecond
+	startBackoffTo = 5 * time.Second
+)
 
 func (c *stateChecks) read(batch []*stateCheck) {
 	evs := make([]*task.Event, len(batch))
@@ -102,8 +112,8 @@ func (c *stateChecks) read(batch []*stateCheck) {
 		evs[i] = k.ev
 	}
 	res, err := c.store.StartMany(c.roundCtx(), evs)
-	for try := 1; err != nil && try < startTries; try++ {
-		time.Sleep(time.Duration(try) * 200 * time.Millisecond)
+	for end, wait := time.Now().Add(startRetryFor), startBackoff; err != nil && time.Now().Add(wait).Before(end) && waiting(batch); wait = min(2*wait, startBackoffTo) {
+		time.Sleep(wait)
 		res, err = c.store.StartMany(c.roundCtx(), evs)
 	}
 	for i, k := range batch {
@@ -114,4 +124,16 @@ func (c *stateChecks) read(batch []*stateCheck) {
 		}
 		k.done <- struct{}{}
 	}
+}
+
+// waiting reports whether a caller of the batch still waits for its
+// start: one whose context has ended (a runner stopping, a Lambda
+// invocation's deadline) takes its delivery back either way.
+func waiting(batch []*stateCheck) bool {
+	for _, k := range batch {
+		if k.ctx.Err() == nil {
+			return true
+		}
+	}
+	return false
 }
