@@ -86,8 +86,8 @@ func blockingAck(lease task.LeaseControl, release chan struct{}) *task.Delivery 
 // TestLeaseExtendedUntilAckReturns: the heartbeat goes on extending a
 // delivery's lease while its Ack waits for the delete, and stops once the
 // Ack returns. It used to stop before the Ack, so a delete answered after
-// the lease's end (a saturated moto) let the message come back and run
-// again as attempt 2 (TestAWSPipeline under load).
+// the lease's end (a saturated moto) could let the message come back and
+// run again.
 func TestLeaseExtendedUntilAckReturns(t *testing.T) {
 	r := hungRunner(t, "ack-test")
 	lease := &countingLease{}

@@ -515,9 +515,9 @@ func (r *Runner) settling(j *job, d *task.Delivery) *task.Delivery {
 		}
 	}
 	// An ack keeps the lease extended until it returns: on SQS it waits
-	// for the delete, and a delete answered after the lease ran out let
-	// the message come back and run again on another runner while the
-	// outcome was not yet collected (a saturated moto, TestAWSPipeline).
+	// for the delete, and a delete answered after the lease ran out
+	// would let the message come back and run again on another runner
+	// while the outcome was not yet collected.
 	// An extension racing the delete is harmless. A nack and a change of
 	// visibility stop the extensions first: one landing after them would
 	// hide the message again.
